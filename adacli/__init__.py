@@ -1,0 +1,7 @@
+"""adacli: compare deep-learning optimizers from the command line."""
+
+__version__ = "0.1.0"
+
+from adacli.optim.adabelief import AdaBelief  # noqa: E402
+
+__all__ = ["AdaBelief", "__version__"]

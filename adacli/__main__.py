@@ -1,0 +1,3 @@
+from adacli.cli import main
+
+main()
