@@ -1,0 +1,417 @@
+"""Optimizer registry: every name a recipe may use, resolved to a class and a full set of hyperparameters.
+
+Why a registry: a comparison is only trustworthy when the results say exactly which class ran with
+exactly which hyperparameters, defaults included (``torch.optim.Adam``'s eps is 1e-8, AdaBelief's is
+1e-16: "same defaults" is not a thing). So every name is resolved up front to a class plus every
+hyperparameter of its constructor, and typos (unknown names or hyperparameters) are errors, not silently
+ignored keyword arguments.
+
+Naming scheme (first match wins):
+
+1. ``adabelief``: adacli's own :class:`adacli.optim.AdaBelief` (source ``"adacli"``).
+2. A ``torch.optim`` optimizer by its lowercase class name: ``adam``, ``adamw``, ``sgd``, ``rmsprop``,
+   ``nadam``, ``radam``, ``adagrad``, ``adadelta``, ``adamax``, ``asgd``, ``rprop``, ``adafactor``,
+   ``muon`` (source ``"torch"``). ``lbfgs`` and ``sparseadam`` are rejected with the reason: LBFGS needs a
+   closure per step and SparseAdam sparse gradients, and a trial takes one plain step per batch.
+3. A timm optimizer name through ``timm.optim.create_optimizer_v2`` (source ``"timm"``): written
+   ``timm:NAME`` (always timm, e.g. ``timm:adabelief``, ``timm:sgd``, ``timm:lookahead_adam``), or plain
+   ``NAME`` when neither adacli nor torch has that name (``lamb``, ``lion``, ``adan``, ``madgrad`` ...).
+   timm's plain names may differ from torch's: timm's ``sgd`` is Nesterov SGD with momentum 0.9 and its
+   ``adabelief`` has ``rectify=False``; hence the explicit prefix.
+4. ``package.module:Class``: a user's own ``torch.optim.Optimizer`` subclass by import path
+   (source ``"import"``).
+
+Weight decay: adacli applies ``weight_decay`` to every parameter, for every optimizer alike, because the
+trial passes a plain parameter list. For timm names that is also what ``create_optimizer_v2`` does with a
+parameter list (its bias/norm exclusion, ``filter_bias_and_bn``, only applies when it gets a module), so a
+timm optimizer and a torch one with the same ``weight_decay`` decay the same tensors.
+For timm names the hyperparameters follow timm's factory: its per-name defaults (e.g. ``rectify=False``
+for ``adabelief``), ``momentum=0.9`` where timm says the optimizer has momentum, and ``eps``/``betas``
+only where timm passes them through (where it would drop them silently, we reject them).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+
+from adacli.errors import InputError, closest
+
+if TYPE_CHECKING:
+    from adacli.recipe import OptimizerSpec
+
+Source = Literal["adacli", "torch", "timm", "import"]
+
+TIMM_PREFIX = "timm:"
+
+# torch.optim classes a trial cannot drive with one plain ``step()`` per batch, and why.
+_TORCH_UNSUPPORTED = {
+    "lbfgs": "LBFGS needs a closure that re-evaluates the loss inside step(); adacli trials take one "
+    "plain step per batch",
+    "sparseadam": "SparseAdam only accepts sparse gradients; timm models produce dense ones",
+}
+
+# Constructor arguments that are not hyperparameters.
+_NOT_HPARAMS = {"self", "params", "model_or_params"}
+
+
+@dataclass
+class ResolvedOptimizer:
+    """An optimizer name resolved to a class and every hyperparameter (defaults filled in).
+
+    ``hparams`` is what results.json records and what :meth:`build` passes; ``name`` is the name as
+    written in the recipe.
+    """
+
+    name: str
+    source: Source
+    cls: type
+    hparams: dict[str, Any]
+    timm_name: str | None = None  # the name passed to timm's factory (source "timm")
+    _skip: frozenset[str] = field(default=frozenset(), repr=False)  # defaults recorded, not passed
+
+    @property
+    def qualname(self) -> str:
+        """The class with its module, e.g. ``torch.optim.adam.Adam`` (what ran, unambiguously)."""
+        return f"{self.cls.__module__}.{self.cls.__qualname__}"
+
+    def build(self, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]]) -> torch.optim.Optimizer:
+        """Construct the optimizer over ``params`` (a plain iterable of tensors or param groups).
+
+        A constructor that rejects a value (``lr: -1``) raises :class:`InputError`, since the value came
+        from the recipe.
+        """
+        kwargs = {k: v for k, v in self.hparams.items() if k not in self._skip}
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+        try:
+            if self.source == "timm":
+                from timm.optim import create_optimizer_v2
+
+                assert self.timm_name is not None
+                return create_optimizer_v2(
+                    list(params), opt=self.timm_name, filter_bias_and_bn=False, **kwargs
+                )
+            return self.cls(params, **kwargs)
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise InputError(
+                f"optimizer {self.name!r} ({self.qualname}) rejected its hyperparameters: {_one_line(e)}"
+            ) from e
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+# --- name tables ------------------------------------------------------------------------------------
+
+
+def _torch_classes() -> dict[str, type]:
+    """Every ``torch.optim`` Optimizer subclass by lowercase class name."""
+    out: dict[str, type] = {}
+    for attr in dir(torch.optim):
+        obj = getattr(torch.optim, attr)
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, torch.optim.Optimizer)
+            and obj is not torch.optim.Optimizer
+        ):
+            out[attr.lower()] = obj
+    return out
+
+
+def _timm_names() -> list[str]:
+    from timm.optim import list_optimizers
+
+    return list(list_optimizers())
+
+
+def optimizer_names() -> dict[str, list[str]]:
+    """Every resolvable name, by source (timm names without the prefix: ``timm:`` + name resolves)."""
+    return {
+        "adacli": ["adabelief"],
+        "torch": sorted(n for n in _torch_classes() if n not in _TORCH_UNSUPPORTED),
+        "timm": sorted(_timm_names()),
+        "import": ["package.module:Class"],
+    }
+
+
+def _all_plain_names() -> list[str]:
+    names = optimizer_names()
+    plain = ["adabelief", *names["torch"], *names["timm"]]
+    return list(dict.fromkeys(plain)) + [TIMM_PREFIX + n for n in names["timm"]]
+
+
+# --- hyperparameters --------------------------------------------------------------------------------
+
+
+def _signature_defaults(cls: type) -> tuple[dict[str, Any], list[str], bool]:
+    """(defaults by name, required names, accepts **kwargs) of ``cls.__init__`` minus ``params``."""
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return {}, [], True
+    defaults: dict[str, Any] = {}
+    required: list[str] = []
+    var_kw = False
+    for p in sig.parameters.values():
+        if p.name in _NOT_HPARAMS or p.kind is p.VAR_POSITIONAL:
+            continue
+        if p.kind is p.VAR_KEYWORD:
+            var_kw = True
+            continue
+        if p.default is p.empty:
+            required.append(p.name)
+        else:
+            defaults[p.name] = p.default
+    # The first positional argument is the parameters whatever it is called.
+    params = [p for p in sig.parameters.values() if p.name != "self"]
+    if params and params[0].name not in _NOT_HPARAMS and params[0].name in required:
+        required.remove(params[0].name)
+    return defaults, required, var_kw
+
+
+def _jsonable(v: Any) -> bool:
+    try:
+        json.dumps(v)
+    except (TypeError, ValueError):
+        return False
+    return not (isinstance(v, float) and not math.isfinite(v))
+
+
+def _record(v: Any) -> Any:
+    """A default as results.json can store it: tuples stay tuples (JSON lists); others as repr."""
+    if isinstance(v, tuple) and _jsonable(list(v)):
+        return v
+    return v if _jsonable(v) else repr(v)
+
+
+def _coerce(given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """YAML has no tuples: a list given where the default is a tuple (``betas``) becomes a tuple."""
+    out = {}
+    for k, v in given.items():
+        if isinstance(v, list) and isinstance(defaults.get(k), tuple):
+            v = tuple(v)
+        out[k] = v
+    return out
+
+
+def _fill(
+    name: str,
+    cls: type,
+    given: dict[str, Any],
+    *,
+    extra_defaults: dict[str, Any] | None = None,
+    drop: Iterable[str] = (),
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """Every hyperparameter of ``cls`` (given values over defaults); unknown keys -> InputError."""
+    defaults, required, var_kw = _signature_defaults(cls)
+    for k in drop:
+        defaults.pop(k, None)
+    defaults.update(extra_defaults or {})
+    allowed = sorted(defaults) + sorted(set(required) - set(defaults))
+    unknown = [k for k in given if k not in defaults and k not in required]
+    if unknown and not var_kw:
+        k = unknown[0]
+        raise InputError(
+            f"unknown hyperparameter {k!r} for optimizer {name!r} ({cls.__module__}.{cls.__qualname__})",
+            allowed=allowed,
+            suggestion=closest(k, allowed),
+        )
+    missing = [k for k in required if k not in given]
+    if missing:
+        raise InputError(f"optimizer {name!r} needs hyperparameter(s) {', '.join(missing)}", allowed=allowed)
+    hparams: dict[str, Any] = {}
+    skip = set()
+    for k, v in defaults.items():
+        rec = _record(v)
+        if rec is not v and not isinstance(v, tuple):
+            skip.add(k)  # recorded as repr, let the class use its own default
+        hparams[k] = rec
+    hparams.update(_coerce(given, defaults))
+    skip -= set(given)
+    return hparams, frozenset(skip)
+
+
+# --- resolution -------------------------------------------------------------------------------------
+
+
+def _resolve_import(name: str, given: dict[str, Any]) -> ResolvedOptimizer:
+    module_name, _, attr = name.partition(":")
+    if not module_name or not attr:
+        raise InputError(f"import path {name!r} must look like package.module:Class")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # any import failure of user code is bad input, not a crash
+        raise InputError(f"optimizer {name!r}: module {module_name!r} does not import: {_one_line(e)}") from e
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            choices = [
+                n
+                for n in dir(module)
+                if isinstance(getattr(module, n), type)
+                and issubclass(getattr(module, n), torch.optim.Optimizer)
+                and getattr(module, n) is not torch.optim.Optimizer
+            ]
+            raise InputError(
+                f"optimizer {name!r}: module {module_name!r} has no attribute {attr!r}",
+                allowed=choices,
+                suggestion=closest(attr, choices),
+            )
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer)):
+        raise InputError(f"optimizer {name!r}: {obj!r} is not a torch.optim.Optimizer subclass")
+    hparams, skip = _fill(name, obj, given)
+    return ResolvedOptimizer(name=name, source="import", cls=obj, hparams=hparams, _skip=skip)
+
+
+def _resolve_timm(name: str, timm_name: str, given: dict[str, Any]) -> ResolvedOptimizer:
+    from timm.optim._optim_factory import default_registry
+
+    parts = timm_name.lower().split("_")
+    base = parts[-1]
+    lookahead = len(parts) > 1 and parts[0] == "lookahead"
+    if len(parts) > 2 or (len(parts) == 2 and not lookahead) or base not in _timm_names():
+        names = _timm_names()
+        raise InputError(
+            f"unknown timm optimizer {timm_name!r}",
+            allowed=[TIMM_PREFIX + n for n in names],
+            suggestion=(TIMM_PREFIX + s) if (s := closest(base, names)) else None,
+        )
+    info = default_registry.get_optimizer_info(base)
+    try:
+        cls = default_registry.get_optimizer_class(info, bind_defaults=False)
+    except Exception as e:  # e.g. bitsandbytes / apex optimizers need CUDA and extra packages
+        raise InputError(f"timm optimizer {timm_name!r} is not available here: {_one_line(e)}") from e
+    # Mirror timm's factory: its per-name defaults, momentum 0.9 where it has momentum, and only the
+    # eps/betas/momentum it would actually pass on (anything it would drop silently is rejected).
+    extra: dict[str, Any] = {"weight_decay": 0.0}
+    extra.update(dict(info.defaults or {}))
+    drop = []
+    if info.has_momentum:
+        extra.setdefault("momentum", 0.9)
+    else:
+        drop.append("momentum")
+    if not info.has_eps:
+        drop.append("eps")
+    if not info.has_betas:
+        drop.append("betas")
+    hparams, skip = _fill(name, cls, given, extra_defaults=extra, drop=drop)
+    if lookahead:
+        hparams.update({"lookahead_alpha": 0.5, "lookahead_k": 6})  # Lookahead's fixed defaults in timm
+        skip = skip | {"lookahead_alpha", "lookahead_k"}
+    return ResolvedOptimizer(
+        name=name, source="timm", cls=cls, hparams=hparams, timm_name=timm_name.lower(), _skip=skip
+    )
+
+
+def resolve_optimizer(name: str, hparams: dict[str, Any] | None = None) -> ResolvedOptimizer:
+    """Resolve a recipe's optimizer name and hyperparameters; InputError on unknown names or keys."""
+    given = dict(hparams or {})
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("optimizer name must be a non-empty string")
+    name = name.strip()
+    lower = name.lower()
+
+    if lower == "adabelief":
+        from adacli.optim.adabelief import AdaBelief
+
+        hp, skip = _fill(name, AdaBelief, given)
+        return ResolvedOptimizer(name=name, source="adacli", cls=AdaBelief, hparams=hp, _skip=skip)
+
+    if lower.startswith(TIMM_PREFIX):
+        return _resolve_timm(name, name[len(TIMM_PREFIX) :], given)
+
+    if ":" in name:
+        return _resolve_import(name, given)
+
+    torch_classes = _torch_classes()
+    if lower in _TORCH_UNSUPPORTED:
+        raise InputError(f"optimizer {name!r} is not supported: {_TORCH_UNSUPPORTED[lower]}")
+    if lower in torch_classes:
+        cls = torch_classes[lower]
+        hp, skip = _fill(name, cls, given)
+        return ResolvedOptimizer(name=name, source="torch", cls=cls, hparams=hp, _skip=skip)
+
+    timm_names = _timm_names()
+    if lower in timm_names or lower.startswith("lookahead_"):
+        return _resolve_timm(name, lower, given)
+
+    allowed = _all_plain_names()
+    raise InputError(
+        f"unknown optimizer {name!r} (use package.module:Class for your own)",
+        allowed=[n for n in allowed if not n.startswith(TIMM_PREFIX)] + ["timm:NAME", "package.module:Class"],
+        suggestion=closest(name, allowed),
+    )
+
+
+# --- labels -----------------------------------------------------------------------------------------
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def assign_labels(specs: Sequence[OptimizerSpec]) -> list[str]:
+    """Unique labels for a recipe's optimizers, in order.
+
+    ``label`` if given; else the name, and where several entries share a name, the name plus the
+    hyperparameters that differ among them (``adam(lr=0.01)`` vs ``adam(lr=0.001)``): the label alone
+    must tell the rows of a table apart. Explicit labels must be unique (InputError otherwise).
+    """
+    explicit = [s.label for s in specs if s.label]
+    dup = next((lbl for lbl in explicit if explicit.count(lbl) > 1), None)
+    if dup is not None:
+        raise InputError(f"two optimizers have the label {dup!r}; labels must be unique", field="optimizers")
+
+    labels: list[str | None] = [s.label for s in specs]
+    by_name: dict[str, list[int]] = {}
+    for i, s in enumerate(specs):
+        if not s.label:
+            by_name.setdefault(s.name, []).append(i)
+    taken = set(explicit)
+    for name, idx in by_name.items():
+        if len(idx) == 1 and name not in taken:
+            labels[idx[0]] = name
+            continue
+        keys: list[str] = []
+        for i in idx:
+            for k in specs[i].hparams:
+                if k not in keys:
+                    keys.append(k)
+
+        def shown(i: int, k: str) -> str | None:
+            hp = specs[i].hparams
+            return json.dumps(hp[k], default=repr, sort_keys=True) if k in hp else None
+
+        differ = [k for k in keys if len({shown(i, k) for i in idx}) > 1]
+        for i in idx:
+            parts = [f"{k}={_fmt(specs[i].hparams[k])}" for k in differ if k in specs[i].hparams]
+            labels[i] = f"{name}({', '.join(parts)})" if parts else name
+    # Whatever still collides (identical entries, or a derived label equal to an explicit one) gets
+    # -2, -3 ...; the first occurrence keeps the plain label.
+    out: list[str] = []
+    used = set(explicit)
+    for i, lbl in enumerate(labels):
+        assert lbl is not None
+        if specs[i].label:
+            out.append(lbl)
+            continue
+        candidate, n = lbl, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{lbl}-{n}"
+        used.add(candidate)
+        out.append(candidate)
+    return out
