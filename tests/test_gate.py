@@ -1,0 +1,337 @@
+"""The regression gate: judging logic on hand-made records (fast), baseline files, and a few end-to-end
+CLI runs on a tiny recipe (a real regression exits 1, a re-run passes, another setup exits 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from rich.console import Console
+
+from adacli.errors import InputError
+from adacli.gate import (
+    Baseline,
+    OptimizerRecord,
+    SeedRecord,
+    Tolerances,
+    check_setup,
+    gate_table,
+    hparam_changes,
+    judge,
+    load_baseline,
+    noise_sigma,
+    save_baseline,
+    setup_hashes,
+    setup_slices,
+    write_junit_xml,
+)
+from adacli.gate import GateResult as _GateResult
+
+# --- hand-made records ------------------------------------------------------------------------------
+
+
+def rec(
+    accs,
+    *,
+    label="adam",
+    gaps=None,
+    steps=None,
+    statuses=None,
+    step_ms=None,
+    hparams=None,
+    cls="torch.optim.adam.Adam",
+    steps_done=100,
+):
+    n = len(accs)
+    gaps = gaps or [2.0] * n
+    steps = steps or [50] * n
+    statuses = statuses or ["ok"] * n
+    step_ms = step_ms or [10.0] * n
+    trials = [
+        SeedRecord(
+            seed=i,
+            status=statuses[i],
+            steps_done=steps_done,
+            final_test_accuracy=accs[i],
+            generalization_gap=gaps[i],
+            steps_to_target=steps[i],
+            step_time_ms=step_ms[i],
+        )
+        for i in range(n)
+    ]
+    return OptimizerRecord(label, cls, dict(hparams or {"lr": 0.001}), trials)
+
+
+def by_check(checks, label="adam"):
+    return {c.check: c for c in checks if c.optimizer == label}
+
+
+def failed_checks(checks):
+    return sorted((c.optimizer, c.check) for c in checks if c.failed)
+
+
+TOL = Tolerances()  # defaults of GateSpec: drop 1.0 pt, k=2, gap +2 pts, steps +25 %, no step time
+
+
+def test_identical_records_pass_every_check():
+    base = [rec([90.0, 91.0, 89.5]), rec([80.0, 81.0, 82.0], label="sgd")]
+    checks = judge(base, base, TOL)
+    assert failed_checks(checks) == []
+    names = set(by_check(checks))
+    assert {"trials finished", "final test accuracy", "generalization gap", "steps to target"} <= names
+    assert by_check(checks)["step time"].verdict == "skip"  # opt-in only
+
+
+def test_noise_within_the_seed_spread_passes():
+    # Baseline spread ~2.5 points; the current mean is 1.8 points lower: more than the 1-point floor but
+    # well within 2 sigma, so it is noise, not a regression.
+    base = [rec([90.0, 85.0, 88.0])]
+    cur = [rec([87.5, 86.0, 84.0])]
+    acc = by_check(judge(base, cur, TOL))["final test accuracy"]
+    assert acc.verdict == "pass"
+    assert acc.values["worse_by"] > TOL.accuracy_drop
+    assert acc.values["allowed"] > acc.values["worse_by"]
+    assert "σ" in acc.allowed
+
+
+def test_real_accuracy_drop_fails():
+    base = [rec([90.0, 85.0, 88.0])]
+    cur = [rec([70.0, 71.0, 69.0])]
+    acc = by_check(judge(base, cur, TOL))["final test accuracy"]
+    assert acc.verdict == "fail"
+    assert "dropped" in acc.detail
+
+
+def test_single_seed_uses_the_tolerance_floor_only():
+    base, cur = [rec([90.0])], [rec([88.5])]
+    acc = by_check(judge(base, cur, TOL))["final test accuracy"]
+    assert acc.values["sigma"] == 0.0 and acc.values["allowed"] == TOL.accuracy_drop
+    assert acc.verdict == "fail"
+    assert by_check(judge(base, [rec([89.2])], TOL))["final test accuracy"].verdict == "pass"
+
+
+def test_improvement_never_fails():
+    acc = by_check(judge([rec([80.0, 81.0])], [rec([95.0, 96.0])], TOL))["final test accuracy"]
+    assert acc.verdict == "pass"
+
+
+def test_a_wider_current_spread_cannot_excuse_a_collapsed_seed():
+    # One seed collapses: the current std is huge. Pooling it uncapped would allow a ~65-point drop.
+    base = [rec([90.0, 90.5, 89.5])]
+    cur = [rec([90.0, 90.0, 60.0])]
+    acc = by_check(judge(base, cur, TOL))["final test accuracy"]
+    assert acc.verdict == "fail"
+    assert acc.values["sigma"] < 1.0
+    assert "seed spread" in acc.detail
+
+
+def test_noise_sigma_pools_and_caps():
+    assert noise_sigma(1.0, 3, 1.0, 3) == pytest.approx(1.0)
+    assert noise_sigma(1.0, 3, 0.0, 3) == pytest.approx(0.5**0.5)
+    assert noise_sigma(1.0, 3, 100.0, 3) == pytest.approx(((1 + 4) / 2) ** 0.5)  # capped at 2x
+    assert noise_sigma(1.0, 1, 5.0, 3) == 0.0  # no baseline spread with one seed
+    assert noise_sigma(1.0, 3, 5.0, 1) == 1.0
+
+
+def test_sigma_k_and_tolerance_overrides_change_the_verdict():
+    base, cur = [rec([90.0, 85.0, 88.0])], [rec([87.5, 86.0, 84.0])]
+    strict = Tolerances.from_spec(None, sigma_k=0.0, accuracy_drop=0.5)
+    assert by_check(judge(base, cur, strict))["final test accuracy"].verdict == "fail"
+    loose = Tolerances.from_spec({"accuracy_drop": 30.0}, sigma_k=None)
+    assert loose.accuracy_drop == 30.0 and loose.sigma_k == 2.0
+    with pytest.raises(InputError, match="--accuracy-drop"):
+        Tolerances.from_spec(None, accuracy_drop=-1.0)
+
+
+def test_newly_diverged_trial_fails():
+    base = [rec([90.0, 91.0, 89.0])]
+    cur = [rec([90.0, 91.0, 10.0], statuses=["ok", "ok", "diverged"])]
+    checks = by_check(judge(base, cur, TOL))
+    assert checks["trials finished"].verdict == "fail"
+    assert "seed 2 diverged" in checks["trials finished"].detail
+    # ...while the accuracy means rest on the finished seeds only (no double count of the diverged one).
+    assert checks["final test accuracy"].verdict == "pass"
+    # A trial that already diverged in the baseline is not new.
+    base_div = [rec([90.0, 91.0, 10.0], statuses=["ok", "ok", "diverged"])]
+    assert by_check(judge(base_div, cur, TOL))["trials finished"].verdict == "pass"
+
+
+def test_missing_seed_fails():
+    checks = by_check(judge([rec([90.0, 91.0])], [rec([90.0])], TOL))
+    assert checks["trials finished"].verdict == "fail"
+    assert "seed 1 missing" in checks["trials finished"].detail
+
+
+def test_missing_optimizer_fails_and_new_one_is_reported_only():
+    base = [rec([90.0]), rec([80.0], label="sgd")]
+    cur = [rec([90.0]), rec([85.0], label="lion")]
+    checks = judge(base, cur, TOL)
+    assert failed_checks(checks) == [("sgd", "present")]
+    new = by_check(checks, "lion")["new optimizer"]
+    assert new.verdict == "info"
+
+
+def test_changed_hyperparameters_are_reported_and_still_judged():
+    base = [rec([90.0, 90.5, 89.5], hparams={"lr": 0.001, "betas": [0.9, 0.999]})]
+    cur = [rec([40.0, 41.0, 39.0], hparams={"lr": 1e-05, "betas": (0.9, 0.999)})]
+    checks = by_check(judge(base, cur, TOL))
+    assert checks["setup changed"].verdict == "info"
+    assert checks["setup changed"].detail == "lr 0.001 -> 1e-05"  # betas list == tuple: no change
+    assert checks["final test accuracy"].verdict == "fail"
+
+
+def test_hparam_changes_wording():
+    assert hparam_changes({"lr": 0.1, "m": 0.9}, {"lr": 0.1, "nesterov": True}) == [
+        "m 0.9 -> (removed)",
+        "nesterov (new) True",
+    ]
+
+
+def test_class_change_is_reported():
+    checks = by_check(judge([rec([90.0])], [rec([90.0], cls="my.Opt")], TOL))
+    assert "class torch.optim.adam.Adam -> my.Opt" in checks["setup changed"].detail
+
+
+def test_generalization_gap_growth_fails():
+    base = [rec([90.0, 90.0], gaps=[2.0, 2.2])]
+    cur = [rec([90.0, 90.0], gaps=[8.0, 8.3])]
+    assert by_check(judge(base, cur, TOL))["generalization gap"].verdict == "fail"
+    cur_ok = [rec([90.0, 90.0], gaps=[3.0, 3.2])]
+    assert by_check(judge(base, cur_ok, TOL))["generalization gap"].verdict == "pass"
+
+
+def test_steps_to_target_growth_fails_and_small_growth_passes():
+    base = [rec([90.0] * 3, steps=[50, 52, 48])]
+    slow = by_check(judge(base, [rec([90.0] * 3, steps=[80, 82, 79])], TOL))["steps to target"]
+    assert slow.verdict == "fail" and slow.values["growth"] > 0.5
+    ok = by_check(judge(base, [rec([90.0] * 3, steps=[55, 56, 53])], TOL))["steps to target"]
+    assert ok.verdict == "pass"
+
+
+def test_seed_that_reached_before_but_is_censored_now():
+    # Baseline reached at step 50 of 100; with +25 % it should reach by 63, so censored at 100 is a
+    # certain regression.
+    base = [rec([90.0] * 2, steps=[50, 50])]
+    cur = [rec([90.0] * 2, steps=[50, None])]
+    reached = by_check(judge(base, cur, TOL))["target reached"]
+    assert reached.verdict == "fail" and "seed 1" in reached.detail
+    # Baseline reached at step 95 of 100 (the default target is the level the slowest optimizer just
+    # reached): censored now cannot be told apart from noise, so it is noted, not failed.
+    base_close = [rec([90.0] * 2, steps=[50, 95])]
+    close = by_check(judge(base_close, cur, TOL))["target reached"]
+    assert close.verdict == "pass" and "too close to the budget" in close.detail
+
+
+def test_step_time_is_opt_in():
+    base = [rec([90.0, 90.0], step_ms=[10.0, 10.2])]
+    cur = [rec([90.0, 90.0], step_ms=[20.0, 20.5])]
+    assert by_check(judge(base, cur, TOL))["step time"].verdict == "skip"
+    tol = Tolerances.from_spec(None, step_time_growth=0.5)
+    assert by_check(judge(base, cur, tol))["step time"].verdict == "fail"
+    assert by_check(judge(base, base, tol))["step time"].verdict == "pass"
+
+
+def test_table_and_junit_xml(tmp_path: Path):
+    base = [rec([90.0, 90.5, 89.5]), rec([80.0], label="sgd")]
+    cur = [rec([40.0, 41.0, 39.0], hparams={"lr": 1e-05})]
+    result = _GateResult(judge(base, cur, TOL), TOL, notes=["a note"])
+    assert not result.passed
+    console = Console(record=True, width=200)
+    console.print(gate_table(result))
+    text = console.export_text()
+    assert "FAIL" in text and "PASS" in text and "lr 0.001 -> 1e-05" in text and "regressions" in text
+    path = write_junit_xml(result, tmp_path / "junit" / "gate.xml")
+    root = ET.parse(path).getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert int(suite.get("failures")) == len(result.failures) >= 2
+    failed = {
+        (c.get("classname"), c.get("name")) for c in suite.iter("testcase") if c.find("failure") is not None
+    }
+    assert ("adacli.gate.sgd", "present") in failed and ("adacli.gate.adam", "final test accuracy") in failed
+    data = result.to_dict()
+    json.dumps(data)
+    assert data["passed"] is False and data["n_failed"] == len(result.failures)
+
+
+# --- setup hashes and baseline files ---------------------------------------------------------------
+
+RECIPE = {
+    "name": "tiny",
+    "model": {"name": "test_resnet"},
+    "dataset": {"name": "digits", "image_size": 8, "root": "/home/me/data"},
+    "budget": {"steps": 40, "batch_size": 32, "eval_every": 20},
+    "seeds": 2,
+    "optimizers": [{"name": "adam", "lr": 0.001}],
+}
+
+
+def _baseline(recipe=RECIPE) -> Baseline:
+    return Baseline(
+        recipe_name=recipe["name"],
+        setup=setup_hashes(recipe),
+        setup_detail=setup_slices(recipe),
+        target={"metric": "train_loss", "value": 0.5, "source": "default", "description": ""},
+        optimizers=[rec([90.0, 91.0])],
+    )
+
+
+def test_setup_hash_ignores_what_does_not_change_results():
+    same = json.loads(json.dumps(RECIPE))
+    same["dataset"]["root"] = "/ci/data"  # another machine's path
+    same["budget"]["eval_every"] = 10
+    same["seeds"] = [0, 1]  # the same seeds written as a list
+    same["model"]["kwargs"] = {}  # an explicit default
+    same["optimizers"] = [{"name": "adam", "lr": 1e-5}]  # judged, not part of the setup
+    same["name"] = "renamed"
+    assert setup_hashes(same) == setup_hashes(RECIPE)
+    notes = check_setup(_baseline(), same)
+    assert any("recipe name differs" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("part", "change", "shown"),
+    [
+        ("budget", {"budget": {"steps": 80, "batch_size": 32}}, "steps 40 -> 80"),
+        ("model", {"model": {"name": "resnet18"}}, '"test_resnet" -> "resnet18"'),
+        ("seeds", {"seeds": 3}, "[0, 1] -> [0, 1, 2]"),
+        ("precision", {"precision": "bf16"}, '"fp32" -> "bf16"'),
+        ("dataset", {"dataset": {"name": "synthetic", "image_size": 8}}, "name"),
+    ],
+)
+def test_baseline_from_another_setup_is_refused(part, change, shown):
+    other = {**RECIPE, **change}
+    with pytest.raises(InputError) as info:
+        check_setup(_baseline(), other, baseline_path="b.json")
+    err = info.value
+    assert err.exit_code == 2
+    assert err.field == f"setup.{part}"
+    assert f"{part} differs" in str(err) and shown in str(err) and str(err).startswith("b.json: ")
+    assert "--save-baseline" in str(err)
+
+
+def test_baseline_round_trip_and_bad_files(tmp_path: Path):
+    b = _baseline()
+    path = save_baseline(b, tmp_path / "sub" / "baseline.json")
+    loaded = load_baseline(path)
+    assert loaded.to_dict() == json.loads(json.dumps(b.to_dict()))
+    assert loaded.optimizers[0].trials[1].final_test_accuracy == 91.0
+
+    with pytest.raises(InputError, match=r"not found.*--save-baseline") as info:
+        load_baseline(tmp_path / "missing.json")
+    assert info.value.exit_code == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "kind": \n')
+    with pytest.raises(InputError, match="not valid JSON") as info:
+        load_baseline(bad)
+    assert info.value.line == 3
+    bad.write_text(json.dumps({"schema_version": 1, "trials": []}))
+    with pytest.raises(InputError, match="not an adacli baseline"):
+        load_baseline(bad)
+    data = b.to_dict()
+    data["schema_version"] = 99
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="schema version 99"):
+        load_baseline(bad)
