@@ -1,0 +1,215 @@
+"""run_trial: fairness, budgets, the clock, evaluation, schedules, precision, divergence and failures.
+
+Everything runs on the CPU with a real timm model (test_resnet) on real (synthetic) data at 8 px, a
+handful of steps per trial.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from adacli import trial as trial_mod
+from adacli.data import load_data
+from adacli.errors import InputError
+from adacli.optim.registry import resolve_optimizer
+from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec, ScheduleSpec
+from adacli.trial import (
+    TrialConfig,
+    initial_model,
+    lr_factor,
+    optimizer_state_bytes,
+    resolve_device,
+    run_trial,
+    state_fingerprint,
+)
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny models gain nothing from intra-op threads, and on a busy 2-core machine they contend
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data():
+    spec = DatasetSpec(
+        name="synthetic", image_size=8, num_classes=4, channels=1, train_size=256, test_size=64
+    )
+    return load_data(spec)
+
+
+@pytest.fixture(scope="module")
+def model0(data):
+    return initial_model(ModelSpec(name="test_resnet"), data, seed=0)
+
+
+def cfg(**budget) -> TrialConfig:
+    budget.setdefault("batch_size", 32)
+    return TrialConfig(budget=BudgetSpec(**budget))
+
+
+def test_fairness_same_weights_and_batches_per_seed(data, model0):
+    """Every optimizer of a seed starts from the same weights and sees the same batches: its first loss
+    (computed before any update) is bit-identical; a different seed gives different weights and batches."""
+    before = state_fingerprint(model0)
+    assert state_fingerprint(initial_model(ModelSpec(name="test_resnet"), data, seed=0)) == before
+    other = initial_model(ModelSpec(name="test_resnet"), data, seed=1)
+    assert state_fingerprint(other) != before
+
+    results = [
+        run_trial(model0, data, resolve_optimizer(name, hp), cfg(steps=3), seed=0)
+        for name, hp in [("adabelief", {}), ("adam", {}), ("sgd", {"lr": 0.1, "momentum": 0.9})]
+    ]
+    assert state_fingerprint(model0) == before  # trials train copies
+    firsts = {r.losses[0] for r in results}
+    assert len(firsts) == 1, firsts
+    assert len({tuple(r.losses[1:]) for r in results}) == 3  # and then the optimizers do differ
+    r1 = run_trial(other, data, resolve_optimizer("adam"), cfg(steps=1), seed=1)
+    assert r1.losses[0] != results[0].losses[0]
+
+    # the batches themselves: the trial's stream is data.train_batches(bs, seed): equal by seed
+    a, b = data.train_batches(32, 0, "cpu"), data.train_batches(32, 0, "cpu")
+    for _ in range(10):  # past an epoch boundary (230 images / 32 = 7 batches per epoch)
+        (xa, ya), (xb, yb) = next(a), next(b)
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_step_budget_records_and_evals(data, model0):
+    r = run_trial(model0, data, resolve_optimizer("adam"), cfg(steps=7, eval_every=3), seed=0, label="A")
+    assert r.status == "ok" and r.error is None
+    assert (r.label, r.optimizer, r.optimizer_class) == ("A", "adam", "torch.optim.adam.Adam")
+    assert r.hparams["eps"] == 1e-8 and r.hparams["lr"] == 1e-3  # defaults recorded
+    assert r.steps_done == 7 and len(r.times) == 7
+    assert all(t2 > t1 for t1, t2 in zip(r.times, r.times[1:], strict=False)) and r.times[0] > 0
+    assert [e.step for e in r.evals] == [3, 6, 7]
+    for e in r.evals:
+        assert e.seconds == pytest.approx(r.times[e.step - 1], abs=0.05)
+        assert 0 <= e.test_accuracy <= 100 and 0 <= e.train_eval_accuracy <= 100
+        assert math.isfinite(e.test_loss) and math.isfinite(e.train_eval_loss)
+    assert r.step_time_ms > 0 and 0 < r.optimizer_step_ms < r.step_time_ms * 2
+    n_params = sum(p.numel() for p in model0.parameters())
+    assert r.state_bytes == 2 * n_params * 4 + 4 * len(list(model0.parameters()))  # exp_avg, exp_avg_sq, step
+    assert r.peak_memory_bytes is not None and r.peak_memory_bytes >= 0
+    assert r.extra["stop_reason"] == "budget" and r.extra["total_steps"] == 7
+
+
+def test_epoch_budget(data, model0):
+    per_epoch = data.steps_per_epoch(32)
+    r = run_trial(model0, data, resolve_optimizer("sgd", {"lr": 0.05}), cfg(epochs=1.5), seed=0)
+    assert r.steps_done == math.ceil(1.5 * per_epoch)
+    assert r.extra["epochs"] == pytest.approx(r.steps_done / per_epoch)
+    assert [e.step for e in r.evals][-1] == r.steps_done and len(r.evals) <= 10 + 1
+
+
+def test_seconds_budget(data, model0):
+    r = run_trial(model0, data, resolve_optimizer("adam"), cfg(seconds=0.6), seed=0)
+    assert r.status == "ok" and r.steps_done >= 2
+    assert r.train_seconds >= 0.6
+    assert r.train_seconds < 0.6 + 10 * r.step_time_ms / 1e3 + 0.5  # stops within about one step
+    assert r.evals and r.evals[-1].step == r.steps_done and r.extra["total_steps"] is None
+
+
+def test_evaluation_is_not_training_time(data, model0, monkeypatch):
+    """Slow down evaluation by 0.15 s per call: the training clock must not see it."""
+    real = trial_mod.evaluate
+
+    def slow_evaluate(*a, **k):
+        time.sleep(0.15)
+        return real(*a, **k)
+
+    monkeypatch.setattr(trial_mod, "evaluate", slow_evaluate)
+    t0 = time.perf_counter()
+    r = run_trial(model0, data, resolve_optimizer("adam"), cfg(steps=4, eval_every=1), seed=0)
+    wall = time.perf_counter() - t0
+    assert len(r.evals) == 4  # 8 evaluate calls, 1.2 s of sleeping
+    assert r.train_seconds <= wall - 1.2
+    assert r.train_seconds < 1.2
+
+
+def test_divergence_stops_the_trial_with_a_result(data, model0):
+    r = run_trial(model0, data, resolve_optimizer("sgd", {"lr": 1e6}), cfg(steps=20, eval_every=5), seed=0)
+    assert r.status == "diverged"
+    assert "step" in r.error and ("not finite" in r.error or "1e3" in r.error)
+    bad = r.losses[-1]
+    assert not math.isfinite(bad) or bad > 1e3 * r.losses[0]
+    assert r.steps_done < 20 and len(r.times) == r.steps_done
+    assert all(e.step <= r.steps_done for e in r.evals)
+    assert r.extra["stop_reason"] == "diverged"
+
+
+def test_user_optimizer_crash_is_a_failed_trial(data, model0, monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    r = run_trial(model0, data, resolve_optimizer("compare_user_optim:CrashingSGD"), cfg(steps=6), seed=0)
+    assert r.status == "failed" and "RuntimeError: user optimizer bug" in r.error
+    assert r.steps_done == 2 and r.optimizer_class == "compare_user_optim.CrashingSGD"
+
+
+def test_keyboard_interrupt_propagates(data, model0, monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(model0, data, resolve_optimizer("compare_user_optim:InterruptingSGD"), cfg(steps=3), seed=0)
+
+
+def test_lr_factor_shapes():
+    cos = ScheduleSpec(name="cosine", warmup_steps=4, min_lr_ratio=0.1)
+    assert [lr_factor(cos, i, 0.0) for i in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(cos, 4, 0.0) == pytest.approx(1.0)
+    assert lr_factor(cos, 9, 0.5) == pytest.approx(0.55)
+    assert lr_factor(cos, 99, 1.0) == pytest.approx(0.1)
+    lin = ScheduleSpec(name="linear")
+    assert lr_factor(lin, 5, 0.25) == pytest.approx(0.75)
+    step = ScheduleSpec(name="step", step_size=3, gamma=0.5)
+    assert [lr_factor(step, i, 0.0) for i in range(7)] == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
+    assert lr_factor(ScheduleSpec(name="step"), 0, 0.7) == pytest.approx(0.01)  # no step_size: thirds
+    assert lr_factor(None, 3, 0.3) == 1.0
+
+
+def test_schedule_is_applied_to_the_optimizer(data, model0, monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    from compare_user_optim import LrRecordingSGD
+
+    LrRecordingSGD.seen.clear()
+    sched = ScheduleSpec(name="cosine", warmup_steps=2)
+    config = TrialConfig(budget=BudgetSpec(steps=6, batch_size=32), schedule=sched)
+    r = run_trial(
+        model0, data, resolve_optimizer("compare_user_optim:LrRecordingSGD", {"lr": 0.1}), config, seed=0
+    )
+    assert r.status == "ok"
+    expected = [0.1 * lr_factor(sched, i, (i - 2) / 4) for i in range(6)]
+    assert LrRecordingSGD.seen == pytest.approx(expected)
+    assert LrRecordingSGD.seen[:2] == pytest.approx([0.05, 0.1])
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_on_cpu(data, model0, precision):
+    config = TrialConfig(budget=BudgetSpec(steps=3, batch_size=32), precision=precision, channels_last=True)
+    r = run_trial(model0, data, resolve_optimizer("adabelief"), config, seed=0)
+    assert r.status == "ok", r.error
+    assert r.steps_done == 3 and all(math.isfinite(v) for v in r.losses)
+    assert r.extra["precision"] == precision
+
+
+def test_state_bytes_counts_each_tensor():
+    p = torch.nn.Parameter(torch.zeros(10))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = torch.ones(10)
+    opt.step()
+    assert optimizer_state_bytes(opt) == 40
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            resolve_device("cuda")
