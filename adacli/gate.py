@@ -370,15 +370,14 @@ def check_setup(
     differing = [p for p in SETUP_PARTS if baseline.setup.get(p) != current.get(p)]
     if differing:
         explained = "; ".join(
-            f"{p}: {_slice_diff(baseline.setup_detail.get(p), detail.get(p))}"
+            f"{p} differs ({_slice_diff(baseline.setup_detail.get(p), detail.get(p))})"
             if p in baseline.setup_detail
-            else f"{p}: hash {baseline.setup.get(p)} -> {current[p]}"
+            else f"{p} differs (hash {baseline.setup.get(p)} -> {current[p]})"
             for p in differing
         )
         raise InputError(
-            f"the baseline was made with a different setup ({', '.join(differing)} differ"
-            f"{'s' if len(differing) == 1 else ''}: {explained}); re-create it from this recipe with "
-            "adacli compare RECIPE --save-baseline FILE",
+            f"the baseline was made with a different setup: {explained}; make a new baseline from this "
+            "recipe with: adacli compare RECIPE --save-baseline FILE",
             file=str(baseline_path) if baseline_path is not None else None,
             field="setup." + differing[0],
         )

@@ -308,7 +308,7 @@ def test_baseline_from_another_setup_is_refused(part, change, shown):
     err = info.value
     assert err.exit_code == 2
     assert err.field == f"setup.{part}"
-    assert f"{part} differs" in str(err) and shown in str(err) and str(err).startswith("b.json: ")
+    assert f"{part} differs (" in str(err) and shown in str(err) and str(err).startswith("b.json: ")
     assert "--save-baseline" in str(err)
 
 
@@ -335,3 +335,83 @@ def test_baseline_round_trip_and_bad_files(tmp_path: Path):
     bad.write_text(json.dumps(data))
     with pytest.raises(InputError, match="schema version 99"):
         load_baseline(bad)
+
+
+# --- whole runs from hand-made trials (no training) -------------------------------------------------
+
+
+def _trial(label, seed, *, decay, acc, status="ok", hparams=None, steps=100):
+    """A trial whose training loss falls as exp(-decay * step) from 2.3 (about ln 10)."""
+    import math
+
+    from adacli.results import EvalPoint, TrialResult
+
+    losses = [2.3 * math.exp(-decay * (i + 1)) for i in range(steps)]
+    if status == "diverged":
+        losses[-1] = float("nan")
+    return TrialResult(
+        label=label,
+        optimizer="adam",
+        optimizer_class="torch.optim.adam.Adam",
+        hparams=dict(hparams or {"lr": 0.001}),
+        seed=seed,
+        status=status,
+        losses=losses,
+        times=[0.01 * (i + 1) for i in range(steps)],
+        evals=[EvalPoint(steps, 0.01 * steps, 0.1, acc + 3.0, 0.2, acc)],
+        step_time_ms=10.0,
+    )
+
+
+def _run(trials, recipe=RECIPE):
+    from adacli import metrics
+    from adacli.report import RunData
+
+    target = metrics.resolve_target(trials)
+    return RunData(
+        run_dir=Path("runs/x"),
+        recipe=recipe,
+        environment={"torch": "2.0", "device": "cpu"},
+        trials=trials,
+        summaries=metrics.summarize(trials, target),
+        target=target,
+    )
+
+
+def test_gate_run_measures_steps_at_the_baseline_target():
+    from adacli import metrics
+    from adacli.gate import baseline_from_run, gate_run
+
+    fast = [_trial("adam", s, decay=0.05 + 0.001 * s, acc=90.0 + s) for s in range(3)]
+    slow = [_trial("sgd", s, decay=0.02 + 0.0005 * s, acc=80.0 + s) for s in range(3)]
+    base = baseline_from_run(_run(fast + slow), "runs/base")
+    # The default target: sgd seed 0's final smoothed loss, the level every trial reached.
+    assert base.target["value"] == pytest.approx(metrics.final_train_loss(slow[0]))
+
+    same = gate_run(_run(fast + slow), base, TOL)
+    assert same.passed, failed_checks(same.checks)
+
+    # adam gets 2x slower. Its own run's default target would then be adam's (higher) final loss and
+    # adam would look *fast* against it; measured at the baseline's level it is a regression.
+    slower = [_trial("adam", s, decay=0.025 + 0.0005 * s, acc=90.0 + s) for s in range(3)]
+    result = gate_run(_run(slower + slow), base, TOL, baseline_path="b.json")
+    assert ("adam", "steps to target") in failed_checks(result.checks)
+    assert any("baseline's target" in n for n in result.notes)
+    assert any("environment" not in n for n in result.notes)
+
+    # A diverged seed now: the status check fails, and metrics' divergence rule is applied to the
+    # history even when the status field says "ok".
+    broken = [*fast[:2], _trial("adam", 2, decay=0.05, acc=90.0, status="diverged")]
+    broken[2].status = "ok"
+    result = gate_run(_run(broken + slow), base, TOL)
+    assert ("adam", "trials finished") in failed_checks(result.checks)
+
+
+def test_gate_run_refuses_another_setup():
+    from adacli.gate import baseline_from_run, gate_run
+
+    trials = [_trial("adam", s, decay=0.05, acc=90.0) for s in range(2)]
+    base = baseline_from_run(_run(trials), "runs/base")
+    other = {**RECIPE, "budget": {"steps": 80, "batch_size": 32}}
+    with pytest.raises(InputError, match=r"budget differs \(steps 40 -> 80\)"):
+        gate_run(_run(trials, recipe=other), base, TOL)
