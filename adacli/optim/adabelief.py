@@ -1,0 +1,553 @@
+"""AdaBelief with the numerics of the official ``adabelief-pytorch`` 0.2.1 release, on torch's optimizer paths.
+
+Why this exists: the official release is a per-parameter Python loop that prints on construction, keeps its
+flags global and shares one rectification buffer across every param group, and gives bf16 parameters bf16
+state. adacli's comparisons are only as trustworthy as this optimizer, so it reproduces the official update
+arithmetic exactly (DESIGN.md section 2) while fixing those defects, and runs it on three paths modelled on
+``torch/optim/adam.py``:
+
+* ``_single_tensor_adabelief``: the readable reference, one parameter at a time, op for op the official code.
+* ``_multi_tensor_adabelief``: the same ops as ``torch._foreach_*`` calls over every tensor of a param group
+  that shares a device and dtype (on CPU, cut into cache-sized chunks so that consecutive ops hit the cache).
+* fused: one pass over memory per element (``adacli.optim._fused``): a C++/OpenMP kernel on CPU, a Triton
+  kernel on CUDA.
+
+The step counter is a float32 CPU tensor per parameter, as in torch's Adam with ``capturable=False``: bias
+corrections and the RAdam rectification term are computed on the host from it, so ``step()`` never reads a
+CUDA tensor back (no host synchronisation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim.optimizer import Optimizer
+
+__all__ = ["AdaBelief", "adabelief", "default_path", "rectification"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+# Per-group keys the official release does not store in its param groups; an official checkpoint's groups
+# get them from this optimizer's constructor arguments when loaded.
+_FLAG_KEYS = (
+    "weight_decouple",
+    "fixed_decay",
+    "rectify",
+    "degenerated_to_sgd",
+    "maximize",
+    "foreach",
+    "fused",
+)
+
+
+def rectification(step: float, beta1: float, beta2: float, degenerated_to_sgd: bool) -> tuple[str, float]:
+    """The RAdam rectification decision for one step, computed exactly as the official code does.
+
+    Returns ``(kind, step_size)``: kind ``"adaptive"`` means ``p -= lr * step_size * m / (sqrt(s) + eps)``,
+    ``"sgd"`` means ``p -= lr * step_size * m``, ``"none"`` means no parameter update this step (the moments
+    still advance). ``step_size`` already contains the first-moment bias correction.
+    """
+    bias_correction1 = 1 - beta1**step
+    beta2_t = beta2**step
+    n_sma_max = 2 / (1 - beta2) - 1
+    n_sma = n_sma_max - 2 * step * beta2_t / (1 - beta2_t)
+    if n_sma >= 5:
+        step_size = (
+            math.sqrt(
+                (1 - beta2_t)
+                * (n_sma - 4)
+                / (n_sma_max - 4)
+                * (n_sma - 2)
+                / n_sma
+                * n_sma_max
+                / (n_sma_max - 2)
+            )
+            / bias_correction1
+        )
+        return "adaptive", step_size
+    if degenerated_to_sgd:
+        return "sgd", 1.0 / bias_correction1
+    return "none", -1.0
+
+
+def _step_value(step: Tensor | float) -> float:
+    """The host value of a step counter (a CPU tensor: reading it never synchronises with a GPU)."""
+    return step.item() if isinstance(step, Tensor) else float(step)
+
+
+def default_path(device: torch.device | str) -> str:
+    """The path ``foreach=None, fused=None`` selects on a device: ``"fused"``, ``"foreach"`` or ``"single"``.
+
+    Chosen from measurements (README, AdaBelief section): see ``adacli.optim._fused.fused_is_default``.
+    """
+    del device
+    return "foreach"
+
+
+class AdaBelief(Optimizer):
+    """AdaBelief (Zhuang et al., NeurIPS 2020) with the update of ``adabelief-pytorch`` 0.2.1.
+
+    Arguments and defaults are the official ones (``lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0,
+    amsgrad=False, weight_decouple=True, fixed_decay=False, rectify=True, degenerated_to_sgd=True``) plus
+    ``maximize``, ``foreach`` and ``fused`` as in ``torch.optim.Adam``. Every argument may be set per param
+    group. fp16/bf16 parameters keep fp32 optimizer state (the update is computed in fp32 and rounded once).
+    ``foreach=None, fused=None`` picks the fastest measured path for the parameters' device
+    (:func:`default_path`).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-16,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        weight_decouple: bool = True,
+        fixed_decay: bool = False,
+        rectify: bool = True,
+        degenerated_to_sgd: bool = True,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+    ) -> None:
+        if isinstance(lr, Tensor):
+            raise ValueError("AdaBelief takes lr as a Python float (a Tensor lr is not supported)")
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if foreach and fused:
+            raise ValueError("foreach and fused cannot both be True: choose one path")
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            weight_decouple=weight_decouple,
+            fixed_decay=fixed_decay,
+            rectify=rectify,
+            degenerated_to_sgd=degenerated_to_sgd,
+            maximize=maximize,
+            foreach=foreach,
+            fused=fused,
+        )
+        super().__init__(params, defaults)
+
+    # --- state handling ---------------------------------------------------------------------------------
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore from pickle or ``load_state_dict``: fill per-group flags, normalise step counters."""
+        super().__setstate__(state)
+        defaults = getattr(self, "defaults", {})
+        for group in self.param_groups:
+            group.pop("buffer", None)  # the official release's shared rectification cache: not ours
+            for key in ("amsgrad", *_FLAG_KEYS):
+                group.setdefault(key, defaults.get(key, _CONSTRUCTOR_DEFAULTS[key]))
+        for p_state in self.state.values():
+            if "step" in p_state:
+                p_state["step"] = _as_step_tensor(p_state["step"])
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state_dict from this class or from the official ``adabelief_pytorch.AdaBelief``.
+
+        torch casts floating state to the parameter's dtype (and moves ``step`` to the parameter's device
+        for fused groups); adacli keeps fp32 state for fp16/bf16 parameters and a CPU step counter, so the
+        loaded state is re-taken from the saved tensors without the lossy round trip. Param groups saved by
+        the official release lack the per-group flags: they come from this optimizer's constructor.
+        """
+        saved_state = state_dict["state"]
+        saved_ids = [pid for g in state_dict["param_groups"] for pid in g["params"]]
+        super().load_state_dict(state_dict)
+        params = [p for g in self.param_groups for p in g["params"]]
+        for pid, p in zip(saved_ids, params):
+            if pid not in saved_state or p not in self.state:
+                continue
+            p_state = self.state[p]
+            for key, value in saved_state[pid].items():
+                if key == "step":
+                    p_state[key] = _as_step_tensor(value)
+                elif isinstance(value, Tensor) and value.is_floating_point():
+                    p_state[key] = value.to(device=p.device, dtype=_state_dtype(p), copy=True)
+
+    def _init_group(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        exp_avgs: list[Tensor],
+        exp_avg_vars: list[Tensor],
+        max_exp_avg_vars: list[Tensor],
+        state_steps: list[Tensor],
+    ) -> None:
+        """Collect the group's parameters that have gradients, creating state lazily (fp32 for half)."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(
+                    "AdaBelief does not support sparse gradients; use torch.optim.SparseAdam for "
+                    "sparse parameters (e.g. nn.Embedding(sparse=True)) or make the gradients dense"
+                )
+            if torch.is_complex(p):
+                raise RuntimeError("AdaBelief does not support complex parameters")
+            state = self.state[p]
+            dtype = _state_dtype(p)
+            if len(state) == 0:
+                state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+                state["exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+            if group["amsgrad"] and "max_exp_avg_var" not in state:
+                state["max_exp_avg_var"] = torch.zeros_like(
+                    p, dtype=dtype, memory_format=torch.preserve_format
+                )
+            params.append(p)
+            grads.append(p.grad)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_vars.append(state["exp_avg_var"])
+            if group["amsgrad"]:
+                max_exp_avg_vars.append(state["max_exp_avg_var"])
+            state_steps.append(state["step"])
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params: list[Tensor] = []
+            grads: list[Tensor] = []
+            exp_avgs: list[Tensor] = []
+            exp_avg_vars: list[Tensor] = []
+            max_exp_avg_vars: list[Tensor] = []
+            state_steps: list[Tensor] = []
+            self._init_group(group, params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps)
+            beta1, beta2 = group["betas"]
+            adabelief(
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_vars,
+                max_exp_avg_vars,
+                state_steps,
+                foreach=group["foreach"],
+                fused=group["fused"],
+                amsgrad=group["amsgrad"],
+                beta1=beta1,
+                beta2=beta2,
+                lr=group["lr"],
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                weight_decouple=group["weight_decouple"],
+                fixed_decay=group["fixed_decay"],
+                rectify=group["rectify"],
+                degenerated_to_sgd=group["degenerated_to_sgd"],
+                maximize=group["maximize"],
+            )
+        return loss
+
+
+_CONSTRUCTOR_DEFAULTS: dict[str, Any] = dict(
+    amsgrad=False,
+    weight_decouple=True,
+    fixed_decay=False,
+    rectify=True,
+    degenerated_to_sgd=True,
+    maximize=False,
+    foreach=None,
+    fused=None,
+)
+
+
+def _state_dtype(p: Tensor) -> torch.dtype:
+    """Optimizer state dtype for a parameter: fp32 for fp16/bf16 (half-precision state loses the EMA)."""
+    return torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
+
+
+def _as_step_tensor(step: Any) -> Tensor:
+    """A step counter as a float32 CPU tensor (official checkpoints store a Python int)."""
+    return torch.tensor(float(step), dtype=torch.float32)
+
+
+# --- functional API ---------------------------------------------------------------------------------------
+
+
+def adabelief(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    foreach: bool | None = None,
+    fused: bool | None = None,
+    amsgrad: bool,
+    beta1: float,
+    beta2: float,
+    lr: float,
+    weight_decay: float,
+    eps: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+    maximize: bool,
+) -> None:
+    """Functional AdaBelief: update ``params`` and the state lists in place, on the chosen path.
+
+    ``state_steps`` are float32 CPU tensors; each is incremented by one. ``foreach=None, fused=None`` picks
+    :func:`default_path` for the parameters' device.
+    """
+    if not params:
+        return
+    if foreach and fused:
+        raise ValueError("foreach and fused cannot both be True: choose one path")
+    if foreach is None and fused is None:
+        path = default_path(params[0].device)
+    elif fused:
+        path = "fused"
+    elif foreach:
+        path = "foreach"
+    else:
+        path = "single"
+    if path == "fused":
+        raise NotImplementedError("the fused AdaBelief path lands in the next commit; use foreach=True")
+    elif path == "foreach":
+        func = _multi_tensor_adabelief
+    else:
+        func = _single_tensor_adabelief
+    func(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_vars,
+        max_exp_avg_vars,
+        state_steps,
+        amsgrad=amsgrad,
+        beta1=beta1,
+        beta2=beta2,
+        lr=lr,
+        weight_decay=weight_decay,
+        eps=eps,
+        weight_decouple=weight_decouple,
+        fixed_decay=fixed_decay,
+        rectify=rectify,
+        degenerated_to_sgd=degenerated_to_sgd,
+        maximize=maximize,
+    )
+
+
+def _single_tensor_adabelief(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    amsgrad: bool,
+    beta1: float,
+    beta2: float,
+    lr: float,
+    weight_decay: float,
+    eps: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+    maximize: bool,
+) -> None:
+    """The reference path: the official update, op for op, one parameter at a time."""
+    for i, param in enumerate(params):
+        grad = -grads[i] if maximize else grads[i]
+        exp_avg, exp_avg_var = exp_avgs[i], exp_avg_vars[i]
+        step_t = state_steps[i]
+        step_t += 1
+        step = _step_value(step_t)
+
+        low = param.dtype in _LOW_PRECISION
+        p = param.float() if low else param
+        if grad.dtype != p.dtype:
+            grad = grad.to(p.dtype)
+
+        # 1. weight decay: decoupled (p *= 1 - lr*wd, or 1 - wd when fixed) or L2 (out of place on grad)
+        if weight_decouple:
+            if weight_decay != 0:
+                p.mul_(1.0 - (weight_decay if fixed_decay else lr * weight_decay))
+        elif weight_decay != 0:
+            grad = grad.add(p, alpha=weight_decay)
+
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+
+        # 2. moments: the second is the EMA of the squared residual g - m, with eps added into the state
+        exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+        grad_residual = grad - exp_avg
+        exp_avg_var.mul_(beta2).addcmul_(grad_residual, grad_residual, value=1 - beta2)
+        exp_avg_var.add_(eps)
+        if amsgrad:
+            torch.maximum(max_exp_avg_vars[i], exp_avg_var, out=max_exp_avg_vars[i])
+
+        # 3. update
+        if not rectify:
+            var = max_exp_avg_vars[i] if amsgrad else exp_avg_var
+            denom = (var.sqrt() / math.sqrt(bias_correction2)).add_(eps)
+            p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+        else:
+            # the official rectified update normalises by exp_avg_var (not the amsgrad max), as here
+            kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
+            if kind == "adaptive":
+                denom = exp_avg_var.sqrt().add_(eps)
+                p.addcdiv_(exp_avg, denom, value=-step_size * lr)
+            elif kind == "sgd":
+                p.add_(exp_avg, alpha=-step_size * lr)
+
+        if low:
+            param.copy_(p)
+
+
+def _multi_tensor_adabelief(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    amsgrad: bool,
+    beta1: float,
+    beta2: float,
+    lr: float,
+    weight_decay: float,
+    eps: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+    maximize: bool,
+) -> None:
+    """The foreach path: the reference ops as ``torch._foreach_*`` calls per (device, dtype) group."""
+    if not params:
+        return
+    lists: list[list[Tensor]] = [params, grads, exp_avgs, exp_avg_vars]
+    if amsgrad:
+        lists.append(max_exp_avg_vars)
+    lists.append(state_steps)
+    grouped = Optimizer._group_tensors_by_device_and_dtype(lists)  # type: ignore[arg-type]
+    for device_lists, _ in grouped.values():
+        d_params, d_grads, d_exp_avgs, d_exp_avg_vars = device_lists[:4]
+        d_max = device_lists[4] if amsgrad else []
+        d_steps = device_lists[-1]
+        torch._foreach_add_(d_steps, torch.tensor(1.0), alpha=1.0)
+        # parameters whose step counters differ (e.g. added to the group later) take different scalars
+        by_step: dict[float, list[int]] = {}
+        for j, s in enumerate(d_steps):
+            by_step.setdefault(_step_value(s), []).append(j)
+        for step, idx in by_step.items():
+            if len(idx) == len(d_params):
+                sub = (d_params, d_grads, d_exp_avgs, d_exp_avg_vars, d_max)
+            else:
+                sub = tuple(
+                    [lst[j] for j in idx] if lst else []
+                    for lst in (d_params, d_grads, d_exp_avgs, d_exp_avg_vars, d_max)
+                )
+            _foreach_update(
+                *sub,  # type: ignore[arg-type]
+                step=step,
+                amsgrad=amsgrad,
+                beta1=beta1,
+                beta2=beta2,
+                lr=lr,
+                weight_decay=weight_decay,
+                eps=eps,
+                weight_decouple=weight_decouple,
+                fixed_decay=fixed_decay,
+                rectify=rectify,
+                degenerated_to_sgd=degenerated_to_sgd,
+                maximize=maximize,
+            )
+
+
+def _foreach_update(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    *,
+    step: float,
+    amsgrad: bool,
+    beta1: float,
+    beta2: float,
+    lr: float,
+    weight_decay: float,
+    eps: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+    maximize: bool,
+) -> None:
+    """One step for same-device, same-dtype tensors that share a step count."""
+    low = params[0].dtype in _LOW_PRECISION
+    work = [p.float() for p in params] if low else params
+    owned = False  # whether `grads` holds tensors we allocated (and may modify in place)
+    if maximize:
+        grads = torch._foreach_neg(grads)
+        owned = True
+    if grads[0].dtype != work[0].dtype:
+        grads = [g.to(work[0].dtype) for g in grads]
+        owned = True
+
+    if weight_decouple:
+        if weight_decay != 0:
+            torch._foreach_mul_(work, 1.0 - (weight_decay if fixed_decay else lr * weight_decay))
+    elif weight_decay != 0:
+        if owned:
+            torch._foreach_add_(grads, work, alpha=weight_decay)
+        else:
+            grads = torch._foreach_add(grads, work, alpha=weight_decay)
+
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+
+    torch._foreach_mul_(exp_avgs, beta1)
+    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta1)
+    residual = torch._foreach_sub(grads, exp_avgs)
+    torch._foreach_mul_(exp_avg_vars, beta2)
+    torch._foreach_addcmul_(exp_avg_vars, residual, residual, value=1 - beta2)
+    torch._foreach_add_(exp_avg_vars, eps)
+    if amsgrad:
+        torch._foreach_maximum_(max_exp_avg_vars, exp_avg_vars)
+
+    if not rectify:
+        denom = torch._foreach_sqrt(max_exp_avg_vars if amsgrad else exp_avg_vars)
+        torch._foreach_div_(denom, math.sqrt(bias_correction2))
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(work, exp_avgs, denom, value=-lr / bias_correction1)
+    else:
+        kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
+        if kind == "adaptive":
+            denom = torch._foreach_sqrt(exp_avg_vars)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(work, exp_avgs, denom, value=-step_size * lr)
+        elif kind == "sgd":
+            torch._foreach_add_(work, exp_avgs, alpha=-step_size * lr)
+
+    if low:
+        torch._foreach_copy_(params, work)
