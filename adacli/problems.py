@@ -106,7 +106,7 @@ class Rosenbrock(Problem):
 class NoisyQuadratic(Problem):
     """``0.5 Σ h_i w_i²`` (h from 1 to 10) with unit Gaussian gradient noise, seeded by the step number."""
 
-    name = "noisy_quadratic"
+    name = "noisy"
     title = "noisy quadratic, 10-d"
     steps = 150
     factor = 10.0
