@@ -54,6 +54,7 @@ Split = Literal["train", "train_eval", "val", "test"]
 DEFAULT_ROOT = "data"  # relative to the working directory, like torchvision's examples
 SPLIT_SEED = 20240917  # fixed: the splits must not change with the trial seed
 STREAM_BYTES = 1 << 30  # an image folder larger than this (as uint8 at image_size) streams from disk
+_GRAY_MODES = ("L", "1", "I;16", "I", "F")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
 
 DATASET_INFO: dict[str, str] = {
@@ -174,6 +175,41 @@ def check_dataset_files(spec: DatasetSpec) -> None:
     missing = [f for f in files if not _exists(f)]
     if missing and not spec.download:
         raise _missing(name, root, [str(f.relative_to(root)) for f in files])
+
+
+_SHAPES = {  # name -> (num_classes, in_chans, native image size)
+    "digits": (10, 1, 8),
+    "cifar10": (10, 3, 32),
+    "cifar100": (100, 3, 32),
+    "mnist": (10, 1, 28),
+    "fashion_mnist": (10, 1, 28),
+    "svhn": (10, 3, 32),
+}
+
+
+def dataset_shape(spec: DatasetSpec) -> tuple[int, int, int]:
+    """(num_classes, in_chans, image_size) without loading the data: what sizes the model.
+
+    Lets ``check_environment`` build the model (on the meta device) before any data is read.
+    """
+    if spec.name == "synthetic":
+        return spec.num_classes or 10, spec.channels or 3, spec.image_size or 32
+    if spec.name == "imagefolder":
+        from PIL import Image
+
+        root, classes = _imagefolder_classes(spec)
+        files, _ = _list_images(root / "train", classes)
+        if not files:
+            raise InputError(f"imagefolder {str(root)!r}: no images in train/<class>/", field="dataset.root")
+        try:
+            with Image.open(files[0]) as im:
+                gray = im.mode in _GRAY_MODES
+                size = spec.image_size or min(im.size)
+        except Exception as e:
+            raise InputError(f"cannot read image {files[0]!r}: {e}", field="dataset.root") from e
+        return len(classes), 1 if gray else 3, size
+    classes, chans, size = _SHAPES[spec.name]
+    return classes, chans, spec.image_size or size
 
 
 def _ensure_files(name: str, spec: DatasetSpec) -> Path:
@@ -433,7 +469,7 @@ def _load_imagefolder(spec: DatasetSpec) -> _Raw:
             field="dataset.root",
         )
     with Image.open(ftr[0]) as im:
-        gray = im.mode in ("L", "1", "I;16", "I", "F")
+        gray = im.mode in _GRAY_MODES
         size = spec.image_size or min(im.size)
     chans = 1 if gray else 3
     raw = _Raw(

@@ -80,5 +80,6 @@ def _bad_kwargs(spec: ModelSpec, e: BaseException, image_size: int | None = None
     msg = " ".join(str(e).split())[:300] or type(e).__name__
     size = f" at image_size {image_size}" if image_size else ""
     return InputError(
-        f"timm model {spec.name!r} cannot be built{size} with kwargs {spec.kwargs}: {msg}", field="model"
+        f"timm model {spec.name!r} cannot be built{size} with kwargs {spec.kwargs}: {msg}",
+        field="model.kwargs",
     )

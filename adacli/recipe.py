@@ -7,9 +7,13 @@ below the models.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from adacli.errors import InputError
 
 DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "imagefolder")
 DEVICES_HELP = "auto | cpu | cuda | cuda:N | mps"
@@ -70,8 +74,11 @@ class BudgetSpec(_Strict):
 
 class TargetSpec(_Strict):
     metric: Literal["train_loss"] = "train_loss"
-    value: float | None = Field(None, description="default: the highest final smoothed training loss "
-                                "among the non-diverged trials (the level every one reached)")
+    value: float | None = Field(
+        None,
+        description="default: the highest final smoothed training loss "
+        "among the non-diverged trials (the level every one reached)",
+    )
 
 
 class ScheduleSpec(_Strict):
@@ -87,8 +94,10 @@ class OptimizerSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(description="adabelief | any torch.optim name (lowercase) | a timm optimizer name | "
-                      "package.module:Class")
+    name: str = Field(
+        description="adabelief | any torch.optim name (lowercase) | a timm optimizer name | "
+        "package.module:Class"
+    )
     label: str | None = Field(None, description="name in tables and results (default: derived)")
 
     @property
@@ -119,6 +128,18 @@ class Recipe(_Strict):
     optimizers: list[OptimizerSpec] = Field(min_length=1)
     gate: GateSpec = Field(default_factory=GateSpec)
 
+    # Where the recipe came from (set by load_recipe): for error messages of later checks.
+    _file: str | None = PrivateAttr(None)
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
+
+    @field_validator("optimizers", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        """``optimizers: [adabelief, adam]``: a bare name is an optimizer with its defaults."""
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
@@ -131,3 +152,334 @@ class Recipe(_Strict):
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def source_file(self) -> str | None:
+        """The file load_recipe read this recipe from (None when built in Python)."""
+        return self._file
+
+    def line_of(self, *path: str | int) -> int | None:
+        """The line of a key in the recipe file (or of its nearest enclosing key), e.g.
+        ``line_of("optimizers", 1, "lr")``; None when unknown."""
+        return _line(self._lines, tuple(path))
+
+
+# --- loading with line numbers ----------------------------------------------------------------------
+# Below: YAML -> dict with a line for every key/item, pydantic validation errors mapped to one-line
+# InputErrors (file:line: field.path: what is wrong; allowed; did you mean), and the checks that need the
+# environment (data files, device, model name, optimizers), all before any training starts.
+
+Path_ = tuple[str | int, ...]
+
+
+def _fmt_path(path: Path_) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _yaml_with_lines(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
+    """Parse YAML (safe) and record the 1-based line of every mapping key and sequence item by path.
+
+    Duplicate keys are errors: YAML would silently keep the last one, which is the same silent-typo
+    trap as an unknown key.
+    """
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    lines: dict[Path_, int] = {}
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, lines
+
+        def walk(n: Any, path: Path_) -> None:
+            if isinstance(n, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for k, v in n.value:
+                    key = loader.construct_object(k, deep=True)
+                    line = k.start_mark.line + 1
+                    if isinstance(key, (str, int)) and key in seen:
+                        raise InputError(
+                            f"duplicate key {key!r} (first on line {seen[key]})",
+                            file=file,
+                            line=line,
+                            field=_fmt_path((*path, key)),
+                        )
+                    if isinstance(key, (str, int)):
+                        seen[key] = line
+                        lines[(*path, key)] = line
+                        walk(v, (*path, key))
+            elif isinstance(n, yaml.SequenceNode):
+                for i, item in enumerate(n.value):
+                    lines[(*path, i)] = item.start_mark.line + 1
+                    walk(item, (*path, i))
+
+        walk(node, ())
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = " ".join(f"{e.context or ''} {e.problem or ''}".split())
+        raise InputError(
+            f"invalid YAML: {problem}", file=file, line=mark.line + 1 if mark else None
+        ) from None
+    except yaml.YAMLError as e:
+        raise InputError(f"invalid YAML: {' '.join(str(e).split())}", file=file) from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _field_model(path: Path_) -> type[BaseModel] | None:
+    """The pydantic model that holds the keys at ``path`` (e.g. ('optimizers', 0) -> OptimizerSpec)."""
+    import typing
+
+    model: Any = Recipe
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        ann = model.model_fields[part].annotation
+        model = None
+        stack = [ann]
+        while stack:  # unwrap Optional[...] / list[...] / Annotated[...] down to a model class
+            a = stack.pop()
+            if isinstance(a, type) and issubclass(a, BaseModel):
+                model = a
+                break
+            stack.extend(typing.get_args(a))
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _literal_values(path: Path_) -> list[str] | None:
+    import typing
+
+    if not path or not isinstance(path[-1], str):
+        return None
+    parent = _field_model(path[:-1])
+    if parent is None or path[-1] not in parent.model_fields:
+        return None
+    ann = parent.model_fields[path[-1]].annotation
+    for a in [ann, *typing.get_args(ann)]:
+        if typing.get_origin(a) is Literal:
+            return [str(v) for v in typing.get_args(a)]
+    return None
+
+
+def _data_path(data: Any, loc: tuple) -> Path_:
+    """The part of a pydantic error location that exists in the data (drops union tags like 'list[int]'),
+    plus a missing field's name (so 'model.name' is named even though the key is absent)."""
+    path: list[str | int] = []
+    cur = data
+    for part in loc:
+        in_dict = isinstance(cur, dict) and part in cur
+        in_list = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        if in_dict or in_list:
+            path.append(part)
+            cur = cur[part]
+        else:
+            model = _field_model(tuple(path))
+            if isinstance(part, str) and model is not None and part in model.model_fields:
+                path.append(part)
+            break
+    return tuple(path)
+
+
+def _line(lines: dict[Path_, int], path: Path_) -> int | None:
+    for i in range(len(path), 0, -1):
+        if path[:i] in lines:
+            return lines[path[:i]]
+    return None
+
+
+def _validation_error(e: Any, data: Any, lines: dict[Path_, int], file: str) -> InputError:
+    """The first pydantic error as one InputError: file, line, field path, what is allowed."""
+    from adacli.errors import closest
+
+    errors = e.errors(include_url=False)
+    first = errors[0]
+    path = _data_path(data, first["loc"])
+    same = [err for err in errors if _data_path(data, err["loc"]) == path]
+    kind = first["type"]
+    line = _line(lines, path)
+    field = _fmt_path(path) or None
+
+    if kind == "extra_forbidden":
+        key = path[-1] if path else first["loc"][-1]
+        model = _field_model(path[:-1])
+        allowed = list(model.model_fields) if model else None
+        return InputError(
+            f"unknown key {key!r}",
+            file=file,
+            line=line,
+            field=field,
+            allowed=allowed,
+            suggestion=closest(str(key), allowed) if allowed else None,
+        )
+    value = first.get("input")
+    if path and path[-1] == "name" and path[:-1] == ("dataset",) and isinstance(value, str):
+        return InputError(
+            f"unknown dataset {value!r}",
+            file=file,
+            line=line,
+            field=field,
+            allowed=DATASETS,
+            suggestion=closest(value, DATASETS),
+        )
+    if kind == "literal_error":
+        allowed = _literal_values(path)
+        return InputError(
+            f"{value!r} is not allowed",
+            file=file,
+            line=line,
+            field=field,
+            allowed=allowed,
+            suggestion=closest(str(value), allowed) if allowed else None,
+        )
+    if kind == "missing":
+        return InputError("missing required key", file=file, line=line, field=field)
+    if path == ("seeds",):
+        msg = f"seeds is a count (an integer >= 1) or a list of integers (got {value!r})"
+        return InputError(msg, file=file, line=line, field=field)
+    msgs = list(dict.fromkeys(err["msg"].removeprefix("Value error, ") for err in same))
+    msg = " or ".join(m[0].lower() + m[1:] if i else m for i, m in enumerate(msgs))
+    if kind != "missing" and not isinstance(value, (dict, list)) and value is not None:
+        msg += f" (got {value!r})"
+    return InputError(msg, file=file, line=line, field=field)
+
+
+def load_recipe(path: str | os.PathLike[str]) -> Recipe:
+    """Read and validate a recipe file; every problem is one InputError naming file, line and field.
+
+    The returned recipe remembers its file and the line of every key (``recipe.line_of(...)``), so later
+    checks (``check_environment``) can point at the line too.
+    """
+    from pydantic import ValidationError
+
+    file = str(path)
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(
+            "recipe file not found" if not p.exists() else "recipe path is not a file", file=file
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read recipe: {e}", file=file) from None
+    data, lines = _yaml_with_lines(text, file)
+    if data is None:
+        raise InputError("empty recipe; see `adacli schema` or recipes/quickstart.yaml", file=file)
+    if not isinstance(data, dict):
+        raise InputError(
+            f"a recipe is a mapping of keys (name, model, ...), not a {type(data).__name__}", file=file
+        )
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as e:
+        raise _validation_error(e, data, lines, file) from None
+    recipe._file = file
+    recipe._lines = lines
+    return recipe
+
+
+def recipe_schema() -> dict[str, Any]:
+    """The recipe's JSON Schema (for editor completion and validation of YAML files)."""
+    schema = Recipe.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "adacli recipe",
+        "description": "An adacli optimizer-comparison recipe (YAML). See DESIGN.md section 3 / README.",
+        **schema,
+    }
+
+
+# --- checks that need the environment ---------------------------------------------------------------
+
+
+def _device_problem(device: str) -> str | None:
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return f"device {device!r} requested but CUDA is not available here (use auto or cpu)"
+        if ":" in device:
+            index = int(device.split(":")[1])
+            if index >= torch.cuda.device_count():
+                return f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here"
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        return "device 'mps' requested but MPS is not available here (use auto or cpu)"
+    return None
+
+
+def check_environment(recipe: Recipe, path: str | os.PathLike[str] | None = None) -> None:
+    """Everything a run needs, checked before any training: InputError (exit 2) on the first problem.
+
+    Dataset files present (or download on), the device exists, the timm model name exists and builds
+    with its kwargs (on the meta device: no memory, no time), every optimizer resolves (import paths
+    import), its hyperparameters are known and its constructor accepts them, labels are unique.
+    """
+    import torch
+
+    from adacli.data import check_dataset_files, dataset_shape
+    from adacli.models import check_model_name, create_model
+    from adacli.optim.registry import assign_labels, resolve_optimizer
+
+    file = str(path) if path is not None else recipe._file
+    lines = recipe._lines
+    if not lines and path is not None and Path(path).is_file():
+        try:
+            _, lines = _yaml_with_lines(Path(path).read_text(encoding="utf-8"), str(path))
+        except InputError:
+            lines = {}
+
+    def at(err: InputError, *p: str | int) -> InputError:
+        return err.located(file=file, line=_line(lines, tuple(p)), field=_fmt_path(tuple(p)))
+
+    # dataset files
+    try:
+        check_dataset_files(recipe.dataset)
+    except InputError as e:
+        raise at(e, "dataset", "root" if ("dataset", "root") in lines else "name") from None
+
+    # device
+    problem = _device_problem(recipe.device)
+    if problem:
+        raise InputError(problem, file=file, line=_line(lines, ("device",)), field="device")
+
+    # model: name, then a build on the meta device with the dataset's shape (catches bad kwargs)
+    try:
+        check_model_name(recipe.model.name)
+    except InputError as e:
+        raise at(e, "model", "name") from None
+    try:
+        num_classes, in_chans, image_size = dataset_shape(recipe.dataset)
+    except InputError as e:
+        raise at(e, "dataset") from None
+    try:
+        with torch.device("meta"):
+            create_model(recipe.model, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
+    except InputError as e:
+        if isinstance(e.__cause__, (TypeError, ValueError, AssertionError)):
+            raise at(e, "model", "kwargs" if recipe.model.kwargs else "name") from None
+        # other failures are artefacts of the meta device (e.g. init code copying data): not the user's
+
+    # optimizers
+    for i, spec in enumerate(recipe.optimizers):
+        try:
+            resolved = resolve_optimizer(spec.name, spec.hparams)
+        except InputError as e:
+            hparam_error = e.message.startswith("unknown hyperparameter")
+            bad = next((k for k in spec.hparams if hparam_error and k not in (e.allowed or [])), None)
+            if bad is not None:
+                raise at(e, "optimizers", i, bad) from None
+            raise at(e, "optimizers", i, "name") from None
+        try:
+            resolved.build([torch.nn.Parameter(torch.zeros(2, 2))])
+        except InputError as e:
+            raise at(e, "optimizers", i) from None
+    try:
+        assign_labels(recipe.optimizers)
+    except InputError as e:
+        raise at(e, "optimizers") from None
