@@ -221,7 +221,12 @@ def test_seed_that_reached_before_but_is_censored_now():
     # reached): censored now cannot be told apart from noise, so it is noted, not failed.
     base_close = [rec([90.0] * 2, steps=[50, 95])]
     close = by_check(judge(base_close, cur, TOL))["target reached"]
-    assert close.verdict == "pass" and "too close to the budget" in close.detail
+    assert close.verdict == "pass" and "too near the budget" in close.detail
+    # The steps row counts the censored seed at its budget: a lower bound, shown as such.
+    steps = by_check(judge(base, cur, TOL))["steps to target"]
+    assert steps.verdict == "fail" and steps.values["lower_bound"] and steps.current.startswith(">=")
+    steps_close = by_check(judge(base_close, cur, TOL))["steps to target"]
+    assert steps_close.verdict == "pass" and "1 censored" in steps_close.detail
 
 
 def test_step_time_is_opt_in():
@@ -415,3 +420,121 @@ def test_gate_run_refuses_another_setup():
     other = {**RECIPE, "budget": {"steps": 80, "batch_size": 32}}
     with pytest.raises(InputError, match=r"budget differs \(steps 40 -> 80\)"):
         gate_run(_run(trials, recipe=other), base, TOL)
+
+
+# --- end to end through the CLI (tiny recipe: test_resnet on 8x8 digits, 40 steps, 2 seeds) ---------
+
+TINY = """\
+name: gate-tiny
+model: {{name: test_resnet}}
+dataset: {{name: digits, image_size: 8}}
+budget: {{steps: {steps}, batch_size: 32, eval_every: 20}}
+seeds: 2
+device: cpu
+optimizers:
+  - {{name: adam, lr: {lr}}}
+  - {{name: "gate_user_optim:MomentumSGD", lr: 0.05, label: user}}
+"""
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory):
+    """A baseline made by ``compare --save-baseline``; torch on one thread (fast and steady on 2 cores)."""
+    import sys
+
+    import torch
+    from typer.testing import CliRunner
+
+    from adacli.cli import app
+
+    tests_dir = str(Path(__file__).parent)
+    if tests_dir not in sys.path:
+        sys.path.insert(0, tests_dir)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("gate")
+    recipe = root / "tiny.yaml"
+    recipe.write_text(TINY.format(steps=40, lr="3.0e-3"))
+    baseline = root / "baseline.json"
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+    res = invoke("compare", recipe, "--out", root / "run-base", "--save-baseline", baseline)
+    assert res.exit_code == 0, res.output
+    assert "baseline saved" in res.output
+    yield {"root": root, "recipe": recipe, "baseline": baseline, "invoke": invoke}
+    torch.set_num_threads(threads)
+
+
+def test_cli_same_recipe_rerun_passes(cli_env):
+    env = cli_env
+    base = load_baseline(env["baseline"])
+    assert [o.label for o in base.optimizers] == ["adam", "user"]
+    assert base.optimizers[1].optimizer_class == "gate_user_optim.MomentumSGD"
+    assert base.target["value"] is not None and base.environment.get("torch")
+
+    junit = env["root"] / "rerun.xml"
+    res = env["invoke"](
+        "compare", env["recipe"], "--out", env["root"] / "run-same", "--baseline", env["baseline"],
+        "--junit-xml", junit,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "regression gate" in res.output and "no regression" in res.output
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0" and int(suite.get("tests")) >= 10
+
+    # The gate on a saved run folder, without training; JSON output.
+    res = env["invoke"]("gate", env["root"] / "run-base", "--baseline", env["baseline"], "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["passed"] is True and data["n_failed"] == 0
+
+
+def test_cli_real_regressions_exit_1(cli_env, monkeypatch):
+    """Same labels, but adam's learning rate is 1000x smaller and the user optimizer's code got worse
+    (its update is scaled down by a bug switched on through the environment): both are caught, each
+    under its own label, and the regressed run does not become the new baseline."""
+    from gate_user_optim import BUG_ENV
+
+    env = cli_env
+    regressed = env["root"] / "regressed.yaml"
+    regressed.write_text(TINY.format(steps=40, lr="3.0e-6"))
+    monkeypatch.setenv(BUG_ENV, "1")
+    new_baseline = env["root"] / "new-baseline.json"
+    run = env["root"] / "run-regressed"
+    res = env["invoke"](
+        "compare", regressed, "--out", run, "--baseline", env["baseline"], "--save-baseline", new_baseline
+    )
+    assert res.exit_code == 1, res.output
+    assert "FAIL" in res.output and "lr 0.003 -> 3e-06" in res.output
+    assert "baseline not saved" in res.output and not new_baseline.exists()
+
+    res = env["invoke"]("gate", run, "--baseline", env["baseline"], "--json")
+    assert res.exit_code == 1, res.output
+    checks = json.loads(res.output)["checks"]
+    failed = {(c["optimizer"], c["check"]) for c in checks if c["verdict"] == "fail"}
+    assert ("adam", "final test accuracy") in failed and ("user", "final test accuracy") in failed
+    changed = {c["optimizer"]: c["detail"] for c in checks if c["check"] == "setup changed"}
+    assert changed == {"adam": "lr 0.003 -> 3e-06"}  # the user optimizer's code changed, not its setup
+
+    # Looser tolerances from the command line turn the verdict around (the flags are applied).
+    res = env["invoke"]("gate", run, "--baseline", env["baseline"], "--accuracy-drop", "100", "--gap-growth",
+                        "100", "--steps-growth", "100")  # fmt: skip
+    assert res.exit_code == 0, res.output
+
+
+def test_cli_baseline_from_another_setup_is_refused_before_training(cli_env):
+    env = cli_env
+    other = env["root"] / "longer.yaml"
+    other.write_text(TINY.format(steps=80, lr="3.0e-3"))
+    out = env["root"] / "run-other"
+    res = env["invoke"]("compare", other, "--out", out, "--baseline", env["baseline"])
+    assert res.exit_code == 2, res.output
+    assert "budget differs (steps 40 -> 80)" in res.output and "Traceback" not in res.output
+    assert not out.exists()  # refused before any training
+    res = env["invoke"]("compare", env["recipe"], "--steps", 30, "--baseline", env["baseline"])
+    assert res.exit_code == 2 and "steps 40 -> 30" in res.output
+    res = env["invoke"]("gate", env["root"] / "run-base", "--baseline", env["root"] / "nope.json")
+    assert res.exit_code == 2 and "baseline file not found" in res.output
