@@ -168,6 +168,137 @@ def gate_cmd(
         raise typer.Exit(1)
 
 
+# --- validate, schema, list (adacli/recipe.py, optim/registry.py, data.py, models.py) ----------------
+
+
+@app.command("validate")
+def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="a recipe YAML file")) -> None:
+    """Check a recipe without running it: keys, values, names, data files, device, optimizers.
+
+    Exit 0 and a short summary when it would run; exit 2 and a one-line error (file:line: field) if not."""
+    from adacli.optim.registry import assign_labels, resolve_optimizer
+    from adacli.recipe import check_environment, load_recipe
+
+    try:
+        recipe = load_recipe(recipe_file)
+        check_environment(recipe, recipe_file)
+        labels = assign_labels(recipe.optimizers)
+        resolved = [resolve_optimizer(s.name, s.hparams) for s in recipe.optimizers]
+    except AdacliError as e:
+        raise fail(e) from None
+    b = recipe.budget
+    budget = (
+        f"{b.steps} steps" if b.steps else f"{b.epochs:g} epochs" if b.epochs else f"{b.seconds:g} s"
+    ) + f" x batch {b.batch_size}"
+    seeds = recipe.seed_list
+    d = recipe.dataset
+    size = f", image_size {d.image_size}" if d.image_size else ""
+    lines = [
+        f"[bold green]OK[/] {recipe_file}: {recipe.name}",
+        f"  model {recipe.model.name}, dataset {d.name}{size}{', augment' if d.augment else ''}, "
+        f"budget {budget}, device {recipe.device}, {recipe.precision}",
+        f"  {len(seeds)} seed(s) x {len(resolved)} optimizer(s) = {len(seeds) * len(resolved)} trials:",
+    ]
+    for label, spec, r in zip(labels, recipe.optimizers, resolved, strict=True):
+        given = ", ".join(f"{k}={v}" for k, v in spec.hparams.items())
+        lines.append(f"    {label}: {r.qualname} ({r.source}){' ' + given if given else ''}")
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+@app.command("schema")
+def schema_cmd(
+    out: str | None = typer.Option(None, "--out", "-o", metavar="FILE", help="write to FILE, not stdout"),
+) -> None:
+    """Print the recipe's JSON Schema (point your editor's YAML plugin at it for completion)."""
+    import json
+    from pathlib import Path
+
+    from adacli.recipe import recipe_schema
+
+    text = json.dumps(recipe_schema(), indent=2)
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+        err_console.print(f"wrote {out}", highlight=False)
+    else:
+        typer.echo(text)
+
+
+@app.command("list")
+def list_cmd(
+    what: str = typer.Argument(..., metavar="models|optimizers|datasets", help="what to list"),
+    pattern: str | None = typer.Argument(
+        None, metavar="[PATTERN]", help="models: filter, e.g. resnet or '*vit*'"
+    ),
+) -> None:
+    """Show the names a recipe can use: timm models, optimizers (by source), datasets."""
+    from rich.table import Table
+
+    from adacli.errors import InputError, closest
+
+    kinds = ["models", "optimizers", "datasets"]
+    try:
+        if what not in kinds:
+            raise InputError(f"cannot list {what!r}", allowed=kinds, suggestion=closest(what, kinds))
+        if what == "models":
+            from adacli.models import model_names
+
+            names = model_names(pattern)
+            if not names:
+                raise InputError(f"no timm model matches {pattern!r}")
+            table = Table(
+                title=f"timm models ({len(names)}{' matching ' + repr(pattern) if pattern else ''})"
+            )
+            table.add_column("model")
+            for n in names:
+                table.add_row(n)
+        elif what == "optimizers":
+            table = _optimizers_table()
+        else:
+            table = _datasets_table()
+    except AdacliError as e:
+        raise fail(e) from None
+    console.print(table)
+
+
+def _optimizers_table():
+    """Every optimizer name with where it resolves to (the name to write in a recipe first)."""
+    from rich.table import Table
+
+    from adacli.errors import InputError
+    from adacli.optim.registry import TIMM_PREFIX, optimizer_names, resolve_optimizer
+
+    names = optimizer_names()
+    table = Table(title="optimizers (plain names: adacli, then torch, then timm; timm:NAME is always timm)")
+    table.add_column("name")
+    table.add_column("source")
+    table.add_column("class")
+    shadowed = {"adabelief", *names["torch"]}
+    rows = [(n, "adacli") for n in names["adacli"]] + [(n, "torch") for n in names["torch"]]
+    rows += [(TIMM_PREFIX + n if n in shadowed else n, "timm") for n in names["timm"]]
+    for name, source in rows:
+        try:
+            cls = resolve_optimizer(name).qualname
+        except InputError as e:
+            cls = f"[dim]unavailable: {e.message.split(': ', 1)[-1]}[/]"
+        table.add_row(name, source, cls)
+    table.add_row("package.module:Class", "import", "your torch.optim.Optimizer subclass")
+    return table
+
+
+def _datasets_table():
+    from rich.table import Table
+
+    from adacli.data import DATASET_INFO, dataset_names
+
+    table = Table(title="datasets")
+    table.add_column("name")
+    table.add_column("what, where")
+    for n in dataset_names():
+        table.add_row(n, DATASET_INFO.get(n, ""))
+    return table
+
+
 def main() -> None:
     """Console-script entry point: run the app; a Ctrl-C outside a command's own handling exits 130."""
     try:
