@@ -389,9 +389,9 @@ def recipe_schema() -> dict[str, Any]:
     schema = Recipe.model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "adacli recipe",
-        "description": "An adacli optimizer-comparison recipe (YAML). See DESIGN.md section 3 / README.",
         **schema,
+        "title": "adacli recipe",
+        "description": "An adacli optimizer-comparison recipe (YAML); see README.md, section Recipes.",
     }
 
 
