@@ -115,13 +115,15 @@ def resolve_target(trials: Iterable[TrialResult], spec: TargetSpec | None = None
     diverged): the level every one of them reached. ``value`` is None when there is no such trial (then
     every steps-to-target is censored).
     """
+    trials = list(trials)
     spec = spec or TargetSpec()
     if spec.value is not None:
         return Target(
             metric=spec.metric,
             value=float(spec.value),
             source="recipe",
-            description=f"target: smoothed training loss <= {spec.value:.4g} (from the recipe)",
+            description=f"target: smoothed training loss <= {spec.value:.4g} (from the recipe)"
+            + _too_loose(trials, float(spec.value)),
         )
     finals = [(f, t) for t in trials if usable(t) and (f := final_train_loss(t)) is not None]
     finals = [(f, t) for f, t in finals if math.isfinite(f)]
@@ -140,7 +142,24 @@ def resolve_target(trials: Iterable[TrialResult], spec: TargetSpec | None = None
         description=(
             f"target: smoothed training loss <= {value:.4g} (default: the highest final smoothed loss of "
             f"the non-diverged trials, {worst.label} seed {worst.seed}; every one of them reached it)"
+            + _too_loose(trials, value)
         ),
+    )
+
+
+def _too_loose(trials: Sequence[TrialResult], value: float) -> str:
+    """A warning for the description when trials start at or below the target (reached at step 1).
+
+    It happens by definition when some optimizer barely learns within the budget (the default target is
+    then about the initial loss): the to-target columns cannot rank speed, and the reader must know.
+    """
+    at_start = [t for t in trials if usable(t) and t.losses[0] <= value]
+    if not at_start:
+        return ""
+    n = sum(usable(t) for t in trials)
+    return (
+        f"; WARNING: {len(at_start)}/{n} trials start at or below it (reached at step 1), so steps/secs to "
+        "target do not rank speed: set target.value in the recipe, or a longer budget"
     )
 
 

@@ -182,8 +182,8 @@ def best_rows(summaries: Sequence[OptimizerSummary]) -> dict[str, set[int]]:
     """For each column header, the indices of the rows holding the best value (ties all win).
 
     Best = highest accuracy; lowest gap, loss gap, training loss, time and state; for the to-target
-    columns, the most seeds reaching the target first, then the fewest steps/seconds. With a single row
-    nothing is highlighted (there is nothing to beat).
+    columns, the most seeds reaching the target first, then the fewest steps/seconds. A column where every
+    row with a value ties (or a table with a single row) has no best.
     """
     out: dict[str, set[int]] = {}
     if len(summaries) < 2:
@@ -194,7 +194,9 @@ def best_rows(summaries: Sequence[OptimizerSummary]) -> dict[str, set[int]]:
         if not keys:
             continue
         best = min(k for _, k in keys)
-        out[header] = {i for i, k in keys if k == best}
+        winners = {i for i, k in keys if k == best}
+        if len(winners) < len(keys):  # when every row ties, nothing stands out
+            out[header] = winners
     return out
 
 
@@ -212,12 +214,11 @@ def summary_table(
         table.add_column(header, justify="right")
     best = best_rows(summaries)
     for i, s in enumerate(summaries):
-        name = Text(s.optimizer)
-        seeds = f" ×{s.n_trials}" if s.n_trials != 1 else ""
-        name.append(seeds, style="dim")
+        label = Text(s.optimizer)
+        label.append(f" ×{s.n_trials}" if s.n_trials != 1 else "", style="dim")
         if s.n_diverged:
-            name.append(f" ({s.n_diverged} diverged)", style="red")
-        cells: list[Text] = [name]
+            label.append(f" ({s.n_diverged} diverged)", style="red")
+        cells: list[Text] = [label]
         for header, name, fmt, _better, with_std in COLUMNS:
             style = "bold green" if i in best.get(header, set()) else ""
             cells.append(Text(_cell(s, name, fmt, with_std), style=style))

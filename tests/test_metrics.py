@@ -138,13 +138,15 @@ def test_default_target_is_highest_final_smoothed_loss_of_non_diverged():
     assert tg.source == "default"
     assert tg.value == pytest.approx(1.0)
     assert "b seed 0" in tg.description and "1" in tg.description
+    # b never improved: it starts at the target, so the to-target columns cannot rank speed; say so
+    assert "WARNING: 1/2 trials start at or below it" in tg.description
     # every non-diverged trial reaches the default target
     assert metrics.steps_to_target(a, tg) == 2
     assert metrics.steps_to_target(b, tg) == 1
     # recipe value wins
     tr = metrics.resolve_target([a, b], TargetSpec(value=0.5))
     assert (tr.value, tr.source) == (0.5, "recipe")
-    assert "0.5" in tr.description
+    assert "0.5" in tr.description and "WARNING" not in tr.description
     # no usable trial: no target, every crossing censored
     none = metrics.resolve_target([c], None)
     assert none.value is None and "none" in none.description

@@ -191,7 +191,7 @@ def test_summary_table_rows_censoring_and_best(run_dir):
     assert run.target.description in text  # target stated under the table
     best = report.best_rows(run.summaries)
     assert best["test acc %"] == {0}  # adabelief 81 vs adam 76
-    assert best["step ms"] == {0, 1}  # a tie: both highlighted
+    assert "step ms" not in best and "state" not in best  # every row ties: nothing stands out
     assert best["steps to target"] == {0}  # adabelief reaches the default target first
     assert "sgd" not in {run.summaries[i].optimizer for i in best["test acc %"]}
     # the highlight is on the cell
@@ -259,3 +259,17 @@ def test_report_cli_table_json_and_errors(run_dir, tmp_path):
     res = runner.invoke(app, ["report", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "run folder not found" in res.output
     assert "Traceback" not in res.output
+
+
+def test_best_rows_ties_all_win_unless_everyone_ties():
+    trials = [
+        make_trial("a", 0, [1.0, 0.5], [80.0]),
+        make_trial("b", 0, [1.0, 0.5], [80.0]),
+        make_trial("c", 0, [1.0, 0.9], [70.0]),
+    ]
+    target = metrics.resolve_target(trials, TargetSpec(value=0.8))
+    best = report.best_rows(metrics.summarize(trials, target))
+    assert best["test acc %"] == {0, 1}
+    assert best["mean loss"] == {0, 1}
+    assert "state" not in best  # 4 KiB everywhere
+    assert report.best_rows(metrics.summarize(trials[:1], target)) == {}
