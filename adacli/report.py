@@ -638,7 +638,6 @@ def environment_info(device: Any) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "cuda": torch.version.cuda if dev.type == "cuda" else None,
-        "hostname": platform.node(),
         "argv": sys.argv[1:],
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
