@@ -582,7 +582,8 @@ def plot_curves(trials: Sequence[TrialResult], path: str | Path, *, target: Targ
     ax_at.set_title("test accuracy vs time")
     for ax in axes.flat:
         ax.grid(True, alpha=0.3)
-    ax_ls.legend(fontsize="small")
+    if ax_ls.get_legend_handles_labels()[0]:
+        ax_ls.legend(fontsize="small")
     fig.suptitle("mean over seeds (aligned by step); band = min..max over seeds", fontsize="small")
     fig.tight_layout()
     path = Path(path)
@@ -738,7 +739,7 @@ class CompareProgress:
             value = float(loss) if loss is not None else None
         except (TypeError, ValueError, RuntimeError):
             value = None
-        info = f"loss {value:.4f}" if value is not None else ""
+        info = f"loss {value:.4g}" if value is not None else ""
         self._progress.update(self._trial, total=self._total, completed=self._step, info=info)
 
     def trial_finished(self, result: TrialResult) -> None:

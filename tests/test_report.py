@@ -273,3 +273,23 @@ def test_best_rows_ties_all_win_unless_everyone_ties():
     assert best["mean loss"] == {0, 1}
     assert "state" not in best  # 4 KiB everywhere
     assert report.best_rows(metrics.summarize(trials[:1], target)) == {}
+
+
+def test_plot_curves_edge_cases(tmp_path):
+    import warnings
+
+    uneven = [  # a time budget: seeds run different numbers of steps
+        make_trial("t", 0, [2.0, 1.5, 1.0, 0.8], [50.0, 60.0]),
+        make_trial("t", 1, [2.0, 1.4, 1.1], [55.0]),
+    ]
+    no_evals = make_trial("n", 0, [2.0, 1.0], [])
+    no_evals.times = []
+    boom = make_trial("b", 0, [2.0, math.nan], [], status="diverged")
+    cases = [[*uneven, no_evals, boom], [boom], []]
+    for i, trials in enumerate(cases):
+        path = tmp_path / f"c{i}.png"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            report.plot_curves(trials, path, target=None)
+        assert path.read_bytes()[:8] == PNG_MAGIC
+    assert not list(tmp_path.glob("*.tmp.png"))
