@@ -263,8 +263,8 @@ def summarize(trials: Sequence[TrialResult], target: Target) -> list[OptimizerSu
     Which trials enter which figure:
 
     * accuracy, gap, loss, AUC and timing figures: the usable trials only (status ``ok``, not diverged);
-      diverged trials are counted in ``n_diverged`` and ``n_trials`` (failed or interrupted ones only in
-      ``n_trials``), so a row whose means rest on fewer seeds says so;
+      diverged trials are counted in ``n_diverged``, failed or interrupted ones in ``n_failed``, both in
+      ``n_trials``, so a row whose means rest on fewer seeds says so;
     * steps/seconds-to-target: mean ± std over the usable trials that reached the target; every other
       trial (censored, diverged, failed) is "not reached", and ``reached_fraction`` = reached / n_trials;
     * ``state_bytes`` and ``peak_memory_bytes``: the largest value recorded by any trial of the label
@@ -304,6 +304,7 @@ def summarize(trials: Sequence[TrialResult], target: Target) -> list[OptimizerSu
                 optimizer_step_ms=stat(t.optimizer_step_ms for t in ok),
                 state_bytes=max(states) if states else None,
                 peak_memory_bytes=max(peaks) if peaks else None,
+                n_failed=sum(t.status in ("failed", "interrupted") and not trial_diverged(t) for t in group),
             )
         )
     return summaries

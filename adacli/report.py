@@ -218,6 +218,8 @@ def summary_table(
         label.append(f" ×{s.n_trials}" if s.n_trials != 1 else "", style="dim")
         if s.n_diverged:
             label.append(f" ({s.n_diverged} diverged)", style="red")
+        if s.n_failed:
+            label.append(f" ({s.n_failed} failed)", style="red")
         cells: list[Text] = [label]
         for header, name, fmt, _better, with_std in COLUMNS:
             style = "bold green" if i in best.get(header, set()) else ""
@@ -352,6 +354,7 @@ def summary_rows(summaries: Sequence[OptimizerSummary], target: Target | None) -
             "optimizer_class": s.optimizer_class,
             "n_trials": s.n_trials,
             "n_diverged": s.n_diverged,
+            "n_failed": s.n_failed,
             "reached_fraction": s.reached_fraction,
             "target": None if target is None else target.value,
         }

@@ -108,6 +108,7 @@ class OptimizerSummary:
     optimizer_step_ms: Stat
     state_bytes: int | None
     peak_memory_bytes: int | None
+    n_failed: int = 0  # trials that ended "failed" or "interrupted" (not in the means, not diverged)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

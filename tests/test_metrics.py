@@ -222,7 +222,12 @@ def test_summarize_aggregates_over_seeds_and_counts_divergence_and_censoring():
     # slow: seed 0 sits at 1.0 (reached at step 1), seed 1 at 1.5 never reaches: censored
     assert s.steps_to_target.mean == 1.0 and s.steps_to_target.n == 1
     assert s.reached_fraction == pytest.approx(0.5)
-    assert s.n_diverged == 0
+    assert s.n_diverged == 0 and s.n_failed == 0
+    # a failed trial: counted, not averaged, not diverged
+    failed = trial("slow", 2, [1.0], status="failed", evals=[ev(1, 0.0, 0.0)])
+    (s3,) = [x for x in metrics.summarize([*slow, failed], tg) if x.optimizer == "slow"]
+    assert (s3.n_trials, s3.n_failed, s3.n_diverged) == (3, 1, 0)
+    assert s3.final_test_accuracy.n == 2 and s3.reached_fraction == pytest.approx(1 / 3)
     assert s.generalization_gap.mean == pytest.approx(2.0)  # (1 + 3) / 2
     assert s.final_train_loss.mean == pytest.approx(1.25)
     assert s.state_bytes is None
