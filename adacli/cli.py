@@ -168,6 +168,87 @@ def gate_cmd(
         raise typer.Exit(1)
 
 
+# --- step-test (adacli/steptest.py) --------------------------------------------------------------------
+
+
+@app.command("step-test")
+def step_test_cmd(
+    optimizer: list[str] = typer.Option(
+        [],
+        "--optimizer",
+        "-o",
+        metavar="NAME",
+        help="test this optimizer (repeatable): any recipe name, package.module:Class included "
+        "[default: AdaBelief + sgd(momentum=0.9), adam, adamw]",
+    ),
+    recipe_file: str | None = typer.Option(
+        None,
+        "--recipe",
+        "-r",
+        metavar="RECIPE",
+        help="test the recipe's optimizers with its hyperparameters, plus overfit-one-batch and a "
+        "step/eval pass on its model",
+    ),
+    fused: str = typer.Option(
+        "auto",
+        "--fused",
+        metavar="auto|yes|no",
+        help="AdaBelief's fused CPU path: auto = check it when it can run here (skip otherwise), "
+        "yes = fail if it cannot, no = skip",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON on stdout, not a table"),
+    junit_xml: str | None = typer.Option(None, "--junit-xml", metavar="FILE", help="also write JUnit XML"),
+) -> None:
+    """Prove in seconds that optimizers behave: analytic problems, repeatability, resume, AdaBelief's paths
+    and golden values; exit 1 when any check fails."""
+    import json
+    from pathlib import Path
+
+    from adacli import steptest
+    from adacli.errors import CheckFailed, InputError
+
+    out = err_console if as_json else console
+    try:
+        if fused not in ("auto", "yes", "no"):
+            raise InputError(f"unknown value {fused!r}", field="--fused", allowed=["auto", "yes", "no"])
+        plan = steptest.plan_step_test(optimizer, recipe_file)
+        with out.status("step-test") as status:
+
+            def progress(check: steptest.Check) -> None:
+                status.update(f"step-test: {check.optimizer} {check.check} {check.status.upper()}")
+
+            report = steptest.run_step_test(plan, fused=fused, on_check=progress)  # type: ignore[arg-type]
+    except AdacliError as e:
+        raise fail(e) from None
+    if junit_xml:
+        path = Path(junit_xml)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(steptest.junit_xml(report), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=1, default=repr))
+    else:
+        # CI logs (not a terminal) get the table at its natural width instead of rich's 80 columns
+        wide = console if console.is_terminal else Console(width=max(console.width, 200))
+        wide.print(steptest.results_table(report))
+        for line in steptest.criteria_lines(report):
+            console.print(f"[dim]{line}[/]", highlight=False, soft_wrap=True)
+        for note in report.notes:
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        for c in report.failures:
+            line = f"[red]FAIL[/] {c.optimizer} {c.check}: {c.detail}"
+            console.print(line, highlight=False, soft_wrap=True)
+        counts = report.to_dict()["counts"]
+        console.print(
+            f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped "
+            f"in {report.seconds:.1f} s" + (f"; junit xml: {junit_xml}" if junit_xml else ""),
+            highlight=False,
+        )
+    if not report.passed:
+        names = ", ".join(f"{c.optimizer} {c.check}" for c in report.failures[:5])
+        more = f" and {len(report.failures) - 5} more" if len(report.failures) > 5 else ""
+        raise fail(CheckFailed(f"{len(report.failures)} step-test check(s) failed: {names}{more}"))
+
+
 # --- validate, schema, list (adacli/recipe.py, optim/registry.py, data.py, models.py) ----------------
 
 
