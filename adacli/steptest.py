@@ -56,6 +56,7 @@ __all__ = [
     "golden_check",
     "junit_xml",
     "plan_step_test",
+    "quiet_torch",
     "results_table",
     "run_step_test",
 ]
@@ -85,8 +86,8 @@ PATHS_ATOL = 1e-12
 PATH_PROBLEMS = ("logistic", "mlp", "noisy")
 
 #: recipe.overfit: the loss on one repeated batch must fall to initial / OVERFIT_FACTOR within these steps.
-OVERFIT_STEPS = 40
-OVERFIT_FACTOR = 4.0
+OVERFIT_STEPS = 60
+OVERFIT_FACTOR = 1.5
 
 
 # --- records --------------------------------------------------------------------------------------------
@@ -256,7 +257,7 @@ def plan_step_test(
 
 
 @contextmanager
-def _quiet_torch() -> Iterator[None]:
+def quiet_torch() -> Iterator[None]:
     """One intra-op thread and a private RNG stream while checks run.
 
     One thread: tiny tensors gain nothing from more, and a second thread spinning on a loaded 2-core CI
@@ -382,6 +383,7 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+@quiet_torch()
 def problem_checks(subject: Subject, problem: Problem) -> list[Check]:
     """``descent``, ``repeatable`` and ``resume`` of one optimizer on one problem.
 
@@ -520,6 +522,7 @@ def _rel_diff(a: Tensor, b: Tensor) -> float:
     return ((a - b).abs() / scale).max().item() if a.numel() else 0.0
 
 
+@quiet_torch()
 def paths_checks(subject: Subject, fused: tuple[Status | None, str]) -> list[Check]:
     """foreach and fused against the single-tensor reference, with the subject's hyperparameters."""
     cls = subject.resolved.cls
@@ -631,6 +634,7 @@ def _golden_err(tensors: list[Tensor], want: list[list[float]]) -> float:
     return worst
 
 
+@quiet_torch()
 def golden_check(label: str, cls: type, paths: Sequence[str]) -> Check:
     """``adabelief.golden``: every path of ``cls`` against the official trajectory in the golden file."""
     golden = load_golden()
@@ -711,8 +715,15 @@ def _scaler(ctx: _RecipeContext) -> Any:
 
 
 def overfit_check(subject: Subject, ctx: _RecipeContext) -> Check:
-    """``recipe.overfit``: the loss on one repeated batch falls by OVERFIT_FACTOR within OVERFIT_STEPS."""
+    """``recipe.overfit``: the loss on one repeated batch falls to initial/OVERFIT_FACTOR within
+    OVERFIT_STEPS steps (the run stops as soon as it does).
+
+    The factor is modest on purpose: rectified optimizers (RAdam, AdaBelief's default) warm up for their
+    first few dozen steps, and a healthy optimizer must not fail a CI job. A broken one (gradients ignored,
+    a wrong sign, NaN) does not come close.
+    """
     crit = f"loss on one repeated batch ≤ initial/{OVERFIT_FACTOR:g} within {OVERFIT_STEPS} steps"
+    name = "recipe.overfit"
     t0 = time.perf_counter()
     x, y = ctx.batch
     losses: list[float] = []
@@ -722,11 +733,14 @@ def overfit_check(subject: Subject, ctx: _RecipeContext) -> Check:
         model.train()
         opt = subject.build(model.parameters())
         scaler = _scaler(ctx)
-        for _ in range(OVERFIT_STEPS):
+        for step in range(OVERFIT_STEPS + 1):
             opt.zero_grad(set_to_none=True)
-            loss, _ = _forward_loss(ctx, model, x, y)
+            with torch.set_grad_enabled(step < OVERFIT_STEPS):
+                loss, _ = _forward_loss(ctx, model, x, y)
             losses.append(loss.item())
-            if not math.isfinite(losses[-1]):
+            if not math.isfinite(losses[-1]) or losses[-1] <= losses[0] / OVERFIT_FACTOR:
+                break
+            if step == OVERFIT_STEPS:
                 break
             if scaler is None:
                 loss.backward()
@@ -735,55 +749,24 @@ def overfit_check(subject: Subject, ctx: _RecipeContext) -> Check:
                 scaler.scale(loss).backward()
                 scaler.step(opt)
                 scaler.update()
-        if math.isfinite(losses[-1]):
-            with torch.no_grad():
-                losses.append(_forward_loss(ctx, model, x, y)[0].item())
     except Exception as e:
-        return Check(
-            subject.label,
-            "recipe.overfit",
-            "fail",
-            "error",
-            crit,
-            f"{type(e).__name__}: {_one_line(e)}",
-            None,
-            time.perf_counter() - t0,
-        )
+        detail = f"{type(e).__name__}: {_one_line(e)}"
+        return Check(subject.label, name, "fail", "error", crit, detail, None, time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
+    last = len(losses) - 1
     if not math.isfinite(losses[-1]):
-        return Check(
-            subject.label,
-            "recipe.overfit",
-            "fail",
-            f"{losses[-1]} @{len(losses) - 1}",
-            crit,
-            f"loss {losses[-1]} at step {len(losses) - 1}",
-            None,
-            seconds,
-        )
+        detail = f"loss {losses[-1]} at step {last}"
+        return Check(subject.label, name, "fail", f"{losses[-1]} @{last}", crit, detail, None, seconds)
     ratio = losses[-1] / losses[0]
-    best = min(losses)
-    ok = best <= losses[0] / OVERFIT_FACTOR
-    reached = next((i for i, v in enumerate(losses) if v <= losses[0] / OVERFIT_FACTOR), None)
-    detail = (
-        f"{ctx.recipe.model.name} on one {ctx.recipe.dataset.name} batch of {len(y)} ({ctx.device}, "
-        f"{ctx.recipe.precision}): loss {losses[0]:.4g} → {losses[-1]:.4g}, best {best:.4g}; "
-        + (
-            f"reached initial/{OVERFIT_FACTOR:g} at step {reached}"
-            if reached is not None
-            else "never reached"
-        )
+    ok = ratio <= 1 / OVERFIT_FACTOR
+    where = (
+        f"{ctx.recipe.model.name} on one {ctx.recipe.dataset.name} batch of {len(y)} "
+        f"({ctx.device}, {ctx.recipe.precision}, constant lr)"
     )
-    return Check(
-        subject.label,
-        "recipe.overfit",
-        "pass" if ok else "fail",
-        f"×{best / losses[0]:.1e}",
-        crit,
-        detail,
-        ratio,
-        seconds,
-    )
+    outcome = f"reached at step {last}" if ok else f"not reached in {OVERFIT_STEPS} steps"
+    detail = f"{where}: loss {losses[0]:.4g} → {losses[-1]:.4g} (×{ratio:.2f}); {outcome}"
+    measured = f"@{last}" if ok else f"×{ratio:.2f}"
+    return Check(subject.label, name, "pass" if ok else "fail", measured, crit, detail, float(last), seconds)
 
 
 def step_eval_check(subject: Subject, ctx: _RecipeContext) -> Check:
@@ -884,7 +867,7 @@ def run_step_test(
             if on_check is not None:
                 on_check(c)
 
-    with _quiet_torch():
+    with quiet_torch():
         problems = default_problems()
         ctx = _recipe_context(plan.recipe) if plan.recipe is not None else None
         fused_state: tuple[Status | None, str] | None = None
