@@ -47,17 +47,22 @@ def report_cmd(
 
     try:
         run = report.load_run(run_dir)
-        if not no_plot and run.trials:
-            report.plot_curves(run.trials, run.run_dir / report.CURVES_PNG, target=run.target)
     except AdacliError as e:
         raise fail(e) from None
+    curves = None
+    if not no_plot and run.trials:
+        try:  # a read-only run folder (a shared baseline) still gets its table
+            report.plot_curves(run.trials, run.run_dir / report.CURVES_PNG, target=run.target)
+            curves = run.run_dir / report.CURVES_PNG
+        except OSError as e:
+            err_console.print(f"warning: curves.png not re-drawn ({e})", highlight=False)
     if as_json:
         typer.echo(json.dumps(report.run_json(run), indent=1))
         return
     title = f"{run.recipe.get('name', run.run_dir.name)} ({run.status})"
     console.print(report.summary_table(run.summaries, run.target, title=title))
-    if not no_plot and run.trials:
-        console.print(f"curves: {run.run_dir / report.CURVES_PNG}", highlight=False)
+    if curves is not None:
+        console.print(f"curves: {curves}", highlight=False)
 
 
 # --- gate (adacli/gate.py) -------------------------------------------------------------------------
