@@ -34,6 +34,81 @@ def fail(error: AdacliError) -> typer.Exit:
 # (each command: parse options, call one library function, print; AdacliError -> fail(err))
 
 
+@app.command("compare")
+def compare_cmd(
+    recipe_file: str = typer.Argument(..., metavar="RECIPE", help="a recipe YAML file"),
+    device: str | None = typer.Option(None, "--device", help="override the recipe: auto|cpu|cuda[:N]|mps"),
+    seeds: int | None = typer.Option(None, "--seeds", min=1, help="override the recipe: run seeds 0..N-1"),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="override the budget: N training steps"),
+    out: str | None = typer.Option(None, "--out", help="run folder (default runs/<name>/<timestamp>/)"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout, not a table"),
+    save_baseline: str | None = typer.Option(
+        None, "--save-baseline", metavar="FILE", help="write a regression-gate baseline of this run"
+    ),
+    baseline: str | None = typer.Option(
+        None, "--baseline", metavar="FILE", help="judge this run against a baseline; exit 1 on a regression"
+    ),
+    junit_xml: str | None = typer.Option(None, "--junit-xml", help="with --baseline: verdicts as JUnit XML"),
+) -> None:
+    """Train every optimizer of a recipe on the same model, data and budget, and compare them."""
+    import json
+
+    from adacli import compare, report
+    from adacli.recipe import check_environment, load_recipe
+
+    try:
+        recipe = load_recipe(recipe_file)
+        recipe = compare.apply_overrides(recipe, device=device, seeds=seeds, steps=steps)
+        check_environment(recipe, recipe_file)
+        gate_base = _gate_precheck(recipe, baseline, junit_xml)
+    except AdacliError as e:
+        raise fail(e) from None
+
+    def show(outcome: compare.CompareOutcome) -> None:
+        if as_json:
+            run = report.RunData(
+                run_dir=outcome.run_dir,
+                recipe={},
+                environment={},
+                trials=outcome.trials,
+                summaries=outcome.summaries,
+                target=outcome.target,
+                status=outcome.status,
+            )
+            typer.echo(json.dumps(report.run_json(run), indent=1))
+            return
+        title = f"{recipe.name}" + (" (interrupted)" if outcome.status != "complete" else "")
+        console.print(report.summary_table(outcome.summaries, outcome.target, title=title))
+        console.print(f"run folder: {outcome.run_dir}", highlight=False, soft_wrap=True)
+
+    # With --json, stdout carries only the JSON: progress goes to stderr.
+    progress_console = err_console if as_json else console
+    try:
+        with report.CompareProgress(progress_console) as progress:
+            outcome = compare.run_compare(recipe, recipe_path=recipe_file, out_dir=out, progress=progress)
+    except compare.CompareInterrupted as e:
+        err_console.print(
+            f"interrupted: {len(e.outcome.trials)}/{e.outcome.planned} trials finished, "
+            f"saved in {e.outcome.run_dir}",
+            highlight=False,
+        )
+        if e.outcome.trials:
+            show(e.outcome)
+        raise typer.Exit(130) from None
+    except AdacliError as e:
+        raise fail(e) from None
+    show(outcome)
+    if baseline or save_baseline:
+        _gate_after_compare(
+            outcome.run_dir,
+            gate_base,
+            baseline=baseline,
+            save_baseline=save_baseline,
+            junit_xml=junit_xml,
+            as_json=as_json,
+        )
+
+
 @app.command("report")
 def report_cmd(
     run_dir: str = typer.Argument(..., help="a run folder written by `adacli compare`"),

@@ -282,15 +282,21 @@ class _CudaRecorder:
         self._pending: deque[tuple[int, torch.cuda.Event]] = deque()
         self._polled: dict[int, float] = {}
         self._seg_first = 0
+        self._initial: float | None = None  # the first step's loss, once read
+        self.stream = torch.cuda.current_stream(device)
         self.seg_start_wall = time.perf_counter()
-        self.seg_start_ev = torch.cuda.Event(enable_timing=True)
+        self.seg_start_ev = self._event()
+
+    def _event(self) -> torch.cuda.Event:
+        ev = torch.cuda.Event(enable_timing=True)
+        ev.record(self.stream)
+        return ev
 
     def start_segment(self) -> None:
         torch.cuda.synchronize(self.device)
         self._seg_first = self._n
         self._ends, self._opts = [], []
-        self.seg_start_ev = torch.cuda.Event(enable_timing=True)
-        self.seg_start_ev.record()
+        self.seg_start_ev = self._event()
         self.seg_start_wall = time.perf_counter()
 
     def clock(self) -> float:
@@ -299,22 +305,17 @@ class _CudaRecorder:
         return self.base + time.perf_counter() - self.seg_start_wall
 
     def opt_begin(self) -> torch.cuda.Event:
-        ev = torch.cuda.Event(enable_timing=True)
-        ev.record()
-        return ev
+        return self._event()
 
     def opt_end(self, token: torch.cuda.Event) -> None:
-        ev = torch.cuda.Event(enable_timing=True)
-        ev.record()
-        self._opts.append((token, ev))
+        self._opts.append((token, self._event()))
 
     def step_done(self, loss: torch.Tensor) -> None:
         i = self._n
         if i // self.CHUNK >= len(self._chunks):
             self._chunks.append(torch.empty(self.CHUNK, dtype=torch.float32, pin_memory=True))
         self._chunks[i // self.CHUNK][i % self.CHUNK].copy_(loss.detach(), non_blocking=True)
-        ev = torch.cuda.Event(enable_timing=True)
-        ev.record()
+        ev = self._event()
         self._ends.append(ev)
         self._pending.append((i, ev))
         self._n += 1
@@ -328,8 +329,9 @@ class _CudaRecorder:
             i, _ = self._pending.popleft()
             v = self._value(i)
             self._polled[i] = v
-            first = self._polled.get(0, v)
-            if self.first_bad is None and is_diverged(v, first):
+            if self._initial is None:
+                self._initial = v
+            if self.first_bad is None and is_diverged(v, self._initial):
                 self.first_bad = i
 
     def latest(self) -> float | None:
@@ -346,6 +348,8 @@ class _CudaRecorder:
         for i, ev in zip(range(self._seg_first, self._n), self._ends, strict=True):
             v = self._value(i)
             self.losses.append(v)
+            if self._initial is None:
+                self._initial = v
             self.times.append(self.base + self.seg_start_ev.elapsed_time(ev) / 1e3)
             self.step_s.append(prev.elapsed_time(ev) / 1e3)
             prev = ev
@@ -457,7 +461,25 @@ def run_trial(
     ``model`` is the seed's initial model (see :func:`initial_model`); it is deep-copied (unless
     ``copy_model=False``) so every optimizer of the seed starts from the same weights. Returns a
     ``TrialResult`` with status ``ok``, ``diverged`` or ``failed``; raises only ``KeyboardInterrupt``.
+    ``peak_memory_bytes`` is the growth above what was allocated when the trial started (CUDA), or of
+    the process RSS sampled at evaluation points (CPU).
     """
+    if config.device.type == "cuda":  # events, streams and stats of the trial's own GPU (cuda:N)
+        with torch.cuda.device(config.device):
+            return _run_trial(model, data, optimizer, config, seed, label, on_step, copy_model)
+    return _run_trial(model, data, optimizer, config, seed, label, on_step, copy_model)
+
+
+def _run_trial(
+    model: nn.Module,
+    data: DataBundle,
+    optimizer: ResolvedOptimizer,
+    config: TrialConfig,
+    seed: int,
+    label: str | None,
+    on_step: StepCallback | None,
+    copy_model: bool,
+) -> TrialResult:
     device = config.device
     budget = config.budget
     result = TrialResult(
