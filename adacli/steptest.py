@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from adacli.errors import InputError
-from adacli.optim.registry import ResolvedOptimizer, optimizer_names, resolve_optimizer
+from adacli.optim.registry import ResolvedOptimizer, resolve_optimizer
 from adacli.problems import Problem, default_problems, golden_gradient, golden_initial
 
 if TYPE_CHECKING:
@@ -209,9 +209,27 @@ def _resolve_named(name: str) -> ResolvedOptimizer:
             raise first.located(field="--optimizer") from None
 
 
+def shipped_optimizer_names() -> list[str]:
+    """Registry names of the optimizers adacli ships: the Optimizer classes ``adacli.optim`` exports.
+
+    Read from the package rather than ``registry.optimizer_names()``, which also lists timm's names and
+    so imports timm (seconds of a run whose budget is 15 s); every name must resolve to source "adacli".
+    """
+    import adacli.optim
+
+    names = []
+    for attr in adacli.optim.__all__:
+        obj = getattr(adacli.optim, attr)
+        if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer):
+            resolved = resolve_optimizer(attr.lower())
+            if resolved.source == "adacli":
+                names.append(attr.lower())
+    return names
+
+
 def default_subjects() -> list[Subject]:
     """Every optimizer adacli ships (defaults) plus the torch baselines in :data:`BASELINES`."""
-    subjects = [_subject(n, resolve_optimizer(n), "default") for n in optimizer_names()["adacli"]]
+    subjects = [_subject(n, resolve_optimizer(n), "default") for n in shipped_optimizer_names()]
     subjects += [_subject(label, resolve_optimizer(n, hp), "default") for label, n, hp in BASELINES]
     return subjects
 

@@ -261,3 +261,12 @@ def test_problems_are_deterministic_and_start_finite() -> None:
         b = problem.objective(problem.initial(), 3)
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
         assert math.isfinite(a[1].item()) and a[1].item() > 0
+
+
+def test_default_set_is_every_shipped_optimizer_plus_baselines() -> None:
+    from adacli.optim.registry import optimizer_names
+
+    assert steptest.shipped_optimizer_names() == optimizer_names()["adacli"]
+    labels = [s.label for s in steptest.default_subjects()]
+    assert labels[: len(optimizer_names()["adacli"])] == optimizer_names()["adacli"]
+    assert labels[-3:] == ["sgd(momentum=0.9)", "adam", "adamw"]
