@@ -1,4 +1,4 @@
-"""AdaBelief with the numerics of the official ``adabelief-pytorch`` 0.2.1 release, on torch's optimizer paths.
+"""AdaBelief with the numerics of the official ``adabelief-pytorch`` 0.2.1, on torch's optimizer paths.
 
 Why this exists: the official release is a per-parameter Python loop that prints on construction, keeps its
 flags global and shares one rectification buffer across every param group, and gives bf16 parameters bf16
@@ -84,7 +84,10 @@ def default_path(device: torch.device | str) -> str:
 
     Chosen from measurements (README, AdaBelief section): see ``adacli.optim._fused.fused_is_default``.
     """
-    del device
+    from adacli.optim import _fused
+
+    if _fused.fused_is_default(torch.device(device)):
+        return "fused"
     return "foreach"
 
 
@@ -118,15 +121,15 @@ class AdaBelief(Optimizer):
     ) -> None:
         if isinstance(lr, Tensor):
             raise ValueError("AdaBelief takes lr as a Python float (a Tensor lr is not supported)")
-        if not 0.0 <= lr:
+        if not lr >= 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
+        if not eps >= 0.0:
             raise ValueError(f"Invalid epsilon value: {eps}")
         if not 0.0 <= betas[0] < 1.0:
             raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
         if not 0.0 <= betas[1] < 1.0:
             raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
+        if not weight_decay >= 0.0:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if foreach and fused:
             raise ValueError("foreach and fused cannot both be True: choose one path")
@@ -172,7 +175,7 @@ class AdaBelief(Optimizer):
         saved_ids = [pid for g in state_dict["param_groups"] for pid in g["params"]]
         super().load_state_dict(state_dict)
         params = [p for g in self.param_groups for p in g["params"]]
-        for pid, p in zip(saved_ids, params):
+        for pid, p in zip(saved_ids, params, strict=True):
             if pid not in saved_state or p not in self.state:
                 continue
             p_state = self.state[p]
@@ -326,7 +329,7 @@ def adabelief(
     else:
         path = "single"
     if path == "fused":
-        raise NotImplementedError("the fused AdaBelief path lands in the next commit; use foreach=True")
+        from adacli.optim._fused import fused_adabelief as func
     elif path == "foreach":
         func = _multi_tensor_adabelief
     else:
@@ -459,28 +462,73 @@ def _multi_tensor_adabelief(
         for j, s in enumerate(d_steps):
             by_step.setdefault(_step_value(s), []).append(j)
         for step, idx in by_step.items():
-            if len(idx) == len(d_params):
-                sub = (d_params, d_grads, d_exp_avgs, d_exp_avg_vars, d_max)
-            else:
-                sub = tuple(
-                    [lst[j] for j in idx] if lst else []
-                    for lst in (d_params, d_grads, d_exp_avgs, d_exp_avg_vars, d_max)
+            sub = [d_params, d_grads, d_exp_avgs, d_exp_avg_vars, d_max]
+            if len(idx) != len(d_params):
+                sub = [[lst[j] for j in idx] if lst else [] for lst in sub]
+            pieces = _cpu_chunks(sub, _CPU_CHUNK) if sub[0][0].device.type == "cpu" else [sub]
+            for piece in pieces:
+                _foreach_update(
+                    *piece,
+                    step=step,
+                    amsgrad=amsgrad,
+                    beta1=beta1,
+                    beta2=beta2,
+                    lr=lr,
+                    weight_decay=weight_decay,
+                    eps=eps,
+                    weight_decouple=weight_decouple,
+                    fixed_decay=fixed_decay,
+                    rectify=rectify,
+                    degenerated_to_sgd=degenerated_to_sgd,
+                    maximize=maximize,
                 )
-            _foreach_update(
-                *sub,  # type: ignore[arg-type]
-                step=step,
-                amsgrad=amsgrad,
-                beta1=beta1,
-                beta2=beta2,
-                lr=lr,
-                weight_decay=weight_decay,
-                eps=eps,
-                weight_decouple=weight_decouple,
-                fixed_decay=fixed_decay,
-                rectify=rectify,
-                degenerated_to_sgd=degenerated_to_sgd,
-                maximize=maximize,
-            )
+
+
+# On CPU a foreach op is a loop over its tensors, so running each op over a whole model streams every tensor
+# from DRAM once per op (about ten times per step). Cutting the lists into chunks of about this many elements
+# (flat views of large tensors, runs of small ones) keeps a chunk's working set (p, g, m, s and two
+# temporaries: 6 MB) in the last-level cache across the ops. Measured on resnet18 shapes, 1 thread:
+# unchunked 205 ms, 16K 160 ms (Python overhead per call dominates), 64K 90 ms, 256K 74 ms, 1M 82 ms.
+_CPU_CHUNK = 1 << 18
+
+
+def _cpu_chunks(lists: list[list[Tensor]], chunk: int) -> list[list[list[Tensor]]]:
+    """Cut parallel tensor lists (empty lists allowed) into chunks of about ``chunk`` elements each."""
+    live = [k for k, lst in enumerate(lists) if lst]
+    chunks: list[list[list[Tensor]]] = []
+    cur: list[list[Tensor]] = [[] for _ in lists]
+    total = 0
+
+    def flush() -> None:
+        nonlocal cur, total
+        if total:
+            chunks.append(cur)
+        cur, total = [[] for _ in lists], 0
+
+    for i, t in enumerate(lists[0]):
+        numel = t.numel()
+        if numel > chunk and all(lists[k][i].is_contiguous() for k in live):
+            flats = [lists[k][i].view(-1) for k in live]
+            start = 0
+            while numel - start >= chunk:
+                piece: list[list[Tensor]] = [[] for _ in lists]
+                for k, flat in zip(live, flats, strict=True):
+                    piece[k].append(flat[start : start + chunk])
+                chunks.append(piece)
+                start += chunk
+            if start == numel:
+                continue
+            for k, flat in zip(live, flats, strict=True):
+                cur[k].append(flat[start:])
+            total += numel - start
+        else:
+            for k in live:
+                cur[k].append(lists[k][i])
+            total += numel
+        if total >= chunk:
+            flush()
+    flush()
+    return chunks
 
 
 def _foreach_update(

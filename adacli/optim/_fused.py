@@ -1,0 +1,428 @@
+"""The fused AdaBelief path: one pass over memory per element (read p, g, m, s once; write p, m, s once).
+
+Why these means:
+
+* CPU: a small C++ kernel (OpenMP over cache-sized chunks of every tensor of a (device, dtype) group, one call
+  per group, a loop the compiler vectorises). It includes no torch headers and is called through ``ctypes``
+  with raw data pointers, so building it takes about a second with the system C++ compiler instead of the
+  30-60 s a ``torch.utils.cpp_extension`` build spends parsing torch's headers. The shared object is cached
+  under torch's extensions directory, keyed by a hash of the source, flags, compiler and CPU, so the cost is
+  paid once per machine. It links against the OpenMP runtime torch already loaded (same soname), so the two
+  share one thread pool. Without a compiler, ``fused=True`` raises a clear error and the default path
+  (``fused=None``) falls back to foreach.
+* CUDA: a Triton kernel (``adacli.optim._triton``): one launch per group over a table of tensor addresses.
+
+The update arithmetic is the official one in fp32 (fp64 for fp64 parameters), operation for operation; the
+step-dependent scalars (bias corrections, rectification) are computed on the host in float64 exactly as the
+reference path computes them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.optim.optimizer import Optimizer
+
+__all__ = ["FusedUnavailableError", "cpu_kernel_available", "fused_adabelief", "fused_is_default"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+# Elements per work item of the OpenMP loop: small enough to balance two or more threads over a model's
+# tensors, large enough that the per-item overhead is noise.
+_CHUNK = 1 << 15
+
+_SOURCE = r"""
+#include <cmath>
+#include <cstdint>
+#include <vector>
+#include <algorithm>
+#include <omp.h>
+
+// Modes of the parameter update (chosen on the host from the step, as the official code does):
+// 0 = unrectified Adam-style: p += step_size * m / (sqrt(s_hat) / sqrt_bc2 + eps), s_hat = s or max(s)
+// 1 = rectified adaptive:     p += step_size * m / (sqrt(s) + eps)
+// 2 = rectified SGD fallback: p += step_size * m
+// 3 = no parameter update (moments still advance)
+template <typename T, int MODE, bool AMS>
+static void adabelief_range(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict s,
+                            T* __restrict smax, int64_t n, const double* sc, int64_t flags) {
+  const T decay = (T)sc[0], l2 = (T)sc[1], beta1 = (T)sc[2], omb1 = (T)sc[3], beta2 = (T)sc[4];
+  const T omb2 = (T)sc[5], eps = (T)sc[6], sqrt_bc2 = (T)sc[7], step_size = (T)sc[8];
+  const bool do_decay = flags & 1, do_l2 = flags & 2, maximize = flags & 4;
+  const T gsign = maximize ? (T)-1 : (T)1;
+  for (int64_t i = 0; i < n; ++i) {
+    T pi = p[i];
+    T gi = g[i] * gsign;
+    if (do_decay) pi = pi * decay;
+    if (do_l2) gi = gi + l2 * pi;
+    T mi = m[i] * beta1;
+    mi = mi + omb1 * gi;
+    const T r = gi - mi;
+    T si = s[i] * beta2;
+    si = si + omb2 * r * r;
+    si = si + eps;
+    m[i] = mi;
+    s[i] = si;
+    T sx = si;
+    if (AMS) {
+      sx = std::max(smax[i], si);
+      smax[i] = sx;
+    }
+    if (MODE == 0) {
+      const T denom = std::sqrt(sx) / sqrt_bc2 + eps;
+      pi = pi + step_size * (mi / denom);
+    } else if (MODE == 1) {
+      const T denom = std::sqrt(si) + eps;
+      pi = pi + step_size * (mi / denom);
+    } else if (MODE == 2) {
+      pi = pi + step_size * mi;
+    }
+    p[i] = pi;
+  }
+}
+
+template <typename T, int MODE, bool AMS>
+static void run(int64_t ntensors, void** P, void** G, void** M, void** S, void** SM, const int64_t* numel,
+                const double* sc, int64_t flags, int64_t chunk, int nthreads) {
+  std::vector<int64_t> t_of, start_of;
+  for (int64_t t = 0; t < ntensors; ++t)
+    for (int64_t a = 0; a < numel[t]; a += chunk) { t_of.push_back(t); start_of.push_back(a); }
+  const int64_t nwork = (int64_t)t_of.size();
+  int64_t total = 0;
+  for (int64_t t = 0; t < ntensors; ++t) total += numel[t];
+  // a parallel region costs microseconds (far more on a busy machine): small groups run on one thread
+  #pragma omp parallel for schedule(static) num_threads(nthreads) if(total >= 4 * chunk && nthreads > 1)
+  for (int64_t w = 0; w < nwork; ++w) {
+    const int64_t t = t_of[w], a = start_of[w], n = std::min(chunk, numel[t] - a);
+    adabelief_range<T, MODE, AMS>((T*)P[t] + a, (const T*)G[t] + a, (T*)M[t] + a, (T*)S[t] + a,
+                                  AMS ? (T*)SM[t] + a : nullptr, n, sc, flags);
+  }
+}
+
+template <typename T>
+static int dispatch(int64_t ntensors, void** P, void** G, void** M, void** S, void** SM,
+                    const int64_t* numel, const double* sc, int64_t flags, int64_t chunk, int nthreads) {
+  const int mode = (int)((flags >> 4) & 3);
+  const bool ams = flags & 8;
+#define ADACLI_CASE(MODE_)                                                                        \
+  case MODE_:                                                                                     \
+    if (ams) run<T, MODE_, true>(ntensors, P, G, M, S, SM, numel, sc, flags, chunk, nthreads);    \
+    else run<T, MODE_, false>(ntensors, P, G, M, S, SM, numel, sc, flags, chunk, nthreads);       \
+    return 0;
+  switch (mode) { ADACLI_CASE(0) ADACLI_CASE(1) ADACLI_CASE(2) ADACLI_CASE(3) }
+#undef ADACLI_CASE
+  return 1;
+}
+
+extern "C" int adacli_adabelief_f32(int64_t ntensors, void** P, void** G, void** M, void** S, void** SM,
+                                    const int64_t* numel, const double* sc, int64_t flags, int64_t chunk,
+                                    int nthreads) {
+  return dispatch<float>(ntensors, P, G, M, S, SM, numel, sc, flags, chunk, nthreads);
+}
+
+extern "C" int adacli_adabelief_f64(int64_t ntensors, void** P, void** G, void** M, void** S, void** SM,
+                                    const int64_t* numel, const double* sc, int64_t flags, int64_t chunk,
+                                    int nthreads) {
+  return dispatch<double>(ntensors, P, G, M, S, SM, numel, sc, flags, chunk, nthreads);
+}
+"""
+
+# -O3 vectorises the loop; -fno-math-errno lets sqrt vectorise (no errno writes) without changing results;
+# no -ffast-math: division and sqrt stay IEEE, as in torch's kernels.
+_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c++17"]
+
+
+class FusedUnavailableError(RuntimeError):
+    """The fused path cannot run here (no C++ compiler for the CPU kernel, or no Triton for CUDA)."""
+
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_lib_error: str | None = None
+
+
+def _compiler() -> str | None:
+    """The C++ compiler to build the CPU kernel with ($CXX, else c++/g++/clang++ on PATH)."""
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _cpu_signature() -> str:
+    """What the -march=native build depends on: the CPU model and flags (a shared cache must not mix)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        lines = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))][:2]
+        return "\n".join(lines)
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+def _build_dir() -> Path:
+    """Torch's extensions directory (``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions/...``)."""
+    # the same default as torch.utils.cpp_extension.get_default_build_root(), without importing that module
+    # (its import logs a CUDA warning on machines without CUDA)
+    if os.environ.get("TORCH_EXTENSIONS_DIR"):
+        return Path(os.environ["TORCH_EXTENSIONS_DIR"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "torch_extensions"
+
+
+def _library_path(cxx: str) -> Path:
+    try:
+        version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        version = cxx
+    key = hashlib.sha256("\0".join([_SOURCE, *_FLAGS, version, _cpu_signature()]).encode()).hexdigest()[:16]
+    return _build_dir() / f"adacli_adabelief_{key}" / "adabelief_fused.so"
+
+
+def _load_cpu_kernel() -> ctypes.CDLL:
+    """Build (once per machine, cached on disk) and load the CPU kernel; raise FusedUnavailableError."""
+    global _lib, _lib_error
+    if _lib is not None:
+        return _lib
+    with _lock:
+        if _lib is not None:
+            return _lib
+        if _lib_error is not None:
+            raise FusedUnavailableError(_lib_error)
+        cxx = _compiler()
+        if cxx is None:
+            _lib_error = (
+                "the fused AdaBelief CPU kernel needs a C++ compiler (c++, g++ or clang++ on PATH, or $CXX) "
+                "to build once; install one (e.g. `apt-get install g++`) or use foreach=True"
+            )
+            raise FusedUnavailableError(_lib_error)
+        path = _library_path(cxx)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+                src = Path(tmp) / "adabelief_fused.cpp"
+                src.write_text(_SOURCE)
+                out = Path(tmp) / "adabelief_fused.so"
+                proc = subprocess.run(
+                    [cxx, *_FLAGS, str(src), "-o", str(out)], capture_output=True, text=True, timeout=300
+                )
+                if proc.returncode != 0:
+                    _lib_error = (
+                        f"building the fused AdaBelief CPU kernel with {cxx} failed "
+                        f"(use foreach=True instead):\n{proc.stderr[-2000:]}"
+                    )
+                    raise FusedUnavailableError(_lib_error)
+                os.replace(out, path)  # atomic: concurrent builders each install a complete file
+        lib = ctypes.CDLL(str(path))
+        for name in ("adacli_adabelief_f32", "adacli_adabelief_f64"):
+            fn = getattr(lib, name)
+            fn.restype = ctypes.c_int
+            fn.argtypes = (
+                [ctypes.c_int64]
+                + [ctypes.c_void_p] * 5
+                + [
+                    ctypes.c_void_p,
+                    ctypes.c_void_p,
+                    ctypes.c_int64,
+                    ctypes.c_int64,
+                    ctypes.c_int,
+                ]
+            )
+        _lib = lib
+        return lib
+
+
+def cpu_kernel_available() -> bool:
+    """Whether the CPU kernel is built or can be built here (builds it on first call)."""
+    try:
+        _load_cpu_kernel()
+    except FusedUnavailableError:
+        return False
+    return True
+
+
+def fused_is_default(device: torch.device) -> bool:
+    """Whether ``foreach=None, fused=None`` takes the fused path on ``device``.
+
+    CPU: yes when the kernel can be built (measured 4-8x faster than the foreach path on resnet18/50 and
+    ViT-S shapes, see the README; the one-off build takes about a second). CUDA: no, foreach stays the
+    default until the Triton kernel has been measured on a GPU (its first use also compiles for seconds).
+    """
+    if device.type == "cpu":
+        return cpu_kernel_available()
+    return False
+
+
+def _scalars(
+    step: float,
+    *,
+    amsgrad: bool,
+    beta1: float,
+    beta2: float,
+    lr: float,
+    weight_decay: float,
+    eps: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+    maximize: bool,
+) -> tuple[list[float], int]:
+    """The per-step scalars and flag bits a fused kernel takes (host arithmetic as in the reference)."""
+    import math
+
+    from adacli.optim.adabelief import rectification
+
+    decay, l2, flags = 1.0, 0.0, 0
+    if weight_decouple:
+        if weight_decay != 0:
+            decay = 1.0 - (weight_decay if fixed_decay else lr * weight_decay)
+            flags |= 1
+    elif weight_decay != 0:
+        l2 = weight_decay
+        flags |= 2
+    if maximize:
+        flags |= 4
+    if amsgrad:
+        flags |= 8
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    if not rectify:
+        mode, step_size = 0, -lr / bias_correction1
+    else:
+        kind, size = rectification(step, beta1, beta2, degenerated_to_sgd)
+        mode = {"adaptive": 1, "sgd": 2, "none": 3}[kind]
+        step_size = -size * lr
+    flags |= mode << 4
+    scalars = [decay, l2, beta1, 1 - beta1, beta2, 1 - beta2, eps, math.sqrt(bias_correction2), step_size]
+    return scalars, flags
+
+
+def fused_adabelief(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    amsgrad: bool,
+    beta1: float,
+    beta2: float,
+    lr: float,
+    weight_decay: float,
+    eps: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+    maximize: bool,
+) -> None:
+    """The fused path: one kernel call per (device, dtype, step) group of tensors."""
+    if not params:
+        return
+    from adacli.optim.adabelief import _step_value
+
+    hyper = dict(
+        amsgrad=amsgrad,
+        beta1=beta1,
+        beta2=beta2,
+        lr=lr,
+        weight_decay=weight_decay,
+        eps=eps,
+        weight_decouple=weight_decouple,
+        fixed_decay=fixed_decay,
+        rectify=rectify,
+        degenerated_to_sgd=degenerated_to_sgd,
+        maximize=maximize,
+    )
+    lists: list[list[Tensor]] = [params, grads, exp_avgs, exp_avg_vars]
+    if amsgrad:
+        lists.append(max_exp_avg_vars)
+    lists.append(state_steps)
+    grouped = Optimizer._group_tensors_by_device_and_dtype(lists)  # type: ignore[arg-type]
+    for device_lists, _ in grouped.values():
+        d_params, d_grads, d_m, d_s = device_lists[:4]
+        d_smax = device_lists[4] if amsgrad else []
+        d_steps = device_lists[-1]
+        torch._foreach_add_(d_steps, torch.tensor(1.0), alpha=1.0)
+        by_step: dict[float, list[int]] = {}
+        for j, st in enumerate(d_steps):
+            by_step.setdefault(_step_value(st), []).append(j)
+        for step, idx in by_step.items():
+            if len(idx) == len(d_params):
+                sub = (d_params, d_grads, d_m, d_s, d_smax)
+            else:
+                sub = tuple(
+                    [lst[j] for j in idx] if lst else [] for lst in (d_params, d_grads, d_m, d_s, d_smax)
+                )
+            scalars, flags = _scalars(step, **hyper)  # type: ignore[arg-type]
+            device = sub[0][0].device
+            if device.type == "cpu":
+                _run_cpu(*sub, scalars=scalars, flags=flags)  # type: ignore[arg-type]
+            elif device.type == "cuda":
+                from adacli.optim._triton import run_triton
+
+                run_triton(*sub, scalars=scalars, flags=flags)  # type: ignore[arg-type]
+            else:
+                raise FusedUnavailableError(
+                    f"the fused AdaBelief path supports CPU and CUDA tensors, not {device.type}; "
+                    "use foreach=True"
+                )
+
+
+def _run_cpu(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    *,
+    scalars: list[float],
+    flags: int,
+) -> None:
+    """Call the CPU kernel on contiguous fp32/fp64 tensors (half parameters go through fp32 copies)."""
+    lib = _load_cpu_kernel()
+    dtype = params[0].dtype
+    low = dtype in _LOW_PRECISION
+    work = [p.float() for p in params] if low else params
+    if low or grads[0].dtype != work[0].dtype:
+        grads = [g.to(work[0].dtype) for g in grads]
+    if work[0].dtype == torch.float32:
+        fn = lib.adacli_adabelief_f32
+    elif work[0].dtype == torch.float64:
+        fn = lib.adacli_adabelief_f64
+    else:
+        raise FusedUnavailableError(f"the fused AdaBelief CPU kernel does not support {dtype} parameters")
+    # the kernel walks flat memory: non-contiguous tensors go through contiguous copies written back after
+    tensors = [list(work), list(grads), list(exp_avgs), list(exp_avg_vars), list(max_exp_avg_vars)]
+    copies: list[tuple[Tensor, Tensor]] = []
+    for lst_i, lst in enumerate(tensors):
+        for j, t in enumerate(lst):
+            if not t.is_contiguous():
+                c = t.contiguous()
+                if lst_i != 1:
+                    copies.append((t, c))
+                lst[j] = c
+    n = len(work)
+    ptr_arr = ctypes.c_void_p * n
+    ptrs = [ptr_arr(*[t.data_ptr() for t in lst]) for lst in tensors[:4]]
+    smax = ptr_arr(*[t.data_ptr() for t in tensors[4]]) if tensors[4] else None
+    numels = (ctypes.c_int64 * n)(*[t.numel() for t in tensors[0]])
+    sc = (ctypes.c_double * len(scalars))(*scalars)
+    rc = fn(n, *ptrs, smax, numels, sc, flags, _CHUNK, torch.get_num_threads())
+    if rc != 0:
+        raise RuntimeError(f"fused AdaBelief CPU kernel failed (code {rc})")
+    for dst, src in copies:
+        dst.copy_(src)
+    if low:
+        torch._foreach_copy_(params, work)
