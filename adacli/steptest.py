@@ -295,8 +295,9 @@ def quiet_torch() -> Iterator[None]:
 class _Run:
     losses: list[float]  # true loss before every step and after the last one (shorter if stopped)
     params: list[Tensor]
-    stop: str | None = None  # why the run stopped early: non-finite, diverged, or an exception
-    resumed_at: int | None = None
+    stop: str | None = None  # why the run stopped early, in words
+    kind: Literal["nonfinite", "diverged", "error"] | None = None
+    short: str = ""  # the stop as a table figure: "NaN @12", "diverged @40", "error"
 
 
 def _bits(t: Tensor) -> Tensor:
@@ -381,19 +382,20 @@ def run_problem(
             loss = float(true.item())
             losses.append(loss)
             if not math.isfinite(loss):
-                return _Run(losses, params, f"loss {loss} at step {step}", resume_at)
+                shown = "NaN" if math.isnan(loss) else str(loss)
+                return _Run(losses, params, f"loss {loss} at step {step}", "nonfinite", f"{shown} @{step}")
             if loss > DIVERGENCE_FACTOR * losses[0]:
-                return _Run(
-                    losses, params, f"diverged at step {step} (loss ×{loss / losses[0]:.1e})", resume_at
-                )
+                why = f"diverged at step {step} (loss ×{loss / losses[0]:.1e} the initial)"
+                return _Run(losses, params, why, "diverged", f"diverged @{step}")
             if last:
                 break
             opt.zero_grad(set_to_none=True)
             (c * obj).backward()
             opt.step()
     except Exception as e:  # a user's optimizer may raise anything; it is a failed check, not a crash
-        return _Run(losses, params, f"{type(e).__name__}: {_one_line(e)}", resume_at)
-    return _Run(losses, params, None, resume_at)
+        where = f" at step {len(losses) - 1}" if losses else " while building the optimizer"
+        return _Run(losses, params, f"{type(e).__name__}{where}: {_one_line(e)}", "error", "error")
+    return _Run(losses, params)
 
 
 def _one_line(e: BaseException) -> str:
@@ -420,6 +422,11 @@ def problem_checks(subject: Subject, problem: Problem) -> list[Check]:
     res_crit = (
         "stop halfway, resume from the state_dict in a fresh optimizer: bit-for-bit the uninterrupted run"
     )
+    if a.kind == "error":  # nothing to compare: the descent check already names the exception
+        why = f"not judged: the run raised ({a.stop})"
+        for kind, crit in (("repeatable", rep_crit), ("resume", res_crit)):
+            checks.append(Check(label, f"{problem.name}.{kind}", "skip", "not judged", crit, why))
+        return checks
     t1 = time.perf_counter()
     b = run_problem(subject.build, problem, subject.lr, resume_at=half)
     same_ab, how_ab, diff_ab = _compare_runs(a, b)
@@ -448,7 +455,7 @@ def problem_checks(subject: Subject, problem: Problem) -> list[Check]:
     same_ac, how_ac, diff_ac = _compare_runs(a, c)
     if same_ac:
         checks.append(Check(label, f"{problem.name}.repeatable", "pass", "equal", rep_crit, how_ac, 0.0, dt))
-        if b.stop and b.stop != a.stop:
+        if b.kind == "error":
             measured, detail = "error", f"the resumed run failed: {b.stop}"
         else:
             measured, detail = f"Δ {diff_ab:.1e}", how_ab
@@ -478,10 +485,7 @@ def _descent_check(label: str, problem: Problem, run: _Run, seconds: float) -> C
     crit = f"finite; loss ≤ initial/{problem.factor:g} after {problem.steps} steps"
     name = f"{problem.name}.descent"
     if run.stop is not None:
-        short = "error" if ":" in run.stop and not run.stop.startswith("loss") else run.stop.split(" (")[0]
-        short = short.replace("loss nan at step ", "NaN @").replace("loss inf at step ", "inf @")
-        short = short.replace("diverged at step ", "diverged @")
-        return Check(label, name, "fail", short, crit, run.stop, None, seconds)
+        return Check(label, name, "fail", run.short, crit, run.stop, None, seconds)
     ratio = run.losses[-1] / run.losses[0] if run.losses[0] != 0 else math.inf
     ok = ratio <= 1.0 / problem.factor
     reached = next((i for i, x in enumerate(run.losses) if x <= run.losses[0] / problem.factor), None)
