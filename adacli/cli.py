@@ -329,6 +329,43 @@ def step_test_cmd(
         raise fail(CheckFailed(f"{len(report.failures)} step-test check(s) failed: {names}{more}"))
 
 
+# --- bench (adacli/bench.py) -------------------------------------------------------------------------
+
+
+@app.command("bench")
+def bench_cmd(
+    model: list[str] = typer.Option(
+        None,
+        "--model",
+        help="timm model whose parameter shapes to use (repeatable); default resnet18, "
+        "resnet50, vit_small_patch16_224",
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
+    rounds: int = typer.Option(5, "--rounds", help="interleaved timing rounds (3 steps each)"),
+    threads: int = typer.Option(2, "--threads", help="torch CPU threads for the run"),
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON instead of a table"),
+) -> None:
+    """Median optimizer.step() time: adacli AdaBelief (each path) vs timm, official, torch Adam."""
+    import json
+
+    from adacli import bench
+
+    try:
+        progress = None if as_json else (lambda msg: err_console.log(msg))
+        result = bench.run_bench(
+            model or bench.DEFAULT_MODELS, device=device, rounds=rounds, threads=threads, progress=progress
+        )
+    except AdacliError as e:
+        raise fail(e) from None
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    out = Console(width=max(console.width, 120))  # the table is wide: do not wrap it in pipes/CI logs
+    out.print(bench.results_table(result))
+    for label, why in result.skipped.items():
+        out.print(f"skipped {label}: {why}")
+
+
 # --- validate, schema, list (adacli/recipe.py, optim/registry.py, data.py, models.py) ----------------
 
 

@@ -36,6 +36,7 @@ from torch.optim.optimizer import Optimizer
 __all__ = ["FusedUnavailableError", "cpu_kernel_available", "fused_adabelief", "fused_is_default"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+_TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 # Elements per work item of the OpenMP loop: small enough to balance two or more threads over a model's
 # tensors, large enough that the per-item overhead is noise.
@@ -369,10 +370,15 @@ def fused_adabelief(
             device = sub[0][0].device
             if device.type == "cpu":
                 _run_cpu(*sub, scalars=scalars, flags=flags)  # type: ignore[arg-type]
-            elif device.type == "cuda":
+            elif device.type == "cuda" and sub[0][0].dtype in _TRITON_DTYPES:
                 from adacli.optim._triton import run_triton
 
                 run_triton(*sub, scalars=scalars, flags=flags)  # type: ignore[arg-type]
+            elif device.type == "cuda":
+                # fp64 on CUDA: the Triton kernel computes in fp32, so these take the foreach ops
+                from adacli.optim.adabelief import _foreach_update
+
+                _foreach_update(*sub, step=step, **hyper)  # type: ignore[arg-type]
             else:
                 raise FusedUnavailableError(
                     f"the fused AdaBelief path supports CPU and CUDA tensors, not {device.type}; "
