@@ -49,11 +49,28 @@ def compare_cmd(
         None, "--baseline", metavar="FILE", help="judge this run against a baseline; exit 1 on a regression"
     ),
     junit_xml: str | None = typer.Option(None, "--junit-xml", help="with --baseline: verdicts as JUnit XML"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="run N trials at once in local worker processes"),
+    executor: str | None = typer.Option(
+        None, "--executor", metavar="serial|local|ray", help="where trials run [serial; local with --jobs N]"
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", metavar="ADDR", help="ray: cluster address [start a local Ray instance]"
+    ),
+    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="ray: CPUs reserved per trial"),
+    gpus_per_trial: float | None = typer.Option(
+        None, "--gpus-per-trial", help="ray: GPUs per trial [1 for CUDA recipes, else 0]"
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="torch threads per trial [serial: all; local: cores/jobs; ray: CPUs/trial]"
+    ),
+    resume: str | None = typer.Option(
+        None, "--resume", metavar="RUN_DIR", help="continue a run folder: finished trials are not run again"
+    ),
 ) -> None:
     """Train every optimizer of a recipe on the same model, data and budget, and compare them."""
     import json
 
-    from adacli import compare, report
+    from adacli import compare, report, scaleout, sweep_report
     from adacli.recipe import check_environment, load_recipe
 
     try:
@@ -61,6 +78,9 @@ def compare_cmd(
         recipe = compare.apply_overrides(recipe, device=device, seeds=seeds, steps=steps)
         check_environment(recipe, recipe_file)
         gate_base = _gate_precheck(recipe, baseline, junit_xml)
+        scale = _scale_options(
+            recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads, resume
+        )
     except AdacliError as e:
         raise fail(e) from None
 
@@ -75,17 +95,31 @@ def compare_cmd(
                 target=outcome.target,
                 status=outcome.status,
             )
-            typer.echo(json.dumps(report.run_json(run), indent=1))
+            payload = report.run_json(run)
+            if getattr(outcome, "sweep", None):
+                payload["sweep"] = sweep_report.sweep_json(outcome.sweep)
+            typer.echo(json.dumps(payload, indent=1))
             return
         title = f"{recipe.name}" + (" (interrupted)" if outcome.status != "complete" else "")
+        if getattr(outcome, "sweep", None):
+            console.print(sweep_report.sweep_table(outcome.sweep))
+            title += " (chosen configurations)"
         console.print(report.summary_table(outcome.summaries, outcome.target, title=title))
+        if isinstance(outcome, scaleout.ScaleOutcome):
+            console.print(f"trials run: {outcome.ran}, reused: {outcome.reused}", highlight=False)
         console.print(f"run folder: {outcome.run_dir}", highlight=False, soft_wrap=True)
 
     # With --json, stdout carries only the JSON: progress goes to stderr.
     progress_console = err_console if as_json else console
     try:
-        with report.CompareProgress(progress_console) as progress:
-            outcome = compare.run_compare(recipe, recipe_path=recipe_file, out_dir=out, progress=progress)
+        if scale is not None:  # sweeps, --jobs, --executor, --resume: adacli/scaleout.py
+            with sweep_report.WorkersProgress(progress_console) as wprogress:
+                outcome = scaleout.run_scaled(
+                    recipe, recipe_path=recipe_file, out_dir=out, progress=wprogress, **scale
+                )
+        else:
+            with report.CompareProgress(progress_console) as progress:
+                outcome = compare.run_compare(recipe, recipe_path=recipe_file, out_dir=out, progress=progress)
     except compare.CompareInterrupted as e:
         err_console.print(
             f"interrupted: {len(e.outcome.trials)}/{e.outcome.planned} trials finished, "
@@ -107,6 +141,44 @@ def compare_cmd(
             junit_xml=junit_xml,
             as_json=as_json,
         )
+
+
+def _scale_options(recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads, resume):
+    """compare's --jobs/--executor/--ray-address/--resume: None for a plain serial run, else the keyword
+    arguments of scaleout.run_scaled (bad combinations: InputError, exit 2, before any training)."""
+    from adacli import scaleout
+    from adacli.errors import InputError
+    from adacli.executors import EXECUTORS
+
+    if jobs < 1:
+        raise InputError(f"must be >= 1 (got {jobs})", field="--jobs")
+    if executor is not None and executor not in EXECUTORS:
+        from adacli.errors import closest
+
+        raise InputError(
+            f"unknown executor {executor!r}",
+            field="--executor",
+            allowed=EXECUTORS,
+            suggestion=closest(executor, EXECUTORS),
+        )
+    if threads is not None and threads < 1:
+        raise InputError(f"must be >= 1 (got {threads})", field="--threads")
+    if cpus_per_trial <= 0 or (gpus_per_trial is not None and gpus_per_trial < 0):
+        raise InputError("must be > 0 (GPUs: >= 0)", field="--cpus-per-trial/--gpus-per-trial")
+    if ray_address and executor is None:
+        executor = "ray"
+    if not scaleout.wants_scaleout(recipe, jobs=jobs, executor=executor, resume=resume):
+        return None
+    kind = executor or ("local" if jobs > 1 else "serial")
+    return {
+        "executor": kind,
+        "jobs": jobs,
+        "threads": threads,
+        "ray_address": ray_address,
+        "cpus_per_trial": cpus_per_trial,
+        "gpus_per_trial": gpus_per_trial,
+        "resume": resume,
+    }
 
 
 @app.command("report")
@@ -135,6 +207,10 @@ def report_cmd(
         typer.echo(json.dumps(report.run_json(run), indent=1))
         return
     title = f"{run.recipe.get('name', run.run_dir.name)} ({run.status})"
+    if isinstance(run.extra.get("sweep"), dict):  # a sweep run: the chosen configurations first
+        from adacli import sweep_report
+
+        console.print(sweep_report.sweep_table(run.extra["sweep"]))
     console.print(report.summary_table(run.summaries, run.target, title=title))
     if curves is not None:
         console.print(f"curves: {curves}", highlight=False)

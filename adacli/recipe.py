@@ -105,6 +105,28 @@ class OptimizerSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class SweepSpec(_Strict):
+    """How a hyperparameter sweep picks each optimizer's configuration (see README, Sweeps).
+
+    A sweep is any optimizer hyperparameter written as a grid (a list, or ``{grid: [...]}``) or as
+    ``{log_range: [lo, hi], n: N}``; this section only says how the winner is chosen.
+    """
+
+    metric: Literal["val_accuracy", "val_loss"] = Field(
+        "val_accuracy",
+        description="selection metric on the validation split at the end of the budget "
+        "(val_accuracy: highest wins, ties by lower val loss; val_loss: lowest wins, ties by accuracy)",
+    )
+    seeds: Literal["first", "all"] = Field(
+        "first", description="select on the first seed only, or on the mean over every seed"
+    )
+    equal_budget: bool = Field(
+        True,
+        description="every optimizer must get the same number of configurations; false allows "
+        "different counts (the tables then say so)",
+    )
+
+
 class GateSpec(_Strict):
     """Tolerances of the regression gate (adacli gate / compare --baseline)."""
 
@@ -127,6 +149,7 @@ class Recipe(_Strict):
     schedule: ScheduleSpec | None = None
     optimizers: list[OptimizerSpec] = Field(min_length=1)
     gate: GateSpec = Field(default_factory=GateSpec)
+    sweep: SweepSpec = Field(default_factory=SweepSpec)
 
     # Where the recipe came from (set by load_recipe): for error messages of later checks.
     _file: str | None = PrivateAttr(None)
@@ -466,6 +489,8 @@ def check_environment(recipe: Recipe, path: str | os.PathLike[str] | None = None
         # other failures are artefacts of the meta device (e.g. init code copying data): not the user's
 
     # optimizers
+    from adacli.sweep import optimizer_configs
+
     for i, spec in enumerate(recipe.optimizers):
         try:
             resolved = resolve_optimizer(spec.name, spec.hparams)
@@ -475,10 +500,17 @@ def check_environment(recipe: Recipe, path: str | os.PathLike[str] | None = None
             if bad is not None:
                 raise at(e, "optimizers", i, bad) from None
             raise at(e, "optimizers", i, "name") from None
+        configs = optimizer_configs(recipe, i, file=file)  # one per sweep point (located InputErrors)
         try:
-            resolved.build([torch.nn.Parameter(torch.zeros(2, 2))])
+            for config in configs:
+                (resolve_optimizer(spec.name, config) if config != spec.hparams else resolved).build(
+                    [torch.nn.Parameter(torch.zeros(2, 2))]
+                )
         except InputError as e:
             raise at(e, "optimizers", i) from None
+    from adacli.sweep import check_budgets
+
+    check_budgets(recipe, file=file)
     try:
         assign_labels(recipe.optimizers)
     except InputError as e:

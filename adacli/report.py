@@ -305,8 +305,12 @@ def save_run(
     target: Target | None,
     status: str = "complete",
     plot: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Write ``results.json``, ``summary.csv`` and (unless ``plot=False``) ``curves.png`` into ``run_dir``.
+
+    ``extra``: more top-level keys for ``results.json`` (e.g. ``sweep``; ``load_run`` keeps them in
+    ``RunData.extra``).
 
     ``status`` is ``complete`` for a finished run and ``interrupted`` when saving what finished before a
     Ctrl-C. The folder is created if needed.
@@ -323,6 +327,7 @@ def save_run(
             "trials": [t.to_dict() for t in trials],
             "summary": [s.to_dict() for s in summaries],
             "target": _target_to_dict(target),
+            **(extra or {}),
         },
     )
     write_summary_csv(run_dir / SUMMARY_CSV, summaries, target)

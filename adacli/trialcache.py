@@ -1,0 +1,170 @@
+"""Trial keys and resume: a content hash of everything that determines a trial, and the finished trials
+of a run folder indexed by it.
+
+Why content hashes rather than positions in the plan: a resumed run may have more seeds, another grid or
+another executor, and the same trial can appear twice in one run (the chosen configuration's trial on
+the selection seed is both a sweep trial and a final trial). A key that depends only on *what the trial
+computes* makes "already done?" a dictionary look-up in all those cases.
+
+The key hashes (canonical JSON, SHA-256):
+
+* the recipe slice a trial depends on: ``model``, ``dataset`` (without ``download``), ``budget``,
+  ``precision``, ``schedule``;
+* the optimizer: its name as written, its class (module.Class) and every resolved hyperparameter
+  (defaults included; numbers normalized so ``0`` and ``0.0`` agree, tuples and lists alike);
+* the seed and the device type (``cpu`` / ``cuda`` / ``mps``: numbers differ between them);
+* the adacli and torch versions (a new version may compute differently).
+
+Labels, the executor, the number of workers and threads are not in the key: they do not change what the
+trial computes (threads may change float reduction order, which is noise far below seed variance).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from adacli.results import TrialResult
+
+KEY_VERSION = 1
+FINISHED = ("ok", "diverged")  # statuses a resume keeps; failed/interrupted trials run again
+
+
+def versions() -> dict[str, str]:
+    """The versions that enter every key."""
+    import torch
+
+    import adacli
+
+    return {"adacli": adacli.__version__, "torch": torch.__version__}
+
+
+def recipe_slice(recipe: Any) -> dict[str, Any]:
+    """The part of a recipe (a ``Recipe`` or its JSON dump) that determines a trial."""
+    data = recipe if isinstance(recipe, dict) else recipe.model_dump(mode="json")
+    dataset = dict(data.get("dataset") or {})
+    dataset.pop("download", None)
+    return {
+        "model": data.get("model"),
+        "dataset": dataset,
+        "budget": data.get("budget"),
+        "precision": data.get("precision", "fp32"),
+        "schedule": data.get("schedule"),
+    }
+
+
+def _norm(v: Any) -> Any:
+    """Canonical form of a value for hashing: numbers as floats, tuples as lists, keys sorted."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        f = float(v)
+        return f if math.isfinite(f) else repr(f)
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _norm(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
+    return repr(v)
+
+
+def trial_key(
+    slice_: dict[str, Any],
+    *,
+    optimizer: str,
+    optimizer_class: str,
+    hparams: dict[str, Any],
+    seed: int,
+    device_type: str,
+    versions_: dict[str, Any],
+) -> str:
+    """The content hash of one trial (40 hex digits)."""
+    material = {
+        "key_version": KEY_VERSION,
+        "recipe": _norm(slice_),
+        "optimizer": optimizer,
+        "optimizer_class": optimizer_class,
+        "hparams": _norm(hparams),
+        "seed": int(seed),
+        "device_type": device_type,
+        "versions": {k: versions_.get(k) for k in ("adacli", "torch")},
+    }
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def device_type(device: Any) -> str:
+    return str(device).split(":")[0]
+
+
+def stored_key(trial: TrialResult, recipe_json: dict[str, Any], environment: dict[str, Any]) -> str | None:
+    """The key of a stored trial: the one it was saved with, else recomputed from the run's recipe and
+    environment (trials saved by plain ``adacli compare`` carry no key)."""
+    key = trial.extra.get("trial_key")
+    if isinstance(key, str):
+        return key
+    if not recipe_json:
+        return None
+    device = trial.extra.get("device") or environment.get("device") or "cpu"
+    return trial_key(
+        recipe_slice(recipe_json),
+        optimizer=trial.optimizer,
+        optimizer_class=trial.optimizer_class,
+        hparams=trial.hparams,
+        seed=trial.seed,
+        device_type=device_type(device),
+        versions_=environment,
+    )
+
+
+def finished_trials(run_dir: str | Path) -> dict[str, TrialResult]:
+    """Every finished trial (status ok or diverged) of a run folder by key: from ``trials/*.json``, the
+    trials and sweep trials of ``results.json``. Unreadable trial files are skipped (a file cut short by
+    a crash is not a finished trial)."""
+    from adacli import report
+
+    run_dir = Path(run_dir)
+    recipe_json: dict[str, Any] = {}
+    environment: dict[str, Any] = {}
+    stored: list[TrialResult] = []
+    results = run_dir / report.RESULTS_FILE
+    if results.is_file():
+        try:
+            data = json.loads(results.read_text())
+        except (OSError, ValueError):
+            data = {}
+        if isinstance(data, dict):
+            recipe_json = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
+            environment = data.get("environment") if isinstance(data.get("environment"), dict) else {}
+            sweep = data.get("sweep") if isinstance(data.get("sweep"), dict) else {}
+            for t in [*(data.get("trials") or []), *(sweep.get("trials") or [])]:
+                try:
+                    stored.append(report._trial_from_json(t))
+                except (TypeError, KeyError, AttributeError):
+                    continue
+    for p in sorted((run_dir / report.TRIALS_DIR).glob("*.json")):
+        try:
+            stored.append(report._trial_from_json(json.loads(p.read_text())))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue
+    out: dict[str, TrialResult] = {}
+    for t in stored:
+        if t.status not in FINISHED:
+            continue
+        key = stored_key(t, recipe_json, environment)
+        if key is not None:
+            out.setdefault(key, t)
+    return out
+
+
+__all__ = [
+    "FINISHED",
+    "device_type",
+    "finished_trials",
+    "recipe_slice",
+    "stored_key",
+    "trial_key",
+    "versions",
+]
