@@ -295,19 +295,27 @@ def baseline_from_run(run: RunData, run_dir: str | Path | None = None) -> Baseli
 
 
 def save_baseline(baseline: Baseline, path: str | Path) -> Path:
-    """Write the baseline as indented JSON (diff-friendly when committed), creating parent folders."""
+    """Write the baseline as indented, strict JSON (diff-friendly when committed; any parser reads it).
+
+    Non-finite numbers (the accuracy of a diverged trial) become null: the gate never judges them.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(baseline.to_dict(), indent=2, default=_json_default) + "\n")
+    text = json.dumps(_finite(baseline.to_dict()), indent=2, allow_nan=False, default=str)
+    tmp.write_text(text + "\n")
     tmp.replace(path)
     return path
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
-    return str(value)
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def load_baseline(path: str | Path) -> Baseline:

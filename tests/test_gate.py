@@ -323,6 +323,10 @@ def test_baseline_round_trip_and_bad_files(tmp_path: Path):
     loaded = load_baseline(path)
     assert loaded.to_dict() == json.loads(json.dumps(b.to_dict()))
     assert loaded.optimizers[0].trials[1].final_test_accuracy == 91.0
+    # A diverged trial's NaN accuracy is stored as null: the file stays strict JSON.
+    b.optimizers[0].trials[0].final_test_accuracy = float("nan")
+    json.loads(save_baseline(b, path).read_text(), parse_constant=lambda c: pytest.fail(f"non-strict {c}"))
+    assert load_baseline(path).optimizers[0].trials[0].final_test_accuracy is None
 
     with pytest.raises(InputError, match=r"not found.*--save-baseline") as info:
         load_baseline(tmp_path / "missing.json")
