@@ -563,8 +563,11 @@ def paths_checks(subject: Subject, fused: tuple[Status | None, str]) -> list[Che
         t1 = time.perf_counter()
         worst, where = 0.0, ""
         for p in problems:
-            run = run_problem(_path_build(hp, cls, path), p, subject.lr)
             ref = reference[p.name]
+            if ref.kind == "error":
+                worst, where = math.inf, f"{p.name}: the single-tensor reference raised: {ref.stop}"
+                break
+            run = run_problem(_path_build(hp, cls, path), p, subject.lr)
             if run.stop and run.stop != ref.stop:
                 worst, where = math.inf, f"{p.name}: {run.stop}"
                 break
@@ -578,7 +581,11 @@ def paths_checks(subject: Subject, fused: tuple[Status | None, str]) -> list[Che
             if d > worst:
                 worst, where = d, p.name
         ok = worst <= PATHS_RTOL
-        detail = f"worst on {where}: {worst:.2e} of the tolerance scale" if where else "identical"
+        scale = f"|Δ|/(|single| + {PATHS_ATOL / PATHS_RTOL:g})"
+        if worst == math.inf:
+            detail = where
+        else:
+            detail = f"max {scale} = {worst:.2e} (limit {PATHS_RTOL:g})" + (f" on {where}" if where else "")
         measured = "error" if worst == math.inf else f"{worst:.1e}"
         checks.append(
             Check(
@@ -614,7 +621,7 @@ def golden_errors(cls: type, paths: Sequence[str], golden: dict[str, Any] | None
     """
     golden = golden or load_golden()
     record = set(golden["record_steps"])
-    worst, where = 0.0, "identical"
+    worst, where = 0.0, "every case and path (bit-for-bit)"
     for case in golden["cases"]:
         hp = {k: tuple(v) if isinstance(v, list) else v for k, v in case["hparams"].items()}
         for path in paths:
@@ -668,7 +675,12 @@ def golden_check(label: str, cls: type, paths: Sequence[str]) -> Check:
         f"{golden['steps']} steps, {'/'.join(paths)}; {golden['reference']}, float64)"
     )
     measured = "error" if err == math.inf else f"{err:.1e}"
-    detail = f"worst: {where} ({err:.2e} of the tolerance scale; golden file {GOLDEN_FILE.name})"
+    scale = f"|Δ|/(|official| + {GOLDEN_ATOL / GOLDEN_RTOL:g})"
+    detail = (
+        where
+        if err == math.inf
+        else f"max {scale} = {err:.2e} (limit {GOLDEN_RTOL:g}) at {where}; golden file {GOLDEN_FILE.name}"
+    )
     return Check(
         label,
         "adabelief.golden",
