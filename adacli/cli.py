@@ -335,7 +335,7 @@ def step_test_cmd(
         "-o",
         metavar="NAME",
         help="test this optimizer (repeatable): any recipe name, package.module:Class included "
-        "[default: AdaBelief + sgd(momentum=0.9), adam, adamw]",
+        "(default: AdaBelief plus sgd with momentum 0.9, adam and adamw)",
     ),
     recipe_file: str | None = typer.Option(
         None,
