@@ -431,7 +431,14 @@ class Tolerances:
         if spec is None:
             spec = GateSpec()
         elif isinstance(spec, dict):
-            spec = GateSpec.model_validate(spec)
+            from pydantic import ValidationError
+
+            try:
+                spec = GateSpec.model_validate(spec)
+            except ValidationError as e:
+                err = e.errors()[0]
+                where = ".".join(str(p) for p in ("gate", *err["loc"]))
+                raise InputError(err["msg"], field=where, allowed=list(GateSpec.model_fields)) from None
         values = spec.model_dump()
         for key, value in overrides.items():
             if key not in values:

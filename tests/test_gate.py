@@ -143,6 +143,9 @@ def test_sigma_k_and_tolerance_overrides_change_the_verdict():
     assert loose.accuracy_drop == 30.0 and loose.sigma_k == 2.0
     with pytest.raises(InputError, match="--accuracy-drop"):
         Tolerances.from_spec(None, accuracy_drop=-1.0)
+    with pytest.raises(InputError, match=r"gate\.acuracy_drop") as info:
+        Tolerances.from_spec({"acuracy_drop": 1.0})
+    assert "accuracy_drop" in str(info.value)
 
 
 def test_newly_diverged_trial_fails():
