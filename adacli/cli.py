@@ -26,7 +26,9 @@ err_console = Console(stderr=True)
 
 def fail(error: AdacliError) -> typer.Exit:
     """Print an adacli error as one line on stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # messages hold brackets ("[lo, hi]", "optimizers[0]"): not markup
+
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     return typer.Exit(error.exit_code)
 
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adacli.errors import InputError
+from adacli.errors import InputError, closest
 from adacli.recipe import Recipe
 from adacli.results import TrialResult
 
@@ -70,6 +70,7 @@ def _axis(value: Any, tuple_valued: bool, where: dict[str, Any]) -> list[Any] | 
                 f"unknown sweep key {unknown[0]!r} (a mapping value is a sweep: {{grid: [...]}} or "
                 "{log_range: [lo, hi], n: N})",
                 allowed=SWEEP_KEYS,
+                suggestion=closest(str(unknown[0]), SWEEP_KEYS),
                 **where,
             )
         if "grid" in keys:
