@@ -54,6 +54,7 @@ Split = Literal["train", "train_eval", "val", "test"]
 DEFAULT_ROOT = "data"  # relative to the working directory, like torchvision's examples
 SPLIT_SEED = 20240917  # fixed: the splits must not change with the trial seed
 STREAM_BYTES = 1 << 30  # an image folder larger than this (as uint8 at image_size) streams from disk
+LOADER_WORKERS = min(8, os.cpu_count() or 1)  # decoding processes for streamed image folders
 _GRAY_MODES = ("L", "1", "I;16", "I", "F")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
 
@@ -443,6 +444,17 @@ def _decode(path: str, size: int, gray: bool) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
+class _IndexLists:
+    """A DataLoader batch sampler over an iterator of index tensors (possibly infinite, used once)."""
+
+    def __init__(self, index_batches: Iterable[Tensor]) -> None:
+        self._it = iter(index_batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for idx in self._it:
+            yield idx.tolist()
+
+
 class _FileDataset(torch.utils.data.Dataset):
     """Decodes one image per item (deterministic: no randomness in workers)."""
 
@@ -522,10 +534,10 @@ class _Store:
                 yield x[idx], y[idx]
             return
         ds = _FileDataset(self.files, self.y, self.size, self.gray)
-        workers = min(8, os.cpu_count() or 1)
+        workers = LOADER_WORKERS
         loader = torch.utils.data.DataLoader(
             ds,
-            batch_sampler=[idx.tolist() for idx in index_batches],
+            batch_sampler=_IndexLists(index_batches),  # lazily: the training stream is infinite
             num_workers=workers,
             pin_memory=device.type == "cuda",
             persistent_workers=False,
