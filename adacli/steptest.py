@@ -921,7 +921,7 @@ def run_step_test(
                     add([golden])
                 else:  # same class, same golden file: the verdict does not depend on the subject
                     add([dataclasses.replace(golden, optimizer=subject.label, seconds=0.0)])
-            if ctx is not None and subject.origin == "recipe":
+            if ctx is not None:  # the recipe's model checks apply to every optimizer under test
                 add([overfit_check(subject, ctx), step_eval_check(subject, ctx)])
     for s in plan.subjects:
         if s.lr_source != "lr":
