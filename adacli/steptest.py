@@ -107,7 +107,13 @@ class Check:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """As strict JSON allows: a non-finite value becomes the string "NaN" / "Infinity" (as in
+        results.json), so that ``--json`` output parses everywhere."""
+        out = dataclasses.asdict(self)
+        v = out["value"]
+        if isinstance(v, float) and not math.isfinite(v):
+            out["value"] = "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+        return out
 
 
 @dataclass

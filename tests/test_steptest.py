@@ -95,6 +95,17 @@ def test_optimizer_that_ignores_gradients_fails_descent() -> None:
     assert "Traceback" not in result.output
 
 
+def test_json_output_is_strict_json() -> None:
+    def strict(text: str) -> dict:
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+    check = steptest.Check("x", "adabelief.foreach", "fail", "error", "c", "d", math.inf)
+    assert strict(json.dumps(check.to_dict()))["value"] == "Infinity"
+    result = step_test("--json", "-o", "broken_optimizers:Unrepeatable")
+    assert result.exit_code == 1
+    assert strict(result.stdout)["counts"]["fail"] == len(PROBLEMS)
+
+
 def test_optimizer_that_produces_nan_fails() -> None:
     result = step_test("-o", "broken_optimizers:ProducesNaN")
     assert result.exit_code == 1
