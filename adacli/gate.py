@@ -80,9 +80,10 @@ def setup_slices(recipe: Recipe | dict[str, Any]) -> dict[str, Any]:
 
     Left out on purpose: the device (CI machines differ; step time is opt-in for that reason), the
     dataset's ``root``/``download`` (the same data lives at different paths on different machines),
-    the budget's evaluation cadence and batch size (they change when the test split is measured, not
-    the training), the model's ``channels_last``/``compile`` (speed, not results), the target (the gate
-    uses the baseline's target value) and the optimizers (judged one by one, changes are reported).
+    the budget's ``eval_every``/``eval_batch_size`` (they change when and how the test split is
+    measured, not the training), the model's ``channels_last``/``compile`` (speed, not results), the
+    target (the gate uses the baseline's target value), the sweep section and the optimizers (judged
+    label by label; changed hyperparameters are reported).
     """
     data = _recipe_dict(recipe)
     model = _normalized(ModelSpec, data.get("model"))
