@@ -199,6 +199,23 @@ def test_golden_check_catches_a_code_change_the_paths_check_cannot(monkeypatch: 
     assert golden.status == "fail", golden.detail
 
 
+def test_path_check_fails_when_one_path_drifts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The foreach path's update off by one part in 10^6 (single and golden untouched): foreach fails."""
+    import adacli.optim.adabelief as mod
+
+    original = mod._foreach_update
+
+    def drifted(*args, **kwargs):
+        kwargs["lr"] = kwargs["lr"] * (1 + 1e-6)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "_foreach_update", drifted)
+    plan = steptest.plan_step_test(["adabelief"])
+    foreach, fused = steptest.paths_checks(plan.subjects[0], ("skip", "not needed here"))
+    assert foreach.status == "fail" and fused.status == "skip"
+    assert foreach.value is not None and foreach.value > 1
+
+
 def test_committed_golden_file_is_what_the_official_package_produces() -> None:
     pytest.importorskip("adabelief_pytorch")
     import importlib.util
