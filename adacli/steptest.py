@@ -494,7 +494,7 @@ def problem_checks(subject: Subject, problem: Problem) -> list[Check]:
 
 
 def _descent_check(label: str, problem: Problem, run: _Run, seconds: float) -> Check:
-    crit = f"finite; loss ≤ initial/{problem.factor:g} after {problem.steps} steps"
+    crit = f"{problem.title}; finite, {problem.criterion()}"
     name = f"{problem.name}.descent"
     if run.stop is not None:
         return Check(label, name, "fail", run.short, crit, run.stop, None, seconds)
