@@ -1,0 +1,504 @@
+"""AdaBelief against the official adabelief-pytorch 0.2.1, path against path, and its state handling.
+
+Parity is checked on replayed gradients: one gradient sequence is recorded along one training trajectory of a
+small conv net on real data (sklearn digits), then every optimizer under test receives exactly that sequence,
+so only the optimizers' arithmetic can differ (independent trajectories would amplify rounding chaotically).
+The official optimizer shares one rectification buffer across groups and keeps its flags global, so it is
+built once per param group (each on that group's parameters) and compared group by group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from adacli import AdaBelief
+from adacli.optim import _fused
+from adacli.optim import adabelief as ab
+
+official = pytest.importorskip("adabelief_pytorch")
+
+STEPS = 200
+PATHS = ("single", "foreach", "fused")
+FLAGS = ("amsgrad", "weight_decouple", "fixed_decay", "rectify", "degenerated_to_sgd")
+# per-group hyperparameters (one row per group of the net below)
+GROUP_HYPER = (
+    dict(lr=1e-2, betas=(0.9, 0.999)),
+    dict(lr=3e-3, betas=(0.8, 0.99)),
+    dict(lr=5e-3, betas=(0.95, 0.9995)),
+    dict(lr=2e-3, betas=(0.9, 0.98)),
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: threads only add contention (the suite shares two cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _make_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 16),
+        nn.Tanh(),
+        nn.Linear(16, 10),
+    )
+
+
+def _group_params(net: nn.Module) -> list[list[nn.Parameter]]:
+    ps = list(net.parameters())  # 8 tensors -> 4 groups of 2
+    return [ps[0:2], ps[2:4], ps[4:6], ps[6:8]]
+
+
+def _path_kw(path: str) -> dict:
+    return dict(foreach=path == "foreach", fused=path == "fused")
+
+
+def _quiet_official(params, **kw):
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints on construction
+        return official.AdaBelief(params, print_change_log=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def recorded() -> tuple[nn.Module, list[list[torch.Tensor]]]:
+    """The net's initial state and STEPS gradient lists taken along one trajectory on sklearn digits."""
+    from sklearn.datasets import load_digits
+
+    x_all, y_all = load_digits(return_X_y=True)
+    x_all = torch.tensor(x_all, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
+    y_all = torch.tensor(y_all)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run before the function-scoped thread fixture
+    net = _make_net()
+    init = copy.deepcopy(net)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    gen = torch.Generator().manual_seed(0)
+    grads = []
+    for _ in range(STEPS):
+        idx = torch.randint(0, len(y_all), (32,), generator=gen)
+        loss = nn.functional.cross_entropy(net(x_all[idx]), y_all[idx])
+        opt.zero_grad()
+        loss.backward()
+        grads.append([p.grad.detach().clone() for p in net.parameters()])
+        opt.step()
+    torch.set_num_threads(threads)
+    return init, grads
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    denom = b.norm().item()
+    return (a - b).norm().item() / (denom if denom > 0 else 1.0)
+
+
+ALL_COMBOS = [
+    (dict(zip(FLAGS, bits, strict=True)) | {"weight_decay": wd}, eps)
+    for bits in itertools.product([False, True], repeat=len(FLAGS))
+    for wd in (0.0, 1e-2)
+    for eps in (1e-16, 1e-8)
+]
+# 128 (flags, weight decay, eps) combinations, four per run: each param group gets its own combination
+RUNS = [ALL_COMBOS[i : i + 4] for i in range(0, len(ALL_COMBOS), 4)]
+
+
+def test_combo_coverage():
+    assert len(ALL_COMBOS) == 128 and len(RUNS) == 32
+    seen = {(tuple(c.items()), eps) for c, eps in ALL_COMBOS}
+    assert len(seen) == 128
+
+
+@pytest.mark.parametrize("run", range(len(RUNS)))
+def test_parity_with_official(run, recorded, monkeypatch):
+    """Every flag combination x two eps x different per-group hyperparameters, all three paths, 200 steps."""
+    # small chunks so that the foreach path cuts tensors into flat views and runs of tensors
+    monkeypatch.setattr(ab, "_CPU_CHUNK", 50)
+    init, grads = recorded
+    combos = RUNS[run]
+    nets = {name: copy.deepcopy(init) for name in (*PATHS, "official")}
+    ours = {}
+    for path in PATHS:
+        groups = [
+            {"params": ps, **GROUP_HYPER[g], **combos[g][0], "eps": combos[g][1]}
+            for g, ps in enumerate(_group_params(nets[path]))
+        ]
+        ours[path] = AdaBelief(groups, **_path_kw(path))
+    officials = [
+        _quiet_official(ps, **GROUP_HYPER[g], **combos[g][0], eps=combos[g][1])
+        for g, ps in enumerate(_group_params(nets["official"]))
+    ]
+    for step_grads in grads:
+        for path in PATHS:
+            for p, g in zip(nets[path].parameters(), step_grads, strict=True):
+                p.grad = g  # ours never writes to p.grad
+            ours[path].step()
+        for p, g in zip(nets["official"].parameters(), step_grads, strict=True):
+            p.grad = g.clone()  # the official L2 branch adds into p.grad in place
+        for opt in officials:
+            opt.step()
+
+    ref_params = list(nets["official"].parameters())
+    ref_state = [o.state[p] for o in officials for g in o.param_groups for p in g["params"]]
+    for path in PATHS:
+        params = list(nets[path].parameters())
+        for i, (p, q) in enumerate(zip(params, ref_params, strict=True)):
+            combo = combos[i // 2]
+            assert _rel(p, q) <= 1e-5, (path, i, combo, _rel(p, q))
+            state = ours[path].state[p]
+            assert _rel(state["exp_avg"], ref_state[i]["exp_avg"]) <= 1e-5, (path, i, combo)
+            assert _rel(state["exp_avg_var"], ref_state[i]["exp_avg_var"]) <= 1e-5, (path, i, combo)
+            if combo[0]["amsgrad"]:
+                assert _rel(state["max_exp_avg_var"], ref_state[i]["max_exp_avg_var"]) <= 1e-5
+            assert state["step"].item() == ref_state[i]["step"] == STEPS
+        # the parameters moved: a comparison of unchanged tensors would prove nothing
+        moved = [_rel(p, q) for p, q in zip(params, init.parameters(), strict=True)]
+        assert min(moved) > 1e-4, moved
+    # the three paths agree with each other more tightly than with the reference tolerance; the single
+    # tensor and foreach paths run the official ops in the official order, so they agree exactly
+    for p_single, p_foreach, p_fused in zip(*(nets[path].parameters() for path in PATHS), strict=True):
+        assert torch.equal(p_single, p_foreach)
+        assert _rel(p_fused, p_single) <= 1e-6
+
+
+def test_fused_parallel_loop_matches_single(monkeypatch):
+    """The CPU kernel's OpenMP loop over (tensor, chunk) work items, with two threads and ragged chunks."""
+    monkeypatch.setattr(_fused, "_CHUNK", 1000)
+    torch.set_num_threads(2)
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(3001,), (64, 70), (5,), (2000, 3)]
+    params = {path: [nn.Parameter(torch.randn(s, generator=gen)) for s in shapes] for path in PATHS}
+    for path in PATHS[1:]:
+        for p, q in zip(params[path], params["single"], strict=True):
+            p.data.copy_(q)
+    opts = {
+        path: AdaBelief(params[path], amsgrad=True, weight_decay=1e-2, **_path_kw(path)) for path in PATHS
+    }
+    for _ in range(8):
+        grads = [torch.randn(s, generator=gen) for s in shapes]
+        for path in PATHS:
+            for p, g in zip(params[path], grads, strict=True):
+                p.grad = g
+            opts[path].step()
+    for path in PATHS[1:]:
+        for p, q in zip(params[path], params["single"], strict=True):
+            assert _rel(p, q) <= 1e-6
+
+
+def test_parity_detects_a_wrong_update(recorded):
+    """The parity comparison can fail: a 0.1% different beta2 is caught."""
+    init, grads = recorded
+    a, b = copy.deepcopy(init), copy.deepcopy(init)
+    ours = AdaBelief(a.parameters(), betas=(0.9, 0.998), foreach=True)
+    ref = _quiet_official(b.parameters())
+    for step_grads in grads[:50]:
+        for p, q, g in zip(a.parameters(), b.parameters(), step_grads, strict=True):
+            p.grad, q.grad = g, g.clone()
+        ours.step()
+        ref.step()
+    assert max(_rel(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True)) > 1e-5
+
+
+def _train(opt: torch.optim.Optimizer, params: list[torch.Tensor], grads: list[list[torch.Tensor]]):
+    for step_grads in grads:
+        for p, g in zip(params, step_grads, strict=True):
+            p.grad = g.to(p.dtype)
+        opt.step()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_resume_gives_the_same_trajectory(path, recorded):
+    init, grads = recorded
+    kw = dict(weight_decay=1e-2, amsgrad=True, **_path_kw(path))
+    straight = copy.deepcopy(init)
+    opt = AdaBelief(straight.parameters(), **kw)
+    _train(opt, list(straight.parameters()), grads[:60])
+
+    first = copy.deepcopy(init)
+    opt1 = AdaBelief(first.parameters(), **kw)
+    _train(opt1, list(first.parameters()), grads[:30])
+    buf = io.BytesIO()
+    torch.save({"model": first.state_dict(), "optim": opt1.state_dict()}, buf)
+    buf.seek(0)
+    ckpt = torch.load(buf)
+    resumed = copy.deepcopy(init)
+    resumed.load_state_dict(ckpt["model"])
+    opt2 = AdaBelief(resumed.parameters(), **kw)
+    opt2.load_state_dict(ckpt["optim"])
+    _train(opt2, list(resumed.parameters()), grads[30:60])
+    for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_official_checkpoint_loads_and_continues(path, recorded):
+    """An official state_dict (int steps, no per-group flags) loads; training continues as official would."""
+    init, grads = recorded
+    flags = dict(weight_decouple=False, rectify=True, degenerated_to_sgd=False, weight_decay=5e-3, eps=1e-8)
+    a, b = copy.deepcopy(init), copy.deepcopy(init)
+    ref = _quiet_official(b.parameters(), **flags)
+    for step_grads in grads[:20]:
+        for q, g in zip(b.parameters(), step_grads, strict=True):
+            q.grad = g.clone()
+        ref.step()
+    a.load_state_dict(b.state_dict())
+    saved = ref.state_dict()
+    assert isinstance(saved["state"][0]["step"], int) and "rectify" not in saved["param_groups"][0]
+    ours = AdaBelief(a.parameters(), **flags, **_path_kw(path))
+    ours.load_state_dict(saved)
+    group = ours.param_groups[0]
+    assert group["weight_decouple"] is False and group["degenerated_to_sgd"] is False
+    assert "buffer" not in group
+    step = ours.state[next(iter(a.parameters()))]["step"]
+    assert isinstance(step, torch.Tensor) and step.device.type == "cpu" and step.item() == 20
+    for step_grads in grads[20:120]:
+        for p, q, g in zip(a.parameters(), b.parameters(), step_grads, strict=True):
+            p.grad, q.grad = g, g.clone()
+        ours.step()
+        ref.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert _rel(p, q) <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("path", PATHS)
+def test_half_precision_keeps_fp32_state(dtype, path, recorded):
+    init, grads = recorded
+    net = copy.deepcopy(init).to(dtype)
+    params = list(net.parameters())
+    opt = AdaBelief(params, lr=1e-2, weight_decay=1e-2, amsgrad=True, **_path_kw(path))
+    _train(opt, params, grads[:20])
+    for p in params:
+        assert p.dtype == dtype
+        st = opt.state[p]
+        for key in ("exp_avg", "exp_avg_var", "max_exp_avg_var"):
+            assert st[key].dtype == torch.float32, key
+    # a state_dict round trip keeps fp32 state, exactly (torch would cast it to the parameter dtype)
+    sd = copy.deepcopy(opt.state_dict())
+    opt2 = AdaBelief(params, lr=1e-2, weight_decay=1e-2, amsgrad=True, **_path_kw(path))
+    opt2.load_state_dict(sd)
+    for i, p in enumerate(params):
+        for key in ("exp_avg", "exp_avg_var", "max_exp_avg_var"):
+            assert opt2.state[p][key].dtype == torch.float32
+            assert torch.equal(opt2.state[p][key], sd["state"][i][key])
+
+    if dtype == torch.float16:
+        # the official release upcasts fp16 to fp32 for the update and state too: the results agree
+        ref_net = copy.deepcopy(init).to(dtype)
+        ref = _quiet_official(list(ref_net.parameters()), lr=1e-2, weight_decay=1e-2, amsgrad=True)
+        ours_net = copy.deepcopy(init).to(dtype)
+        ours = AdaBelief(list(ours_net.parameters()), lr=1e-2, weight_decay=1e-2, amsgrad=True)
+        for step_grads in grads[:20]:
+            for p, q, g in zip(ours_net.parameters(), ref_net.parameters(), step_grads, strict=True):
+                p.grad, q.grad = g.to(dtype), g.to(dtype)
+            ours.step()
+            ref.step()
+        for p, q in zip(ours_net.parameters(), ref_net.parameters(), strict=True):
+            assert _rel(p, q) <= 1e-3  # fp16 rounding of the parameter itself
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_paths_agree_on_other_dtypes(dtype, recorded):
+    init, grads = recorded
+    nets = {path: copy.deepcopy(init).to(dtype) for path in PATHS}
+    for path, net in nets.items():
+        _train(AdaBelief(net.parameters(), lr=1e-2, **_path_kw(path)), list(net.parameters()), grads[:30])
+    tol = 0.0 if dtype == torch.float64 else 1e-2
+    for ps in zip(*(net.parameters() for net in nets.values()), strict=True):
+        assert _rel(ps[1], ps[0]) <= tol  # single vs foreach: same ops
+        assert _rel(ps[2], ps[0]) <= max(tol, 1e-12)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_maximize_equals_negated_gradients(path, recorded):
+    init, grads = recorded
+    a, b = copy.deepcopy(init), copy.deepcopy(init)
+    oa = AdaBelief(a.parameters(), maximize=True, weight_decay=1e-2, weight_decouple=False, **_path_kw(path))
+    ob = AdaBelief(b.parameters(), weight_decay=1e-2, weight_decouple=False, **_path_kw(path))
+    for step_grads in grads[:20]:
+        for p, q, g in zip(a.parameters(), b.parameters(), step_grads, strict=True):
+            p.grad, q.grad = g, -g
+        oa.step()
+        ob.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_l2_decay_leaves_grad_untouched(path):
+    p = nn.Parameter(torch.randn(10))
+    g = torch.randn(10)
+    p.grad = g.clone()
+    opt = AdaBelief([p], weight_decay=0.1, weight_decouple=False, **_path_kw(path))
+    opt.step()
+    assert torch.equal(p.grad, g)
+
+
+def test_sparse_gradients_raise_a_clear_error():
+    emb = nn.Embedding(10, 3, sparse=True)
+    emb(torch.tensor([1, 2])).sum().backward()
+    opt = AdaBelief(emb.parameters())
+    with pytest.raises(RuntimeError, match="sparse gradients"):
+        opt.step()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_closure(path):
+    torch.manual_seed(0)
+    lin = nn.Linear(3, 1)
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    opt = AdaBelief(lin.parameters(), lr=0.1, **_path_kw(path))
+    calls = []
+
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(lin(x), y)
+        loss.backward()
+        calls.append(loss.item())
+        return loss
+
+    first = opt.step(closure)
+    assert len(calls) == 1 and first.item() == calls[0]
+    for _ in range(50):
+        last = opt.step(closure)
+    assert last.item() < first.item()
+
+
+def test_no_printing_and_validation(capsys):
+    p = [nn.Parameter(torch.randn(2))]
+    AdaBelief(p, amsgrad=True, rectify=True, weight_decouple=True, fixed_decay=True)
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match="foreach and fused"):
+        AdaBelief(p, foreach=True, fused=True)
+    with pytest.raises(ValueError, match="learning rate"):
+        AdaBelief(p, lr=-1.0)
+    with pytest.raises(ValueError, match="beta"):
+        AdaBelief(p, betas=(0.9, 1.0))
+
+
+def test_state_layout_and_per_group_flags():
+    a, b = nn.Parameter(torch.randn(3)), nn.Parameter(torch.randn(3))
+    opt = AdaBelief([{"params": [a], "rectify": False}, {"params": [b], "amsgrad": True}], fixed_decay=True)
+    assert opt.param_groups[0]["rectify"] is False and opt.param_groups[1]["rectify"] is True
+    assert opt.param_groups[0]["fixed_decay"] is True
+    a.grad, b.grad = torch.ones(3), torch.ones(3)
+    opt.step()
+    assert set(opt.state[a]) == {"step", "exp_avg", "exp_avg_var"}
+    assert set(opt.state[b]) == {"step", "exp_avg", "exp_avg_var", "max_exp_avg_var"}
+    step = opt.state[a]["step"]
+    assert step.dtype == torch.float32 and step.device.type == "cpu" and step.item() == 1
+
+
+def test_added_group_with_other_betas_is_independent():
+    """The official release would reuse the first group's rectification buffer for a group added later."""
+    torch.manual_seed(0)
+    a, b = nn.Parameter(torch.randn(4)), nn.Parameter(torch.randn(4))
+    c = nn.Parameter(b.detach().clone())
+    opt = AdaBelief([a])
+    opt.add_param_group({"params": [b], "betas": (0.5, 0.6)})
+    alone = AdaBelief([c], betas=(0.5, 0.6))
+    for _ in range(10):
+        g = torch.randn(4)
+        a.grad, b.grad, c.grad = torch.randn(4), g, g.clone()
+        opt.step()
+        alone.step()
+    assert torch.equal(b, c)
+
+
+def test_default_path_and_fused_without_compiler(monkeypatch):
+    assert ab.default_path("cpu") == ("fused" if _fused.cpu_kernel_available() else "foreach")
+    assert ab.default_path("cuda") == "foreach"
+    # no compiler: fused=True explains, the default falls back to foreach
+    monkeypatch.setattr(_fused, "_lib", None)
+    monkeypatch.setattr(_fused, "_lib_error", None)
+    monkeypatch.setattr(_fused, "_compiler", lambda: None)
+    p = nn.Parameter(torch.randn(3))
+    p.grad = torch.randn(3)
+    with pytest.raises(_fused.FusedUnavailableError, match="C\\+\\+ compiler"):
+        AdaBelief([p], fused=True).step()
+    assert ab.default_path("cpu") == "foreach"
+    AdaBelief([p]).step()
+
+
+def test_parameters_added_later_take_their_own_step_count():
+    """A parameter joining a group later has a smaller step: every path uses its own bias correction."""
+    results = {}
+    for path in PATHS:
+        torch.manual_seed(0)
+        a, b = nn.Parameter(torch.randn(5)), nn.Parameter(torch.randn(5))
+        opt = AdaBelief([a, b], **_path_kw(path))
+        gen = torch.Generator().manual_seed(1)
+        for t in range(12):
+            a.grad = torch.randn(5, generator=gen)
+            b.grad = torch.randn(5, generator=gen) if t >= 7 else None
+            opt.step()
+        assert opt.state[a]["step"].item() == 12 and opt.state[b]["step"].item() == 5
+        results[path] = (a.detach().clone(), b.detach().clone())
+    for path in ("foreach", "fused"):
+        for x, y in zip(results[path], results["single"], strict=True):
+            assert _rel(x, y) <= 1e-6
+
+
+# --- CUDA (skipped without a GPU) ------------------------------------------------------------------------
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("path", PATHS)
+def test_cuda_parity_and_no_host_sync(path, recorded):
+    init, grads = recorded
+    combos = RUNS[5]
+    dev_net = copy.deepcopy(init).cuda()
+    ref_net = copy.deepcopy(init)
+    groups = [
+        {"params": ps, **GROUP_HYPER[g], **combos[g][0], "eps": combos[g][1]}
+        for g, ps in enumerate(_group_params(dev_net))
+    ]
+    ours = AdaBelief(groups, **_path_kw(path))
+    refs = [
+        _quiet_official(ps, **GROUP_HYPER[g], **combos[g][0], eps=combos[g][1])
+        for g, ps in enumerate(_group_params(ref_net))
+    ]
+    cuda_grads = [[g.cuda() for g in step_grads] for step_grads in grads]
+    torch.cuda.synchronize()
+    for t, step_grads in enumerate(grads):
+        for p, g in zip(dev_net.parameters(), cuda_grads[t], strict=True):
+            p.grad = g
+        for q, g in zip(ref_net.parameters(), step_grads, strict=True):
+            q.grad = g.clone()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            ours.step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        for r in refs:
+            r.step()
+    for p, q in zip(dev_net.parameters(), ref_net.parameters(), strict=True):
+        assert _rel(p.cpu(), q) <= 1e-5
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_half_paths_agree(dtype, recorded):
+    init, grads = recorded
+    nets = {path: copy.deepcopy(init).cuda().to(dtype) for path in PATHS}
+    for path, net in nets.items():
+        opt = AdaBelief(net.parameters(), lr=1e-2, amsgrad=True, **_path_kw(path))
+        _train(opt, list(net.parameters()), [[g.cuda() for g in gs] for gs in grads[:30]])
+        assert all(opt.state[p]["exp_avg"].dtype == torch.float32 for p in net.parameters())
+    for ps in zip(*(net.parameters() for net in nets.values()), strict=True):
+        assert _rel(ps[1], ps[0]) <= 1e-2 and _rel(ps[2], ps[0]) <= 1e-2
