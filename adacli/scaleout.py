@@ -119,15 +119,6 @@ def run_scaled(
     resolved = {
         (sw.index, j): resolve_optimizer(sw.name, c) for sw in sweeps for j, c in enumerate(sw.configs)
     }
-    data = load_data(recipe.dataset)
-    if swept and (_split_size(data, "val") or 0) == 0:
-        raise InputError(
-            "a sweep selects on the validation split, which is empty here: raise dataset.val_fraction",
-            file=recipe.source_file,
-            line=recipe.line_of("dataset"),
-            field="dataset.val_fraction",
-        )
-
     if resume is not None:
         run_dir = _resume_dir(resume, out_dir)
         cache = trialcache.finished_trials(run_dir)
@@ -148,6 +139,22 @@ def run_scaled(
         cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial,
     )
+    on_progress = progress.event if progress is not None else (lambda ev: None)
+    early = ex.kind == "local"  # spawn now: the workers' imports overlap the parent's data loading
+    if early:
+        ex.start(on_progress)
+    try:
+        data = load_data(recipe.dataset)
+        if swept and (_split_size(data, "val") or 0) == 0:
+            raise InputError(
+                "a sweep selects on the validation split, which is empty here: raise dataset.val_fraction",
+                file=recipe.source_file,
+                line=recipe.line_of("dataset"),
+                field="dataset.val_fraction",
+            )
+    except BaseException:
+        ex.close(cancel=True)
+        raise
 
     slice_ = trialcache.recipe_slice(recipe)
     versions = trialcache.versions()
@@ -339,9 +346,9 @@ def run_scaled(
         prog.plan(planned)
         if resume is not None:
             prog.note(f"resume: {len(cache)} finished trial(s) in {run_dir}")
-    on_progress = prog.event if prog is not None else (lambda ev: None)
     try:
-        ex.start(on_progress)
+        if not early:
+            ex.start(on_progress)
         if swept:
             for sw in sweeps:
                 for t in sweep_tasks[sw.index]:

@@ -1,0 +1,312 @@
+"""Executors and resume: serial, ``--jobs 2`` (with a worker killed mid-trial) and a real local Ray
+instance give the same per-trial results and summary; resume skips finished trials (counted from the
+outside, by the optimizers themselves); a real SIGINT to a ``--jobs 2`` sweep loses nothing that
+finished, and the resumed run completes it.
+
+Tiny recipes (test_resnet on 8 px synthetic images, 6 steps). Every run pins torch to one thread per
+trial, so float reductions happen in the same order everywhere (``--threads 1``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from adacli import trialcache
+from adacli.cli import app
+from adacli.executors import ProgressEvent
+from adacli.recipe import load_recipe
+from adacli.scaleout import run_scaled
+
+TESTS = Path(__file__).parent
+DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
+SWEEP_OPTS = ["{name: adam, lr: [1.0e-3, 1.0e-2]}", '{name: "sweep_user_optim:DyingSGD", lr: [0.02, 0.1]}']
+
+
+def write_recipe(
+    folder: Path, optimizers: list[str], *, seeds=2, budget="{steps: 6, batch_size: 32, eval_every: 3}"
+):
+    opts = "\n".join(f"  - {o}" for o in optimizers)
+    path = folder / "r.yaml"
+    path.write_text(
+        f"name: ex\nmodel: {{name: test_resnet}}\ndataset: {DATASET}\nbudget: {budget}\n"
+        f"seeds: {seeds}\ndevice: cpu\noptimizers:\n{opts}\n"
+    )
+    return path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """tests/ importable here and in workers (spawn copies sys.path; Ray workers read PYTHONPATH), the
+    kill marker present (DyingSGD only dies when a test removes it), one torch thread."""
+    folder = tmp_path_factory.mktemp("executors")
+    marker = folder / "kill-marker"
+    marker.write_text("present: nobody dies")
+    saved = {
+        k: os.environ.get(k) for k in ("PYTHONPATH", "ADACLI_TEST_KILL_MARKER", "ADACLI_TEST_COUNT_FILE")
+    }
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), *filter(None, [saved["PYTHONPATH"]])])
+    os.environ["ADACLI_TEST_KILL_MARKER"] = str(marker)
+    sys.path.insert(0, str(TESTS))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield {"folder": folder, "marker": marker, "recipe": write_recipe(folder, SWEEP_OPTS)}
+    torch.set_num_threads(threads)
+    sys.path.remove(str(TESTS))
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def serial(env):
+    """The reference: the sweep run serially in this process."""
+    recipe = load_recipe(env["recipe"])
+    return run_scaled(recipe, out_dir=env["folder"] / "serial", executor="serial", threads=1)
+
+
+def all_trials(run_dir: Path) -> dict[tuple[str, int], dict]:
+    data = json.loads((run_dir / "results.json").read_text())
+    trials = data["trials"] + data["sweep"]["trials"]
+    return {(t["label"], t["seed"]): t for t in trials}
+
+
+def assert_same_results(a_dir: Path, b_dir: Path) -> None:
+    a, b = all_trials(a_dir), all_trials(b_dir)
+    assert set(a) == set(b) and len(a) == 8  # 4 sweep trials + 2 optimizers x 2 seeds
+    for k, ta in a.items():
+        tb = b[k]
+        assert ta["status"] == tb["status"] == "ok", (k, ta["error"], tb["error"])
+        assert ta["extra"]["trial_key"] == tb["extra"]["trial_key"]
+        assert torch.allclose(torch.tensor(ta["losses"]), torch.tensor(tb["losses"]), rtol=1e-5, atol=1e-7), k
+        for ea, eb in zip(ta["evals"], tb["evals"], strict=True):
+            assert ea["step"] == eb["step"] and abs(ea["test_accuracy"] - eb["test_accuracy"]) < 1e-9
+            assert abs(ea["test_loss"] - eb["test_loss"]) < 1e-5
+        assert abs(ta["extra"]["val"]["accuracy"] - tb["extra"]["val"]["accuracy"]) < 1e-9
+    ra = json.loads((a_dir / "results.json").read_text())
+    rb = json.loads((b_dir / "results.json").read_text())
+    assert [o["chosen"] for o in ra["sweep"]["optimizers"]] == [
+        o["chosen"] for o in rb["sweep"]["optimizers"]
+    ]
+    for sa, sb in zip(ra["summary"], rb["summary"], strict=True):
+        assert sa["optimizer"] == sb["optimizer"] and sa["hparams"] == sb["hparams"]
+        for k in ("final_test_accuracy", "best_test_accuracy", "generalization_gap", "steps_to_target"):
+            assert sa[k]["n"] == sb[k]["n"] and abs((sa[k]["mean"] or 0) - (sb[k]["mean"] or 0)) < 1e-6, k
+        assert abs(sa["mean_train_loss"]["mean"] - sb["mean_train_loss"]["mean"]) < 1e-5
+
+
+def test_jobs_2_equals_serial_even_when_a_worker_is_killed(env, serial):
+    env["marker"].unlink()  # the first DyingSGD trial SIGKILLs its worker; the retry survives
+    out = env["folder"] / "local"
+    res = invoke("compare", str(env["recipe"]), "--jobs", "2", "--threads", "1", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert env["marker"].exists()
+    data = json.loads((out / "results.json").read_text())
+    ex = data["environment"]["executor"]
+    assert ex["kind"] == "local" and ex["jobs"] == 2 and ex["threads_per_worker"] == 1
+    assert ex["start_method"] == "spawn" and len(ex["worker_restarts"]) == 1, ex
+    assert "DyingSGD" in ex["worker_restarts"][0] and "signal 9" in ex["worker_restarts"][0]
+    workers = {t["extra"]["worker"]["id"] for t in all_trials(out).values() if "worker" in t["extra"]}
+    assert workers == {"w0", "w1"}  # both workers ran trials
+    assert data["status"] == "complete"
+    assert_same_results(serial.run_dir, out)
+
+
+class Recorder:
+    """A progress consumer that keeps what it is told (the CLI renders the same calls with rich)."""
+
+    def __init__(self) -> None:
+        self.events: list[ProgressEvent] = []
+        self.done: list[tuple[str, bool]] = []
+        self.notes: list[str] = []
+        self.total = 0
+
+    def plan(self, total: int) -> None:
+        self.total = total
+
+    def event(self, ev: ProgressEvent) -> None:
+        self.events.append(ev)
+
+    def finished(self, task, result, reused: bool) -> None:
+        self.done.append((result.label, reused))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@pytest.fixture(scope="module")
+def ray_instance(env):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_equals_serial_with_progress_streamed_back(env, serial, ray_instance):
+    rec = Recorder()
+    recipe = load_recipe(env["recipe"])
+    out = env["folder"] / "ray"
+    outcome = run_scaled(recipe, out_dir=out, executor="ray", threads=1, cpus_per_trial=1, progress=rec)
+    assert outcome.status == "complete"
+    ex = outcome.environment["executor"]
+    assert ex["kind"] == "ray" and ex["concurrent_trials"] == 2 and ex["address"] == "already initialized"
+    assert_same_results(serial.run_dir, out)
+    steps = [e for e in rec.events if e.kind == "step"]
+    assert steps and all(e.worker.startswith("ray:") for e in steps)  # progress came back from Ray workers
+    # sweep trials 0-3 and the seed-1 finals 6, 7 ran; the seed-0 finals (4, 5) are sweep trials reused
+    assert {e.task_index for e in rec.events if e.kind == "start"} == {0, 1, 2, 3, 6, 7}
+    assert rec.total == 8 and len(rec.done) == 8 and sum(r for _, r in rec.done) == 2
+    assert any("chose lr=" in n for n in rec.notes)
+
+
+def test_resume_skips_finished_trials_of_a_plain_compare_run(env, tmp_path, monkeypatch):
+    count = tmp_path / "count.txt"
+    monkeypatch.setenv("ADACLI_TEST_COUNT_FILE", str(count))
+    path = write_recipe(
+        tmp_path, ["{name: adam}", '{name: "sweep_user_optim:CountingSGD", lr: 0.05}'], seeds=1
+    )
+    out = tmp_path / "run"
+    assert (
+        invoke("compare", str(path), "--out", str(out), "--threads", "1").exit_code == 0
+    )  # plain serial run
+    assert len(count.read_text().splitlines()) == 1
+    first = json.loads((out / "results.json").read_text())["trials"]
+    assert "trial_key" not in first[0]["extra"]  # plain runs store no key: resume recomputes it
+
+    res = invoke("compare", str(path), "--resume", str(out), "--seeds", "2", "--threads", "1")
+    assert res.exit_code == 0, res.output
+    assert "trials run: 2, reused: 2" in res.output
+    assert len(count.read_text().splitlines()) == 2  # CountingSGD trained once more: seed 1 only
+    data = json.loads((out / "results.json").read_text())
+    counting = "sweep_user_optim:CountingSGD"
+    assert [(t["label"], t["seed"]) for t in data["trials"]] == [
+        ("adam", 0),
+        (counting, 0),
+        ("adam", 1),
+        (counting, 1),
+    ]
+    assert data["trials"][0]["losses"] == first[0]["losses"] and data["trials"][0]["extra"]["reused"]
+    assert data["environment"]["trials_run"] == 2 and data["environment"]["resumed_from"] == str(out)
+
+    res = invoke("compare", str(path), "--resume", str(out), "--seeds", "2")
+    assert res.exit_code == 0 and "trials run: 0, reused: 4" in res.output
+    assert len(count.read_text().splitlines()) == 2
+
+
+def test_ctrl_c_during_a_jobs_2_sweep_keeps_finished_trials_and_resume_completes_it(
+    env, tmp_path, monkeypatch
+):
+    """A real SIGINT, delivered to this process (as a terminal's Ctrl-C is) as soon as the first trial file
+    exists, while two workers are training: exit 130, finished trials saved; the resume trains only the
+    rest (counted by the optimizer itself)."""
+    count = tmp_path / "count.txt"
+    monkeypatch.setenv("ADACLI_TEST_COUNT_FILE", str(count))
+    path = write_recipe(
+        tmp_path,
+        ["{name: adam, lr: [1.0e-3, 1.0e-2]}", '{name: "sweep_user_optim:CountingSGD", lr: [0.02, 0.1]}'],
+        budget="{seconds: 0.5, batch_size: 32, eval_every: 1000}",
+    )
+    out = tmp_path / "run"
+    sent = threading.Event()
+
+    def ctrl_c_after_first_trial() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if (out / "trials").is_dir() and list((out / "trials").glob("*.json")):
+                os.kill(os.getpid(), signal.SIGINT)
+                sent.set()
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=ctrl_c_after_first_trial, daemon=True)
+    watcher.start()
+    res = invoke("compare", str(path), "--jobs", "2", "--out", str(out))
+    watcher.join(5)
+    assert sent.is_set() and res.exit_code == 130, res.output
+    assert "interrupted" in res.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["status"] == "interrupted"
+    finished = trialcache.finished_trials(out)
+    assert 1 <= len(finished) < 6  # 6 distinct trials: 4 sweep + 2 optimizers x seed 1
+    counting_done = sum(t.optimizer == "sweep_user_optim:CountingSGD" for t in finished.values())
+    before = len(count.read_text().splitlines()) if count.exists() else 0
+
+    res = invoke("compare", str(path), "--resume", str(out), "--threads", "1")
+    assert res.exit_code == 0, res.output
+    assert f"trials run: {6 - len(finished)}," in res.output
+    assert len(count.read_text().splitlines()) - before == 3 - counting_done  # only unfinished ones trained
+    data = json.loads((out / "results.json").read_text())
+    assert data["status"] == "complete" and len(data["sweep"]["trials"]) == 4
+    assert [t["seed"] for t in data["trials"]] == [0, 0, 1, 1] and all(
+        t["status"] == "ok" for t in data["trials"]
+    )
+
+
+def test_trial_keys_are_content_hashes():
+    base = dict(optimizer="adam", optimizer_class="torch.optim.adam.Adam", seed=0, device_type="cpu")
+    slice_ = {"model": {"name": "m"}, "dataset": {"name": "d"}, "budget": {"steps": 5}, "precision": "fp32"}
+    v = {"adacli": "0.1.0", "torch": "2.0"}
+    k = trialcache.trial_key(
+        slice_, hparams={"lr": 0.01, "betas": (0.9, 0.999), "wd": 0}, versions_=v, **base
+    )
+    same = trialcache.trial_key(
+        slice_, hparams={"wd": 0.0, "betas": [0.9, 0.999], "lr": 1e-2}, versions_=v, **base
+    )
+    assert k == same
+    assert k != trialcache.trial_key(
+        slice_, hparams={"lr": 0.02, "betas": (0.9, 0.999), "wd": 0}, versions_=v, **base
+    )
+    assert k != trialcache.trial_key(
+        slice_, hparams={"lr": 0.01, "betas": (0.9, 0.999), "wd": 0}, versions_={**v, "torch": "2.1"}, **base
+    )
+    assert k != trialcache.trial_key(
+        slice_, hparams={"lr": 0.01, "betas": (0.9, 0.999), "wd": 0}, versions_=v, **{**base, "seed": 1}
+    )
+    assert k != trialcache.trial_key(
+        {**slice_, "budget": {"steps": 6}},
+        hparams={"lr": 0.01, "betas": (0.9, 0.999), "wd": 0},
+        versions_=v,
+        **base,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--jobs", "0"], "--jobs: must be >= 1"),
+        (["--executor", "locl"], "did you mean 'local'"),
+        (["--executor", "serial", "--jobs", "2"], "--jobs"),
+        (["--executor", "local", "--ray-address", "127.0.0.1:6379"], "--ray-address needs --executor ray"),
+        (["--resume", "/nonexistent/run"], "--resume: run folder to resume not found"),
+        (["--threads", "0"], "--threads"),
+    ],
+)
+def test_bad_executor_options_exit_2(env, tmp_path, args, message):
+    path = write_recipe(tmp_path, ["{name: adam}"], seeds=1)
+    res = invoke("compare", str(path), "--out", str(tmp_path / "run"), *args)
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "run" / "trials").exists()
+
+
+def test_ray_missing_is_a_clear_exit_2(env, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees without the extra installed
+    path = write_recipe(tmp_path, ["{name: adam}"], seeds=1)
+    res = invoke("compare", str(path), "--executor", "ray", "--out", str(tmp_path / "run"))
+    assert res.exit_code == 2, res.output
+    assert 'pip install "adacli[ray]"' in res.output
