@@ -168,11 +168,11 @@ def run_bench(
     """
     if rounds < 1 or steps_per_round < 1:
         raise InputError("rounds and steps per round must be at least 1")
+    if device.split(":")[0] not in ("cpu", "cuda"):
+        raise InputError(f"unsupported device {device!r}: choose cpu or cuda")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda: CUDA is not available on this machine (use --device cpu)")
-    if dev.type not in ("cpu", "cuda"):
-        raise InputError(f"unsupported device {device!r}: choose cpu or cuda")
     shapes = {name: model_param_shapes(name) for name in models}
     cands, skipped = _candidates(dev)
     if include is not None:
