@@ -729,7 +729,7 @@ def _judge_trials(label: str, base: OptimizerRecord, cur: OptimizerRecord) -> Ch
         "fail" if newly else "pass",
         f"{b_ok}/{len(base.trials)} ok" + (f", {b_div} diverged" if b_div else ""),
         f"{c_ok}/{len(cur.trials)} ok" + (f", {c_div} diverged" if c_div else ""),
-        "none newly diverged",
+        "none new",
         ("newly not finished: " + ", ".join(newly)) if newly else "",
         {
             "baseline_ok": b_ok,
@@ -754,7 +754,7 @@ def _judge_step_time(label: str, base: OptimizerRecord, cur: OptimizerRecord, to
             btext,
             ctext,
             "off",
-            "opt-in: --step-time-growth or gate.step_time_growth (machines differ)",
+            "opt-in (--step-time-growth)",
         )
     allowed_text = f"+{tol.step_time_growth:.0%}"
     if bmed is None or cmed is None or bmed <= 0:
