@@ -303,6 +303,17 @@ def quiet_torch() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Temporarily use ``n`` intra-op threads (inside :func:`quiet_torch`, for the recipe's model)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass
 class _Run:
     losses: list[float]  # true loss before every step and after the last one (shorter if stopped)
@@ -967,9 +978,13 @@ def run_step_test(
             if on_check is not None:
                 on_check(c)
 
+    threads = torch.get_num_threads()
     with quiet_torch():
         problems = default_problems()
-        ctx = _recipe_context(plan.recipe) if plan.recipe is not None else None
+        ctx = None
+        if plan.recipe is not None:
+            with _threads(threads):
+                ctx = _recipe_context(plan.recipe)
         fused_state: tuple[Status | None, str] | None = None
         golden: Check | None = None
         for subject in plan.subjects:
@@ -988,7 +1003,8 @@ def run_step_test(
                 else:  # same class, same golden file: the verdict does not depend on the subject
                     add([dataclasses.replace(golden, optimizer=subject.label, seconds=0.0)])
             if ctx is not None:  # the recipe's model checks apply to every optimizer under test
-                add([overfit_check(subject, ctx), step_eval_check(subject, ctx)])
+                with _threads(threads):  # a real model: the caller's thread count, as a trial would use
+                    add([overfit_check(subject, ctx), step_eval_check(subject, ctx)])
     for s in plan.subjects:
         if s.lr_source != "lr":
             notes.append(f"{s.label}: problems scaled with lr {s.lr:g} ({s.lr_source})")
