@@ -108,6 +108,12 @@ def stored_key(trial: TrialResult, recipe_json: dict[str, Any], environment: dic
     if not recipe_json:
         return None
     device = trial.extra.get("device") or environment.get("device") or "cpu"
+    # environment_info reads the installed package's metadata: None when adacli runs from a source
+    # checkout that was never installed; then the version is taken to be this one
+    stored_versions = {
+        "adacli": environment.get("adacli") or versions()["adacli"],
+        "torch": environment.get("torch"),
+    }
     return trial_key(
         recipe_slice(recipe_json),
         optimizer=trial.optimizer,
@@ -115,7 +121,7 @@ def stored_key(trial: TrialResult, recipe_json: dict[str, Any], environment: dic
         hparams=trial.hparams,
         seed=trial.seed,
         device_type=device_type(device),
-        versions_=environment,
+        versions_=stored_versions,
     )
 
 
