@@ -303,17 +303,6 @@ def quiet_torch() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Temporarily use ``n`` intra-op threads (inside :func:`quiet_torch`, for the recipe's model)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @dataclass
 class _Run:
     losses: list[float]  # true loss before every step and after the last one (shorter if stopped)
@@ -978,13 +967,9 @@ def run_step_test(
             if on_check is not None:
                 on_check(c)
 
-    threads = torch.get_num_threads()
     with quiet_torch():
         problems = default_problems()
-        ctx = None
-        if plan.recipe is not None:
-            with _threads(threads):
-                ctx = _recipe_context(plan.recipe)
+        ctx = _recipe_context(plan.recipe) if plan.recipe is not None else None
         fused_state: tuple[Status | None, str] | None = None
         golden: Check | None = None
         for subject in plan.subjects:
@@ -1003,8 +988,9 @@ def run_step_test(
                 else:  # same class, same golden file: the verdict does not depend on the subject
                     add([dataclasses.replace(golden, optimizer=subject.label, seconds=0.0)])
             if ctx is not None:  # the recipe's model checks apply to every optimizer under test
-                with _threads(threads):  # a real model: the caller's thread count, as a trial would use
-                    add([overfit_check(subject, ctx), step_eval_check(subject, ctx)])
+                # one thread here too: measured on a busy 2-core runner, two OpenMP threads made the
+                # overfit check 7x slower (spin-waiting), one thread costs little on a tiny model
+                add([overfit_check(subject, ctx), step_eval_check(subject, ctx)])
     for s in plan.subjects:
         if s.lr_source != "lr":
             notes.append(f"{s.label}: problems scaled with lr {s.lr:g} ({s.lr_source})")
