@@ -195,13 +195,16 @@ def test_real_sigint_in_a_subprocess(tmp_path):
 
 def test_user_optimizer_crash_fails_its_trial_only(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(TESTS))
-    recipe = write_recipe(tmp_path, ['{name: "compare_user_optim:CrashingSGD"}', "{name: adam}"], seeds=1)
+    recipe = write_recipe(tmp_path, ['{name: "compare_user_optim:CrashingSGD"}', "{name: adam}"], seeds=2)
     out = tmp_path / "run"
-    res = invoke("compare", str(recipe), "--out", str(out))
+    res = invoke("compare", str(recipe), "--out", str(out), "--steps", "4", "--seeds", "1")  # overrides
     assert res.exit_code == 0, res.output
-    trials = json.loads((out / "results.json").read_text())["trials"]
+    data = json.loads((out / "results.json").read_text())
+    assert data["recipe"]["budget"]["steps"] == 4 and data["recipe"]["seeds"] == 1
+    trials = data["trials"]
     assert [t["status"] for t in trials] == ["failed", "ok"]
     assert "user optimizer bug" in trials[0]["error"]
+    assert len(trials[1]["losses"]) == 4
 
 
 @pytest.mark.parametrize(
