@@ -123,9 +123,12 @@ def compare_cmd(
             with report.CompareProgress(progress_console) as progress:
                 outcome = compare.run_compare(recipe, recipe_path=recipe_file, out_dir=out, progress=progress)
     except compare.CompareInterrupted as e:
+        done = len(e.outcome.trials)
+        if isinstance(e.outcome, scaleout.ScaleOutcome):  # sweep trials count too
+            done = e.outcome.ran + e.outcome.reused
+        resume = f"; continue with --resume {e.outcome.run_dir}" if scale is not None else ""
         err_console.print(
-            f"interrupted: {len(e.outcome.trials)}/{e.outcome.planned} trials finished, "
-            f"saved in {e.outcome.run_dir}",
+            f"interrupted: {done}/{e.outcome.planned} trials finished, saved in {e.outcome.run_dir}{resume}",
             highlight=False,
         )
         if e.outcome.trials:
@@ -478,8 +481,31 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
     for label, spec, r in zip(labels, recipe.optimizers, resolved, strict=True):
         given = ", ".join(f"{k}={v}" for k, v in spec.hparams.items())
         lines.append(f"    {label}: {r.qualname} ({r.source}){' ' + given if given else ''}")
+    lines += _sweep_lines(recipe)
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
+
+
+def _sweep_lines(recipe) -> list[str]:
+    """validate: what a sweep recipe will run (configurations, selection, trials in all)."""
+    from rich.markup import escape
+
+    from adacli.sweep import expand, format_values
+
+    sweeps = expand(recipe)
+    if not any(sw.axes for sw in sweeps):
+        return []
+    seeds = recipe.seed_list
+    n_sel = len(seeds) if recipe.sweep.seeds == "all" else 1
+    total = sum(sw.n for sw in sweeps) * n_sel + (len(seeds) - n_sel) * len(sweeps)
+    out = [
+        f"  sweep: selection on the val split by {recipe.sweep.metric} on "
+        f"{'every seed' if n_sel > 1 else f'seed {seeds[0]}'}, then the choice on every seed: {total} trials:"
+    ]
+    for sw in sweeps:
+        axes = "; ".join(escape(format_values({k: v})).replace("=", " in ", 1) for k, v in sw.axes.items())
+        out.append(f"    {sw.label}: {sw.n} configuration(s): {axes or 'nothing swept'}")
+    return out
 
 
 @app.command("schema")
