@@ -70,7 +70,7 @@ DATASET_INFO: dict[str, str] = {
 }
 
 # Where a horizontal flip keeps the class (augment on digits/MNIST crops only: a mirrored 7 is no 7).
-FLIP_OK = {"cifar10", "cifar100", "imagefolder", "synthetic"}
+FLIP_OK = {"cifar10", "cifar100", "fashion_mnist", "imagefolder", "synthetic"}
 
 
 def dataset_names() -> list[str]:
