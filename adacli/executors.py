@@ -560,9 +560,11 @@ class RayExecutor:
                 )
             except (ConnectionError, ValueError, RuntimeError) as e:
                 where = self.address or "a new local instance"
+                why = " ".join(str(e).split())[:300]
+                if e.__cause__ is not None:  # e.g. the cluster's token authentication (Ray >= 2.52)
+                    why += f" ({' '.join(str(e.__cause__).split())[:300]})"
                 raise InputError(
-                    f"cannot start or reach Ray ({where}): {' '.join(str(e).split())[:300]}",
-                    field="--ray-address",
+                    f"cannot start or reach Ray ({where}): {why}", field="--ray-address"
                 ) from None
             self._owns = True
         from ray.util.queue import Queue

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -29,6 +31,7 @@ from adacli.scaleout import run_scaled
 
 TESTS = Path(__file__).parent
 DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
+HEAD_FLAGS = ("--include-dashboard", "false", "--disable-usage-stats")
 SWEEP_OPTS = ["{name: adam, lr: [1.0e-3, 1.0e-2]}", '{name: "sweep_user_optim:DyingSGD", lr: [0.02, 0.1]}']
 
 
@@ -150,21 +153,56 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def ray_instance(env):
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
+def ray_cluster(env):
+    """A real local Ray cluster, started as a user would (`ray start --head --block`, 2 CPUs) and stopped
+    by terminating that command; the run joins it through ``--ray-address``."""
+    pytest.importorskip("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray >= 2.52 would want a token shared by head and driver
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    head = subprocess.Popen(
+        [ray_cli, "start", "--head", "--block", "--port", str(port), "--num-cpus", "2", *HEAD_FLAGS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        seen = []
+        for line in head.stdout:  # type: ignore[union-attr]
+            seen.append(line)
+            if "Ray runtime started" in line:
+                break
+        else:
+            pytest.fail("ray start --head did not start:\n" + "".join(seen[-20:]))
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.terminate()
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            head.kill()
+        os.environ.pop("RAY_AUTH_MODE", None)
 
 
-def test_ray_equals_serial_with_progress_streamed_back(env, serial, ray_instance):
+def test_ray_equals_serial_with_progress_streamed_back(env, serial, ray_cluster):
     rec = Recorder()
     recipe = load_recipe(env["recipe"])
     out = env["folder"] / "ray"
-    outcome = run_scaled(recipe, out_dir=out, executor="ray", threads=1, cpus_per_trial=1, progress=rec)
+    outcome = run_scaled(
+        recipe,
+        out_dir=out,
+        executor="ray",
+        ray_address=ray_cluster,
+        threads=1,
+        cpus_per_trial=1,
+        progress=rec,
+    )
     assert outcome.status == "complete"
     ex = outcome.environment["executor"]
-    assert ex["kind"] == "ray" and ex["concurrent_trials"] == 2 and ex["address"] == "already initialized"
+    assert ex["kind"] == "ray" and ex["concurrent_trials"] == 2 and ex["address"] == ray_cluster
     assert_same_results(serial.run_dir, out)
     steps = [e for e in rec.events if e.kind == "step"]
     assert steps and all(e.worker.startswith("ray:") for e in steps)  # progress came back from Ray workers
@@ -172,6 +210,9 @@ def test_ray_equals_serial_with_progress_streamed_back(env, serial, ray_instance
     assert {e.task_index for e in rec.events if e.kind == "start"} == {0, 1, 2, 3, 6, 7}
     assert rec.total == 8 and len(rec.done) == 8 and sum(r for _, r in rec.done) == 2
     assert any("chose lr=" in n for n in rec.notes)
+    import ray
+
+    assert not ray.is_initialized()  # the run disconnected from the cluster it joined
 
 
 def test_resume_skips_finished_trials_of_a_plain_compare_run(env, tmp_path, monkeypatch):
