@@ -275,7 +275,10 @@ def run_scaled(
                     schedule(ft)
 
     def schedule(task: TrialTask) -> None:
-        if task.key in done:
+        # a stored trial without validation figures (saved by a plain `adacli compare`) cannot be a
+        # selection trial: that one runs again
+        usable = task.key in done and (task.role != "sweep" or sweep.val_of(done[task.key]) is not None)
+        if usable:
             record(task, done[task.key], True)
         elif task.key in inflight:
             inflight[task.key].append(task)
@@ -324,7 +327,7 @@ def run_scaled(
             plot=bool(finals),
             extra={"sweep": sweep_info} if sweep_info is not None else None,
         )
-        if sweep_info is not None:
+        if sweep_info is not None and sweep_info["trials"]:
             from adacli.sweep_report import plot_lr_sensitivity
 
             plot_lr_sensitivity(sweep_info, run_dir / LR_SENSITIVITY_PNG)

@@ -248,6 +248,18 @@ def test_resume_skips_finished_trials_of_a_plain_compare_run(env, tmp_path, monk
     assert res.exit_code == 0 and "trials run: 0, reused: 4" in res.output
     assert len(count.read_text().splitlines()) == 2
 
+    # the recipe becomes a sweep over adam's lr (its default 1e-3 included): the plain run's seed-0 adam
+    # trial has no validation figures, so as a selection trial it runs again; adam's seed-1 trial (run by
+    # the resume above, with val figures) is reused if 1e-3 wins
+    sweep_path = write_recipe(tmp_path, ["{name: adam, lr: [1.0e-3, 1.0e-2]}"], seeds=2)
+    res = invoke("compare", str(sweep_path), "--resume", str(out), "--threads", "1")
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "results.json").read_text())
+    first_adam = next(t for t in data["sweep"]["trials"] if t["hparams"]["lr"] == 1e-3)
+    assert "reused" not in first_adam["extra"] and first_adam["extra"]["val"]["split"] == "val"
+    chosen = data["sweep"]["optimizers"][0]["chosen"]["lr"]
+    assert f"trials run: {2 if chosen == 1e-3 else 3}, reused: {2 if chosen == 1e-3 else 1}" in res.output
+
 
 def test_ctrl_c_during_a_jobs_2_sweep_keeps_finished_trials_and_resume_completes_it(
     env, tmp_path, monkeypatch
