@@ -363,3 +363,19 @@ def test_ray_missing_is_a_clear_exit_2(env, tmp_path, monkeypatch):
     res = invoke("compare", str(path), "--executor", "ray", "--out", str(tmp_path / "run"))
     assert res.exit_code == 2, res.output
     assert 'pip install "adacli[ray]"' in res.output
+
+
+def test_threads_and_devices_for_local_workers():
+    from adacli.executors import LocalExecutor, WorkerSetup, cpu_cores, local_devices
+
+    setup = WorkerSetup(recipe={}, device="cpu")
+    assert LocalExecutor(setup, 2, ["cpu"]).threads == max(1, cpu_cores() // 2)
+    assert LocalExecutor(setup, 64, ["cpu"]).threads == 1
+    assert LocalExecutor(setup, 2, ["cpu"], threads=3).threads == 3
+    assert local_devices("cpu", 4) == ["cpu"] and local_devices("cuda:1", 4) == ["cuda:1"]
+    if torch.cuda.is_available():  # every visible GPU, round-robin over the workers
+        assert local_devices("auto", 4) == [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    else:
+        assert local_devices("auto", 4) == ["cpu"]
+    ex = LocalExecutor(setup, 3, ["cuda:0", "cuda:1"])
+    assert ex.describe()["devices"] == ["cuda:0", "cuda:1", "cuda:0"]  # 3 workers on 2 GPUs
