@@ -99,6 +99,10 @@ def test_bad_value_at_build_is_input_error():
 def test_unsupported_torch_optimizers_say_why():
     with pytest.raises(InputError, match="closure"):
         resolve_optimizer("lbfgs")
+    with pytest.raises(InputError, match="2-D"):
+        resolve_optimizer("muon")
+    with pytest.raises(InputError, match="second-order"):
+        resolve_optimizer("adahessian")
     assert "lbfgs" not in optimizer_names()["torch"]
 
 

@@ -11,8 +11,9 @@ Naming scheme (first match wins):
 1. ``adabelief``: adacli's own :class:`adacli.optim.AdaBelief` (source ``"adacli"``).
 2. A ``torch.optim`` optimizer by its lowercase class name: ``adam``, ``adamw``, ``sgd``, ``rmsprop``,
    ``nadam``, ``radam``, ``adagrad``, ``adadelta``, ``adamax``, ``asgd``, ``rprop``, ``adafactor``,
-   ``muon`` (source ``"torch"``). ``lbfgs`` and ``sparseadam`` are rejected with the reason: LBFGS needs a
-   closure per step and SparseAdam sparse gradients, and a trial takes one plain step per batch.
+   (source ``"torch"``). ``lbfgs``, ``sparseadam`` and ``muon`` are rejected with the reason: LBFGS needs a
+   closure per step, SparseAdam sparse gradients, Muon 2-D parameters only, and a trial takes one plain
+   step per batch over all of a model's parameters. Likewise timm's second-order ``adahessian``.
 3. A timm optimizer name through ``timm.optim.create_optimizer_v2`` (source ``"timm"``): written
    ``timm:NAME`` (always timm, e.g. ``timm:adabelief``, ``timm:sgd``, ``timm:lookahead_adam``), or plain
    ``NAME`` when neither adacli nor torch has that name (``lamb``, ``lion``, ``adan``, ``madgrad`` ...).
@@ -56,6 +57,8 @@ _TORCH_UNSUPPORTED = {
     "lbfgs": "LBFGS needs a closure that re-evaluates the loss inside step(); adacli trials take one "
     "plain step per batch",
     "sparseadam": "SparseAdam only accepts sparse gradients; timm models produce dense ones",
+    "muon": "torch.optim.Muon only takes 2-D parameters and every model has 1-D ones (biases, norms); "
+    "use timm:muon, which hands those to AdamW",
 }
 
 # Constructor arguments that are not hyperparameters.
@@ -101,7 +104,7 @@ class ResolvedOptimizer:
             return self.cls(params, **kwargs)
         except (ValueError, TypeError, RuntimeError) as e:
             raise InputError(
-                f"optimizer {self.name!r} ({self.qualname}) rejected its hyperparameters: {_one_line(e)}"
+                f"optimizer {self.name!r} ({self.qualname}) could not be built: {_one_line(e)}"
             ) from e
 
 
@@ -286,6 +289,11 @@ def _resolve_timm(name: str, timm_name: str, given: dict[str, Any]) -> ResolvedO
             suggestion=(TIMM_PREFIX + s) if (s := closest(base, names)) else None,
         )
     info = default_registry.get_optimizer_info(base)
+    if info.second_order:
+        raise InputError(
+            f"timm optimizer {timm_name!r} is second-order: it needs backward(create_graph=True), and adacli "
+            "trials take plain first-order steps"
+        )
     try:
         cls = default_registry.get_optimizer_class(info, bind_defaults=False)
     except Exception as e:  # e.g. bitsandbytes / apex optimizers need CUDA and extra packages
