@@ -36,6 +36,7 @@ import math
 import os
 import pickle
 import struct
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -608,22 +609,27 @@ class DataBundle:
             raise InputError(f"unknown split {split!r}", allowed=list(self._splits))
         return self._splits[split]
 
-    def _prepare(self, x: Tensor, gen: torch.Generator | None) -> Tensor:
-        """uint8 batch -> float, augmented (if ``gen``), resized, normalized; all on x's device."""
+    def _aug_params(self, m: int, gen: torch.Generator, size: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Crop offsets and flip flags for ``m`` images, drawn on the CPU (the same on every device)."""
+        pad = max(1, size // 8)  # 4 px at 32x32, as in the usual CIFAR recipe
+        dy = torch.randint(0, 2 * pad + 1, (m,), generator=gen)
+        dx = torch.randint(0, 2 * pad + 1, (m,), generator=gen)
+        flip = torch.rand(m, generator=gen) < 0.5
+        return dy, dx, flip
+
+    def _prepare(self, x: Tensor, aug: tuple[Tensor, Tensor, Tensor] | None) -> Tensor:
+        """uint8 batch -> float, augmented (``aug``: offsets/flips on x's device), resized, normalized."""
         key = str(x.device)
         if key not in self._norm:
             self._norm[key] = (self._mean.to(x.device), self._std.to(x.device))
         mean, std = self._norm[key]
         x = x.float().div_(255.0)
-        if gen is not None:
-            b, _, h, _ = x.shape
-            pad = max(1, h // 8)  # 4 px at 32x32, as in the usual CIFAR recipe
-            xp = F.pad(x, (pad, pad, pad, pad))
-            dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-            dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-            x = _crop_gather(xp, dy, dx, h)
+        if aug is not None:
+            dy, dx, flip = aug
+            h = x.shape[-2]
+            pad = max(1, h // 8)
+            x = _crop_gather(F.pad(x, (pad, pad, pad, pad)), dy, dx, h)
             if self.flip:
-                flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = F.interpolate(
@@ -638,7 +644,12 @@ class DataBundle:
     def train_batches(
         self, batch_size: int, seed: int, device: torch.device | str
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Infinite training batches, reshuffled every epoch; the same seed gives the same batches."""
+        """Infinite training batches, reshuffled every epoch; the same seed gives the same batches.
+
+        Every random draw (permutation, crop offsets, flips) comes from CPU generators seeded by
+        ``seed`` and is copied to the device once per epoch (pinned, non-blocking): no per-batch
+        host-device transfer, so no hidden per-step CUDA synchronisation for in-memory datasets.
+        """
         device = torch.device(device)
         store = self._store("train")
         n = len(store)
@@ -646,15 +657,42 @@ class DataBundle:
         aug_gen = torch.Generator().manual_seed(int(seed) + 1_000_003) if self.augment else None
         bs = min(batch_size, n)
         per_epoch = max(1, n // bs)
+        used = per_epoch * bs
+        size = self.native_size
 
-        def epochs() -> Iterator[Tensor]:
+        def epoch_draws() -> tuple[Tensor, tuple[Tensor, Tensor, Tensor] | None]:
+            perm = torch.randperm(n, generator=gen)[:used]
+            return perm, (self._aug_params(used, aug_gen, size) if aug_gen is not None else None)
+
+        if store.files is None:  # in memory: gather on the device
+            x_dev, y_dev = store.on(device)
             while True:
-                perm = torch.randperm(n, generator=gen)
+                perm, aug = epoch_draws()
+                perm_d = _h2d(perm, device)
+                aug_d = tuple(_h2d(t, device) for t in aug) if aug is not None else None
                 for i in range(per_epoch):
-                    yield perm[i * bs : (i + 1) * bs]
+                    sl = slice(i * bs, (i + 1) * bs)
+                    idx = perm_d[sl]
+                    batch_aug = tuple(t[sl] for t in aug_d) if aug_d is not None else None
+                    yield self._prepare(x_dev[idx], batch_aug), y_dev[idx]  # type: ignore[arg-type]
 
-        for xb, yb in store.batches(epochs(), device):
-            yield self._prepare(xb, aug_gen), yb
+        def cpu_batches() -> Iterator[tuple[Tensor, tuple[Tensor, Tensor, Tensor] | None]]:
+            while True:
+                perm, aug = epoch_draws()
+                for i in range(per_epoch):
+                    sl = slice(i * bs, (i + 1) * bs)
+                    yield perm[sl], (tuple(t[sl] for t in aug) if aug is not None else None)  # type: ignore[misc]
+
+        pending: deque = deque()  # the loader reads indices ahead; augmentation draws follow in order
+
+        def indices() -> Iterator[Tensor]:
+            for idx, aug in cpu_batches():
+                pending.append(aug)
+                yield idx
+
+        for xb, yb in store.batches(indices(), device):
+            aug = pending.popleft()
+            yield self._prepare(xb, tuple(_h2d(t, device) for t in aug) if aug is not None else None), yb
 
     def eval_batches(
         self, split: str, batch_size: int, device: torch.device | str
@@ -663,9 +701,17 @@ class DataBundle:
         device = torch.device(device)
         store = self._store(split)
         n = len(store)
-        chunks = [torch.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+        on_dev = device if store.files is None else torch.device("cpu")
+        chunks = [torch.arange(i, min(i + batch_size, n), device=on_dev) for i in range(0, n, batch_size)]
         for xb, yb in store.batches(chunks, device):
             yield self._prepare(xb, None), yb
+
+
+def _h2d(t: Tensor, device: torch.device) -> Tensor:
+    """Copy to ``device``; to CUDA from pinned memory without blocking (pageable copies synchronise)."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def _cap(x: Tensor | None, y: Tensor, files: list[str] | None, n: int | None) -> tuple:

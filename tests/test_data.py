@@ -293,3 +293,16 @@ def test_imagefolder_layout_errors(tmp_path):
     (tmp_path / "test" / "fox").mkdir()
     with pytest.raises(InputError, match="fox"):
         load_data(DatasetSpec(name="imagefolder", root=str(tmp_path)))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_batches_equal_cpu_batches():
+    spec = DatasetSpec(name="synthetic", image_size=16, train_size=96, test_size=32, augment=True)
+    b = load_data(spec)
+    cpu, gpu = b.train_batches(32, 3, "cpu"), b.train_batches(32, 3, "cuda")
+    for _ in range(5):  # crosses an epoch boundary
+        (xc, yc), (xg, yg) = next(cpu), next(gpu)
+        assert xg.is_cuda and torch.equal(yc, yg.cpu()) and torch.allclose(xc, xg.cpu(), atol=1e-5)
+    xe = torch.cat([x.cpu() for x, _ in b.eval_batches("test", 10, "cuda")])
+    assert torch.allclose(xe, torch.cat([x for x, _ in b.eval_batches("test", 10, "cpu")]), atol=1e-5)
