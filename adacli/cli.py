@@ -472,15 +472,17 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
     seeds = recipe.seed_list
     d = recipe.dataset
     size = f", image_size {d.image_size}" if d.image_size else ""
+    from rich.markup import escape  # recipe text is data, not markup ("[0.9, 0.99]", labels)
+
     lines = [
-        f"[bold green]OK[/] {recipe_file}: {recipe.name}",
-        f"  model {recipe.model.name}, dataset {d.name}{size}{', augment' if d.augment else ''}, "
+        f"[bold green]OK[/] {escape(recipe_file)}: {recipe.name}",
+        f"  model {escape(recipe.model.name)}, dataset {d.name}{size}{', augment' if d.augment else ''}, "
         f"budget {budget}, device {recipe.device}, {recipe.precision}",
         f"  {len(seeds)} seed(s) x {len(resolved)} optimizer(s) = {len(seeds) * len(resolved)} trials:",
     ]
     for label, spec, r in zip(labels, recipe.optimizers, resolved, strict=True):
         given = ", ".join(f"{k}={v}" for k, v in spec.hparams.items())
-        lines.append(f"    {label}: {r.qualname} ({r.source}){' ' + given if given else ''}")
+        lines.append(escape(f"    {label}: {r.qualname} ({r.source}){' ' + given if given else ''}"))
     lines += _sweep_lines(recipe)
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
