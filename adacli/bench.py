@@ -240,12 +240,13 @@ def results_table(result: BenchResult):  # -> rich.table.Table
         title=f"optimizer.step() on {result.device}, {result.threads} threads, median of "
         f"{result.rounds} rounds x {result.steps_per_round} steps"
     )
-    table.add_column("model")
-    table.add_column("optimizer")
-    table.add_column("median ms", justify="right")
-    table.add_column("x torch fused Adam", justify="right")
-    table.add_column("x torch foreach Adam", justify="right")
-    table.add_column("x timm AdaBelief", justify="right")
+    table.add_column("model", no_wrap=True)
+    table.add_column("optimizer", no_wrap=True)
+    table.add_column("median ms", justify="right", no_wrap=True)
+    table.add_column("x fused Adam", justify="right", no_wrap=True)
+    table.add_column("x foreach Adam", justify="right", no_wrap=True)
+    table.add_column("x timm", justify="right", no_wrap=True)
+    table.caption = "ratio = median step time / that of torch Adam(fused=True), Adam(foreach=True), timm"
 
     def fmt(x: float | None) -> str:
         return "-" if x is None else f"{x:.2f}"
