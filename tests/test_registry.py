@@ -82,6 +82,10 @@ def test_unknown_name_suggests():
     with pytest.raises(InputError) as e:
         resolve_optimizer("timm:adabelif")
     assert e.value.suggestion == "timm:adabelief"
+    for typo, meant in [("adma", "adam"), ("sdg", "sgd"), ("rmsprob", "rmsprop"), ("lamd", "lamb")]:
+        with pytest.raises(InputError) as e:
+            resolve_optimizer(typo)
+        assert e.value.suggestion == meant, typo
 
 
 def test_unknown_hparam_lists_allowed():

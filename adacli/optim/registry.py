@@ -108,6 +108,32 @@ class ResolvedOptimizer:
             ) from e
 
 
+def _one_edit(a: str, b: str) -> bool:
+    """True when ``b`` is ``a`` with one typo: a substitution, insertion, deletion or adjacent swap."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def suggest(name: str, choices: Sequence[str]) -> str | None:
+    """The likeliest intended name: the first choice one typo away (``adma`` -> ``adam``, in priority
+    order: adacli, torch, timm), else difflib's closest match."""
+    low = name.lower()
+    for c in choices:
+        if _one_edit(low, c.lower()):
+            return c
+    return closest(name, choices)
+
+
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
@@ -225,7 +251,7 @@ def _fill(
         raise InputError(
             f"unknown hyperparameter {k!r} for optimizer {name!r} ({cls.__module__}.{cls.__qualname__})",
             allowed=allowed,
-            suggestion=closest(k, allowed),
+            suggestion=suggest(k, allowed),
         )
     missing = [k for k in required if k not in given]
     if missing:
@@ -286,7 +312,7 @@ def _resolve_timm(name: str, timm_name: str, given: dict[str, Any]) -> ResolvedO
         raise InputError(
             f"unknown timm optimizer {timm_name!r}",
             allowed=[TIMM_PREFIX + n for n in names],
-            suggestion=(TIMM_PREFIX + s) if (s := closest(base, names)) else None,
+            suggestion=(TIMM_PREFIX + s) if (s := suggest(base, names)) else None,
         )
     info = default_registry.get_optimizer_info(base)
     if info.second_order:
@@ -356,7 +382,7 @@ def resolve_optimizer(name: str, hparams: dict[str, Any] | None = None) -> Resol
     raise InputError(
         f"unknown optimizer {name!r} (use package.module:Class for your own)",
         allowed=[n for n in allowed if not n.startswith(TIMM_PREFIX)] + ["timm:NAME", "package.module:Class"],
-        suggestion=closest(name, allowed),
+        suggestion=suggest(name, allowed),
     )
 
 
