@@ -8,6 +8,7 @@ below the models.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -202,6 +203,26 @@ def _fmt_path(path: Path_) -> str:
     return out
 
 
+def _recipe_loader() -> type:
+    """A SafeLoader that reads ``3e-6`` and ``1E5`` as floats.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``3.0e-6``); ``lr: 3e-6`` would arrive as the
+    string ``"3e-6"`` and fail deep inside an optimizer's constructor. YAML 1.2 (and every user) reads
+    it as a number, so we add that resolver.
+    """
+    import yaml
+
+    class RecipeLoader(yaml.SafeLoader):
+        pass
+
+    RecipeLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return RecipeLoader
+
+
 def _yaml_with_lines(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     """Parse YAML (safe) and record the 1-based line of every mapping key and sequence item by path.
 
@@ -210,7 +231,7 @@ def _yaml_with_lines(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     """
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    loader = _recipe_loader()(text)
     lines: dict[Path_, int] = {}
     try:
         node = loader.get_single_node()
