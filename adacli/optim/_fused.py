@@ -189,6 +189,24 @@ def _library_path(cxx: str) -> Path:
     return _build_dir() / f"adacli_adabelief_{key}" / "adabelief_fused.so"
 
 
+def _build(cxx: str, path: Path) -> None:
+    """Compile the kernel into ``path`` (atomically: concurrent builders each install a complete file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        src = Path(tmp) / "adabelief_fused.cpp"
+        src.write_text(_SOURCE)
+        out = Path(tmp) / "adabelief_fused.so"
+        proc = subprocess.run(
+            [cxx, *_FLAGS, str(src), "-o", str(out)], capture_output=True, text=True, timeout=300
+        )
+        if proc.returncode != 0:
+            raise FusedUnavailableError(
+                f"building the fused AdaBelief CPU kernel with {cxx} failed "
+                f"(use foreach=True instead):\n{proc.stderr[-2000:]}"
+            )
+        os.replace(out, path)
+
+
 def _load_cpu_kernel() -> ctypes.CDLL:
     """Build (once per machine, cached on disk) and load the CPU kernel; raise FusedUnavailableError."""
     global _lib, _lib_error
@@ -207,23 +225,16 @@ def _load_cpu_kernel() -> ctypes.CDLL:
             )
             raise FusedUnavailableError(_lib_error)
         path = _library_path(cxx)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-                src = Path(tmp) / "adabelief_fused.cpp"
-                src.write_text(_SOURCE)
-                out = Path(tmp) / "adabelief_fused.so"
-                proc = subprocess.run(
-                    [cxx, *_FLAGS, str(src), "-o", str(out)], capture_output=True, text=True, timeout=300
-                )
-                if proc.returncode != 0:
-                    _lib_error = (
-                        f"building the fused AdaBelief CPU kernel with {cxx} failed "
-                        f"(use foreach=True instead):\n{proc.stderr[-2000:]}"
-                    )
-                    raise FusedUnavailableError(_lib_error)
-                os.replace(out, path)  # atomic: concurrent builders each install a complete file
-        lib = ctypes.CDLL(str(path))
+        try:
+            if not path.exists():
+                _build(cxx, path)
+            lib = ctypes.CDLL(str(path))
+        except FusedUnavailableError as e:
+            _lib_error = str(e)
+            raise
+        except (OSError, subprocess.SubprocessError) as e:  # unwritable cache, timeout, bad library
+            _lib_error = f"the fused AdaBelief CPU kernel is unavailable ({e}); use foreach=True"
+            raise FusedUnavailableError(_lib_error) from e
         for name in ("adacli_adabelief_f32", "adacli_adabelief_f64"):
             fn = getattr(lib, name)
             fn.restype = ctypes.c_int
