@@ -59,9 +59,10 @@ def test_good_recipe_loads_and_checks(tmp_path):
 
 def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
     # YAML 1.1 would read 3e-6 as a string; a recipe author means a number.
-    text = GOOD.split("optimizers:")[0] + "optimizers:\n  - {name: adam, lr: 3e-6, eps: 1E-8, betas: [0.9, 1e0]}\n"
+    head = GOOD.split("optimizers:")[0]
+    text = head + "optimizers:\n  - {name: adam, lr: 3e-6, eps: 1E-8, betas: [0.9, 999e-3]}\n"
     r = load_recipe(_write(tmp_path, text))
-    assert r.optimizers[0].hparams == {"lr": 3e-6, "eps": 1e-8, "betas": [0.9, 1.0]}
+    assert r.optimizers[0].hparams == {"lr": 3e-6, "eps": 1e-8, "betas": [0.9, 0.999]}
     check_environment(r)
 
 
