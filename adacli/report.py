@@ -41,6 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from adacli import __version__
 from adacli.errors import InputError
 from adacli.results import SCHEMA_VERSION, EvalPoint, OptimizerSummary, Stat, Target, TrialResult
 
@@ -639,7 +640,7 @@ def environment_info(device: Any) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "timm": version("timm"),
-        "adacli": version("adacli"),
+        "adacli": __version__,  # the code that ran, installed or not
         "numpy": version("numpy"),
         "device": str(dev),
         "device_name": name,
