@@ -431,6 +431,20 @@ def test_default_path_and_fused_without_compiler(monkeypatch):
     AdaBelief([p]).step()
 
 
+def test_unwritable_kernel_cache_falls_back(monkeypatch, tmp_path):
+    """A cache directory that cannot be created: the default path uses foreach, fused=True explains."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(blocker / "sub"))
+    monkeypatch.setattr(_fused, "_lib", None)
+    monkeypatch.setattr(_fused, "_lib_error", None)
+    assert ab.default_path("cpu") == "foreach"
+    p = nn.Parameter(torch.randn(3))
+    p.grad = torch.randn(3)
+    with pytest.raises(_fused.FusedUnavailableError, match="use foreach=True"):
+        AdaBelief([p], fused=True).step()
+
+
 def test_parameters_added_later_take_their_own_step_count():
     """A parameter joining a group later has a smaller step: every path uses its own bias correction."""
     results = {}
