@@ -120,6 +120,10 @@ def compare_cmd(
                     recipe, recipe_path=recipe_file, out_dir=out, progress=wprogress, **scale
                 )
         else:
+            if threads is not None:  # a plain serial run: the trials run in this process
+                import torch
+
+                torch.set_num_threads(threads)
             with report.CompareProgress(progress_console) as progress:
                 outcome = compare.run_compare(recipe, recipe_path=recipe_file, out_dir=out, progress=progress)
     except compare.CompareInterrupted as e:

@@ -197,10 +197,11 @@ def test_user_optimizer_crash_fails_its_trial_only(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(TESTS))
     recipe = write_recipe(tmp_path, ['{name: "compare_user_optim:CrashingSGD"}', "{name: adam}"], seeds=2)
     out = tmp_path / "run"
-    res = invoke("compare", str(recipe), "--out", str(out), "--steps", "4", "--seeds", "1")  # overrides
+    res = invoke("compare", str(recipe), "--out", str(out), "--steps", "4", "--seeds", "1", "--threads", "2")
     assert res.exit_code == 0, res.output
     data = json.loads((out / "results.json").read_text())
-    assert data["recipe"]["budget"]["steps"] == 4 and data["recipe"]["seeds"] == 1
+    assert data["recipe"]["budget"]["steps"] == 4 and data["recipe"]["seeds"] == 1  # overrides applied
+    assert data["environment"]["torch_threads"] == 2
     trials = data["trials"]
     assert [t["status"] for t in trials] == ["failed", "ok"]
     assert "user optimizer bug" in trials[0]["error"]
