@@ -170,6 +170,9 @@ def test_parity_with_official(run, recorded, monkeypatch):
     for p_single, p_foreach, p_fused in zip(*(nets[path].parameters() for path in PATHS), strict=True):
         assert torch.equal(p_single, p_foreach)
         assert _rel(p_fused, p_single) <= 1e-6
+    # and the reference path performs the official arithmetic: bit for bit
+    for p_single, p_official in zip(nets["single"].parameters(), ref_params, strict=True):
+        assert torch.equal(p_single, p_official)
 
 
 def test_fused_parallel_loop_matches_single(monkeypatch):
