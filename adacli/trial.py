@@ -518,9 +518,8 @@ def _run_trial(
             net = net.to(memory_format=torch.channels_last)
         net.train()
         opt = optimizer.build(net.parameters())
-        train_net: Any = net
-        if config.compile:
-            train_net = _compiled(net, data, config)
+        train_net: Any = torch.compile(net) if config.compile else net
+        _warm_up(train_net, net, data, config)
         torch.manual_seed(seed)
         if device.type == "cuda":
             torch.cuda.manual_seed_all(seed)
@@ -681,19 +680,22 @@ def _eval_point(net: nn.Module, data: DataBundle, config: TrialConfig, step: int
     )
 
 
-def _compiled(net: nn.Module, data: DataBundle, config: TrialConfig) -> Any:
-    """``torch.compile`` the model and compile it *before* the clock starts (warm-up on a train-eval
-    batch, weights and buffers restored), so compilation time is not charged to one optimizer's clock."""
-    compiled = torch.compile(net)
+def _warm_up(train_net: Any, net: nn.Module, data: DataBundle, config: TrialConfig) -> None:
+    """One forward/backward on a train-eval batch before the clock starts; weights and buffers restored.
+
+    First calls pay one-off costs: cuDNN/oneDNN algorithm selection, allocator growth, lazy kernel
+    loading and, with ``compile: true``, compilation. Without a warm-up they land on the clock of
+    whichever trial runs first and make that optimizer look slower (about 1 s on a GPU). The optimizer is
+    not stepped here: a user's optimizer may count or act on its steps.
+    """
     saved = copy.deepcopy(net.state_dict())
     x, y = next(iter(data.eval_batches("train_eval", config.budget.batch_size, config.device)))
     if config.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with _autocast(config.device, config.precision)():
-        loss = F.cross_entropy(_logits(compiled(x)), y)
+        loss = F.cross_entropy(_logits(train_net(x)), y)
     loss.backward()
     net.zero_grad(set_to_none=True)
     net.load_state_dict(saved)
     if config.device.type == "cuda":
         torch.cuda.synchronize(config.device)
-    return compiled

@@ -213,3 +213,14 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_warm_up_leaves_weights_buffers_and_grads_untouched(data, model0):
+    """The untimed warm-up pass (one-off costs off the clock) must not change what the trial trains."""
+    import copy
+
+    net = copy.deepcopy(model0).train()
+    before = state_fingerprint(net)
+    trial_mod._warm_up(net, net, data, cfg(steps=1))
+    assert state_fingerprint(net) == before  # BatchNorm running stats included
+    assert all(p.grad is None for p in net.parameters())
