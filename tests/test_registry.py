@@ -165,3 +165,13 @@ def test_assign_labels():
     assert len(set(labels)) == 3 and labels[2] == "adam"
     with pytest.raises(InputError, match="unique"):
         assign_labels([_spec(name="adam", label="x"), _spec(name="sgd", label="x")])
+
+
+def test_import_path_from_the_current_directory(tmp_path, monkeypatch):
+    """The console script's sys.path lacks the working directory; a user's module there still imports."""
+    (tmp_path / "cwd_opt_mod.py").write_text("import torch\n\nclass CwdSGD(torch.optim.SGD):\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    r = resolve_optimizer("cwd_opt_mod:CwdSGD", {"lr": 0.1})
+    assert r.qualname == "cwd_opt_mod.CwdSGD" and r.hparams["lr"] == 0.1
+    sys.modules.pop("cwd_opt_mod", None)

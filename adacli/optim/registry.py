@@ -37,6 +37,8 @@ import importlib
 import inspect
 import json
 import math
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -271,10 +273,23 @@ def _fill(
 # --- resolution -------------------------------------------------------------------------------------
 
 
+def _import_from_cwd() -> None:
+    """Let ``my_optim:MyOpt`` import from the current directory, as ``python -m`` would.
+
+    The ``adacli`` console script's ``sys.path`` starts with its own bin folder, not the directory the
+    user runs it from, so a user's optimizer module next to their recipe would not import, while the
+    same recipe works under ``python -m adacli``. Worker processes inherit ``sys.path`` (spawn).
+    """
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def _resolve_import(name: str, given: dict[str, Any]) -> ResolvedOptimizer:
     module_name, _, attr = name.partition(":")
     if not module_name or not attr:
         raise InputError(f"import path {name!r} must look like package.module:Class")
+    _import_from_cwd()
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # any import failure of user code is bad input, not a crash
