@@ -6,6 +6,7 @@ Each command keeps its logic in the module named for it; here we only parse opti
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -20,8 +21,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
 err_console = Console(stderr=True)
+
+
+def _stdout_console() -> Console:
+    """Tables at their natural width in pipes and CI logs, where rich would squeeze them to 80 columns."""
+    terminal = Console()
+    return terminal if terminal.is_terminal or os.environ.get("COLUMNS") else Console(width=200)
+
+
+console = _stdout_console()
 
 
 def fail(error: AdacliError) -> typer.Exit:
@@ -392,9 +401,7 @@ def step_test_cmd(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1, default=repr))
     else:
-        # CI logs (not a terminal) get the table at its natural width instead of rich's 80 columns
-        wide = console if console.is_terminal else Console(width=max(console.width, 200))
-        wide.print(steptest.results_table(report))
+        console.print(steptest.results_table(report))
         for line in steptest.criteria_lines(report):
             console.print(f"[dim]{line}[/]", highlight=False, soft_wrap=True)
         for note in report.notes:
@@ -445,10 +452,9 @@ def bench_cmd(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
-    out = Console(width=max(console.width, 120))  # the table is wide: do not wrap it in pipes/CI logs
-    out.print(bench.results_table(result))
+    console.print(bench.results_table(result))
     for label, why in result.skipped.items():
-        out.print(f"skipped {label}: {why}")
+        console.print(f"skipped {label}: {why}")
 
 
 # --- validate, schema, list (adacli/recipe.py, optim/registry.py, data.py, models.py) ----------------
