@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from adacli.optim.adabelief import AdaBelief  # noqa: E402
+from adacli.optim.adabelief import AdaBelief
 
 __all__ = ["AdaBelief", "__version__"]

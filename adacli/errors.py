@@ -59,7 +59,9 @@ class InputError(AdacliError):
             text += f"; allowed: {shown}{more}"
         return text
 
-    def located(self, *, file: str | None = None, line: int | None = None, field: str | None = None) -> InputError:
+    def located(
+        self, *, file: str | None = None, line: int | None = None, field: str | None = None
+    ) -> InputError:
         """Return a copy with missing location parts filled in (inner code rarely knows the file)."""
         return InputError(
             self.message,
