@@ -519,7 +519,7 @@ def _run_trial(
         net.train()
         opt = optimizer.build(net.parameters())
         train_net: Any = torch.compile(net) if config.compile else net
-        _warm_up(train_net, net, data, config)
+        _warm_up(train_net, net, data, config, optimizer)
         torch.manual_seed(seed)
         if device.type == "cuda":
             torch.cuda.manual_seed_all(seed)
@@ -680,13 +680,21 @@ def _eval_point(net: nn.Module, data: DataBundle, config: TrialConfig, step: int
     )
 
 
-def _warm_up(train_net: Any, net: nn.Module, data: DataBundle, config: TrialConfig) -> None:
+def _warm_up(
+    train_net: Any,
+    net: nn.Module,
+    data: DataBundle,
+    config: TrialConfig,
+    optimizer: ResolvedOptimizer | None = None,
+) -> None:
     """One forward/backward on a train-eval batch before the clock starts; weights and buffers restored.
 
     First calls pay one-off costs: cuDNN/oneDNN algorithm selection, allocator growth, lazy kernel
     loading and, with ``compile: true``, compilation. Without a warm-up they land on the clock of
-    whichever trial runs first and make that optimizer look slower (about 1 s on a GPU). The optimizer is
-    not stepped here: a user's optimizer may count or act on its steps.
+    whichever trial runs first and make that optimizer look slower (about 1 s on a GPU). Optimizers have
+    such costs too (AdaBelief's fused kernels: Triton's JIT on CUDA, the C++ build on CPU), so adacli's,
+    torch's and timm's optimizers also take one throwaway step on copies of the parameters. A user's
+    optimizer (``package.module:Class``) is not stepped: it may count or act on its steps.
     """
     saved = copy.deepcopy(net.state_dict())
     x, y = next(iter(data.eval_batches("train_eval", config.budget.batch_size, config.device)))
@@ -695,6 +703,12 @@ def _warm_up(train_net: Any, net: nn.Module, data: DataBundle, config: TrialConf
     with _autocast(config.device, config.precision)():
         loss = F.cross_entropy(_logits(train_net(x)), y)
     loss.backward()
+    if optimizer is not None and optimizer.source != "import":
+        copies = [p.detach().clone().requires_grad_(p.requires_grad) for p in net.parameters()]
+        for c, p in zip(copies, net.parameters(), strict=True):
+            c.grad = None if p.grad is None else p.grad.detach().clone()
+        optimizer.build(copies).step()
+        del copies
     net.zero_grad(set_to_none=True)
     net.load_state_dict(saved)
     if config.device.type == "cuda":

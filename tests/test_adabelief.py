@@ -421,7 +421,7 @@ def test_added_group_with_other_betas_is_independent():
 
 def test_default_path_and_fused_without_compiler(monkeypatch):
     assert ab.default_path("cpu") == ("fused" if _fused.cpu_kernel_available() else "foreach")
-    assert ab.default_path("cuda") == "foreach"
+    assert ab.default_path("cuda") == ("fused" if _fused.triton_available() else "foreach")
     # no compiler: fused=True explains, the default falls back to foreach
     monkeypatch.setattr(_fused, "_lib", None)
     monkeypatch.setattr(_fused, "_lib_error", None)

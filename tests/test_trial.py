@@ -221,6 +221,6 @@ def test_warm_up_leaves_weights_buffers_and_grads_untouched(data, model0):
 
     net = copy.deepcopy(model0).train()
     before = state_fingerprint(net)
-    trial_mod._warm_up(net, net, data, cfg(steps=1))
+    trial_mod._warm_up(net, net, data, cfg(steps=1), resolve_optimizer("adabelief", {"lr": 0.5}))
     assert state_fingerprint(net) == before  # BatchNorm running stats included
     assert all(p.grad is None for p in net.parameters())

@@ -20,6 +20,7 @@ reference path computes them.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -266,12 +267,25 @@ def fused_is_default(device: torch.device) -> bool:
     """Whether ``foreach=None, fused=None`` takes the fused path on ``device``.
 
     CPU: yes when the kernel can be built (measured 4-8x faster than the foreach path on resnet18/50 and
-    ViT-S shapes, see the README; the one-off build takes about a second). CUDA: no, foreach stays the
-    default until the Triton kernel has been measured on a GPU (its first use also compiles for seconds).
+    ViT-S shapes, see the README; the one-off build takes about a second). CUDA: yes when Triton imports
+    (measured on an H200: 0.47 vs 0.83 ms per step on resnet18 shapes, 1.6-1.8x faster than foreach on
+    resnet18/50 and ViT-S; Triton compiles it once per flag set, seconds, and caches it on disk).
     """
     if device.type == "cpu":
         return cpu_kernel_available()
+    if device.type == "cuda":
+        return triton_available()
     return False
+
+
+@functools.cache
+def triton_available() -> bool:
+    """Whether the Triton kernel can be used (Triton ships with torch's CUDA wheels on Linux)."""
+    try:
+        import triton  # noqa: F401
+    except Exception:
+        return False
+    return True
 
 
 def _scalars(
