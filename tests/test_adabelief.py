@@ -519,3 +519,50 @@ def test_cuda_half_paths_agree(dtype, recorded):
         assert all(opt.state[p]["exp_avg"].dtype == torch.float32 for p in net.parameters())
     for ps in zip(*(net.parameters() for net in nets.values()), strict=True):
         assert _rel(ps[1], ps[0]) <= 1e-2 and _rel(ps[2], ps[0]) <= 1e-2
+
+
+def test_flat_layout_rule():
+    """Which tensors the fused kernels may walk as flat memory (the rest go through copies or foreach)."""
+    cl = torch.channels_last
+    w = torch.randn(8, 4, 3, 3).to(memory_format=cl)
+    assert _fused.flat_layout([w, torch.zeros_like(w), torch.zeros_like(w)])  # preserve_format keeps it
+    assert _fused.flat_layout([torch.randn(5, 3), torch.randn(5, 3)])
+    assert not _fused.flat_layout([w, torch.randn(8, 4, 3, 3)])  # same shape, other layout
+    assert not _fused.flat_layout([torch.randn(3, 5).t(), torch.randn(3, 5).t()])  # not dense
+    one = torch.randn(8, 4, 1, 1)
+    assert _fused.flat_layout([one.to(memory_format=cl), one.contiguous()])  # size-1 strides carry no layout
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        pytest.param(
+            "cpu",
+            marks=pytest.mark.skipif(not _fused.cpu_kernel_available(), reason="no C++ compiler"),
+        ),
+        pytest.param(
+            "cuda",
+            marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")],
+        ),
+    ],
+)
+def test_fused_on_a_channels_last_model(device):
+    """A channels_last model (recipe model.channels_last) trains on the fused path like on the reference
+    (on CUDA its conv weights go to the Triton kernel as flat memory, not to a fallback)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    net = net.to(device).to(memory_format=torch.channels_last)
+    nets = {path: copy.deepcopy(net) for path in ("single", "fused")}
+    opts = {
+        "single": AdaBelief(nets["single"].parameters(), lr=1e-2, weight_decay=1e-2, foreach=False),
+        "fused": AdaBelief(nets["fused"].parameters(), lr=1e-2, weight_decay=1e-2, fused=True),
+    }
+    for _ in range(5):
+        x = torch.randn(4, 3, 8, 8, device=device).to(memory_format=torch.channels_last)
+        for path, n in nets.items():
+            opts[path].zero_grad()
+            n(x).square().mean().backward()
+            opts[path].step()
+    for a, b in zip(nets["single"].parameters(), nets["fused"].parameters(), strict=True):
+        assert a.is_contiguous() == b.is_contiguous()  # the layout survives the fused update
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

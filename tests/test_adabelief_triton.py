@@ -55,6 +55,22 @@ SCRIPT = textwrap.dedent(
                     worst = max(worst, err)
             cases += 1
     assert modes == {0, 1, 2, 3}, modes
+
+    # channels_last conv weights (a channels_last model): dense, one shared layout, walked as flat memory
+    cl = torch.channels_last
+    P = [torch.randn(8, 4, 3, 3).to(memory_format=cl)]
+    G, M, V = [torch.randn_like(P[0]) * 1e-2], [torch.zeros_like(P[0])], [torch.zeros_like(P[0])]
+    ref = [[t.clone() for t in lst] for lst in (P, M, V)]
+    hyper = dict(amsgrad=False, beta1=0.9, beta2=0.999, lr=1e-2, weight_decay=1e-2, eps=1e-16,
+                 weight_decouple=True, fixed_decay=False, rectify=True, degenerated_to_sgd=True,
+                 maximize=False)
+    assert _fused.flat_layout([P[0], G[0], M[0], V[0]]) and not P[0].is_contiguous()
+    scalars, flags = _fused._scalars(1.0, **hyper)
+    run_triton(P, G, M, V, [], scalars=scalars, flags=flags)
+    _single_tensor_adabelief(ref[0], G, ref[1], ref[2], [], [torch.tensor(0.0)], **hyper)
+    for a, b in zip((P[0], M[0], V[0]), (r[0] for r in ref)):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)
+    print("channels_last ok")
     print(f"cases={cases} worst={worst:.3g}")
     assert worst <= 1e-6, worst
     """
@@ -67,4 +83,4 @@ def test_triton_kernel_under_interpreter():
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert "cases=" in proc.stdout
+    assert "cases=" in proc.stdout and "channels_last ok" in proc.stdout

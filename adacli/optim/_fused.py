@@ -395,20 +395,69 @@ def fused_adabelief(
             device = sub[0][0].device
             if device.type == "cpu":
                 _run_cpu(*sub, scalars=scalars, flags=flags)  # type: ignore[arg-type]
-            elif device.type == "cuda" and sub[0][0].dtype in _TRITON_DTYPES:
-                from adacli.optim._triton import run_triton
-
-                run_triton(*sub, scalars=scalars, flags=flags)  # type: ignore[arg-type]
             elif device.type == "cuda":
-                # fp64 on CUDA: the Triton kernel computes in fp32, so these take the foreach ops
-                from adacli.optim.adabelief import _foreach_update
-
-                _foreach_update(*sub, step=step, **hyper)  # type: ignore[arg-type]
+                _run_cuda(sub, step=step, scalars=scalars, flags=flags, hyper=hyper)  # type: ignore[arg-type]
             else:
                 raise FusedUnavailableError(
                     f"the fused AdaBelief path supports CPU and CUDA tensors, not {device.type}; "
                     "use foreach=True"
                 )
+
+
+def _dense(t: Tensor) -> bool:
+    return (
+        t.is_contiguous()
+        or t.is_contiguous(memory_format=torch.channels_last)
+        or t.is_contiguous(memory_format=torch.channels_last_3d)
+    )
+
+
+def flat_layout(tensors: list[Tensor]) -> bool:
+    """Whether the kernel may treat one parameter's tensors (param, grad, states) as flat arrays.
+
+    The kernel walks ``numel`` elements from each ``data_ptr``: right when every tensor is dense
+    (contiguous, or channels_last as conv weights are in a ``channels_last`` model) and all share one
+    layout, so the same memory offset is the same element in each. Strides of size-1 dimensions carry no
+    layout and are ignored. Anything else takes the foreach ops.
+    """
+    first = tensors[0]
+    if not _dense(first):
+        return False
+    layout = [st for st, n in zip(first.stride(), first.shape, strict=True) if n != 1]
+    return all(
+        t.shape == first.shape
+        and _dense(t)
+        and [st for st, n in zip(t.stride(), t.shape, strict=True) if n != 1] == layout
+        for t in tensors[1:]
+    )
+
+
+def _run_cuda(
+    sub: tuple[list[Tensor], ...], *, step: float, scalars: list[float], flags: int, hyper: dict
+) -> None:
+    """The Triton kernel for every parameter it can take in one launch; the foreach ops for the rest.
+
+    The rest: fp64 (the kernel computes in fp32) and tensors that are not flat arrays of one shared
+    layout (see ``_triton.flat_layout``), e.g. a parameter whose gradient came back in another memory
+    format. Both give the same update; the kernel is just faster.
+    """
+    from adacli.optim._triton import run_triton
+    from adacli.optim.adabelief import _foreach_update
+
+    if sub[0][0].dtype in _TRITON_DTYPES:
+        columns = list(zip(*[lst for lst in sub if lst], strict=True))
+        ok = [flat_layout(list(col)) for col in columns]
+    else:
+        ok = [False] * len(sub[0])
+    for wanted, run in ((True, "triton"), (False, "foreach")):
+        idx = [j for j, o in enumerate(ok) if o is wanted]
+        if not idx:
+            continue
+        part = sub if len(idx) == len(ok) else tuple([lst[j] for j in idx] if lst else [] for lst in sub)
+        if run == "triton":
+            run_triton(*part, scalars=scalars, flags=flags)  # type: ignore[arg-type]
+        else:
+            _foreach_update(*part, step=step, **hyper)  # type: ignore[arg-type]
 
 
 def _run_cpu(
@@ -434,12 +483,14 @@ def _run_cpu(
         fn = lib.adacli_adabelief_f64
     else:
         raise FusedUnavailableError(f"the fused AdaBelief CPU kernel does not support {dtype} parameters")
-    # the kernel walks flat memory: non-contiguous tensors go through contiguous copies written back after
+    # the kernel walks flat memory: a parameter whose tensors are not flat arrays of one layout (see
+    # flat_layout) goes through contiguous copies written back after
     tensors = [list(work), list(grads), list(exp_avgs), list(exp_avg_vars), list(max_exp_avg_vars)]
     copies: list[tuple[Tensor, Tensor]] = []
+    flat = [flat_layout([lst[j] for lst in tensors if lst]) for j in range(len(work))]
     for lst_i, lst in enumerate(tensors):
         for j, t in enumerate(lst):
-            if not t.is_contiguous():
+            if not flat[j] and not t.is_contiguous():
                 c = t.contiguous()
                 if lst_i != 1:
                     copies.append((t, c))

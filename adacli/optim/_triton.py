@@ -155,10 +155,6 @@ def run_triton(
         raise TypeError(f"the Triton AdaBelief kernel supports fp32/fp16/bf16 parameters, not {dtype}")
     grads = [g if g.dtype == dtype else g.to(dtype) for g in grads]
     tensors = [params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars]
-    for lst in tensors:
-        for t in lst:
-            if not t.is_contiguous():
-                raise ValueError("the Triton AdaBelief kernel needs contiguous tensors")
     device = params[0].device
     table, n_blocks = _table(tensors, device)
     decay, l2, beta1, omb1, beta2, omb2, eps, sqrt_bc2, step_size = scalars
