@@ -443,10 +443,15 @@ def bench_cmd(
     from adacli import bench
 
     try:
-        progress = None if as_json else (lambda msg: err_console.log(msg))
-        result = bench.run_bench(
-            model or bench.DEFAULT_MODELS, device=device, rounds=rounds, threads=threads, progress=progress
-        )
+        # one transient status line on a terminal (nothing in logs), not a log line per round
+        with err_console.status("benchmarking", spinner="dots") as status:
+            result = bench.run_bench(
+                model or bench.DEFAULT_MODELS,
+                device=device,
+                rounds=rounds,
+                threads=threads,
+                progress=lambda msg: status.update(msg),
+            )
     except AdacliError as e:
         raise fail(e) from None
     if as_json:
