@@ -167,15 +167,7 @@ def run_compare(
     if recipe_path is not None:
         recipe_json = {"path": str(recipe_path), **recipe_json}
     environment = report.environment_info(dev)
-    environment["data"] = {
-        "name": data.name,
-        "num_classes": data.num_classes,
-        "in_chans": data.in_chans,
-        "image_size": data.image_size,
-        "train_size": _split_size(data, "train"),
-        "train_eval_size": _split_size(data, "train_eval"),
-        "test_size": _split_size(data, "test"),
-    }
+    environment["data"] = data.describe()
     report.start_run(run_dir, recipe=recipe_json, environment=environment)
 
     trials: list[TrialResult] = []
@@ -223,13 +215,6 @@ def run_compare(
         target=target,
     )
     return CompareOutcome(run_dir, trials, summaries, target, "complete", len(plan), environment)
-
-
-def _split_size(data: Any, split: str) -> int | None:
-    try:
-        return int(data.split_size(split))
-    except Exception:
-        return None
 
 
 __all__ = [

@@ -600,6 +600,16 @@ class DataBundle:
     def split_size(self, split: str) -> int:
         return len(self._store(split))
 
+    def describe(self) -> dict[str, object]:
+        """What results.json records about the data a run trained and evaluated on."""
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "in_chans": self.in_chans,
+            "image_size": self.image_size,
+            **{f"{split}_size": len(store) for split, store in self._splits.items()},
+        }
+
     def steps_per_epoch(self, batch_size: int) -> int:
         """Full batches per pass over ``train`` (the last partial batch is dropped: equal-sized steps)."""
         return max(1, self.split_size("train") // batch_size)

@@ -62,13 +62,6 @@ def wants_scaleout(
     )
 
 
-def _split_size(data: Any, split: str) -> int | None:
-    try:
-        return int(data.split_size(split))
-    except Exception:
-        return None
-
-
 def _resume_dir(resume: str | Path, out_dir: str | Path | None) -> Path:
     run_dir = Path(resume)
     if not run_dir.is_dir():
@@ -145,7 +138,7 @@ def run_scaled(
         ex.start(on_progress)
     try:
         data = load_data(recipe.dataset)
-        if swept and (_split_size(data, "val") or 0) == 0:
+        if swept and data.split_size("val") == 0:
             raise InputError(
                 "a sweep selects on the validation split, which is empty here: raise dataset.val_fraction",
                 file=recipe.source_file,
@@ -215,16 +208,7 @@ def run_scaled(
         ]
 
     environment = report.environment_info(dev)
-    environment["data"] = {
-        "name": data.name,
-        "num_classes": data.num_classes,
-        "in_chans": data.in_chans,
-        "image_size": data.image_size,
-        "train_size": _split_size(data, "train"),
-        "train_eval_size": _split_size(data, "train_eval"),
-        "val_size": _split_size(data, "val"),
-        "test_size": _split_size(data, "test"),
-    }
+    environment["data"] = data.describe()
     del data  # workers load their own copy
 
     # --- the loop -----------------------------------------------------------------------------------

@@ -306,3 +306,12 @@ def test_cuda_batches_equal_cpu_batches():
         assert xg.is_cuda and torch.equal(yc, yg.cpu()) and torch.allclose(xc, xg.cpu(), atol=1e-5)
     xe = torch.cat([x.cpu() for x, _ in b.eval_batches("test", 10, "cuda")])
     assert torch.allclose(xe, torch.cat([x for x, _ in b.eval_batches("test", 10, "cpu")]), atol=1e-5)
+
+
+def test_describe_records_every_split():
+    spec = DatasetSpec(
+        name="synthetic", image_size=8, num_classes=3, channels=1, train_size=100, test_size=30
+    )
+    d = load_data(spec).describe()
+    assert d["name"] == "synthetic" and d["num_classes"] == 3 and d["in_chans"] == 1 and d["image_size"] == 8
+    assert d["test_size"] == 30 and d["train_size"] + d["val_size"] == 100 and d["train_eval_size"] > 0
