@@ -657,6 +657,24 @@ def environment_info(device: Any) -> dict[str, Any]:
 # --- live progress ---------------------------------------------------------------------------------
 
 
+def progress_bars(console: Console, *, disable: bool = False, bar_width: int = 30) -> Progress:
+    """The live display of a run: rows of description, bar, i/n, an info field and elapsed time.
+
+    Shared by the serial compare and the multi-worker display so both read the same.
+    """
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(bar_width=bar_width),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=disable,
+        refresh_per_second=4,
+        transient=False,
+    )
+
+
 class CompareProgress:
     """Live progress of a comparison: overall trials i/n, and the current trial's label, seed, step, loss.
 
@@ -685,17 +703,7 @@ class CompareProgress:
         self.disable = disable
         self.min_interval = min_interval
         self._next_render = 0.0
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=30),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            disable=disable,
-            refresh_per_second=4,
-            transient=False,
-        )
+        self._progress = progress_bars(self.console, disable=disable, bar_width=30)
         self._overall: Any = None
         self._trial: Any = None
         self._label = ""

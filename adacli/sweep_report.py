@@ -14,11 +14,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from adacli.executors import ProgressEvent, TrialTask
+from adacli.report import progress_bars
 from adacli.results import TrialResult
 
 
@@ -149,17 +149,7 @@ class WorkersProgress:
     def __init__(self, console: Console | None = None, *, disable: bool = False) -> None:
         self.console = console or Console(stderr=True)
         self.disable = disable
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            disable=disable,
-            refresh_per_second=4,
-            transient=False,
-        )
+        self._progress = progress_bars(self.console, disable=disable, bar_width=24)
         self._overall: Any = None
         self._rows: dict[str, Any] = {}
         self.ran = 0
