@@ -191,19 +191,9 @@ def run_compare(
             if progress is not None:
                 progress.trial_finished(result)
     except KeyboardInterrupt:
-        summaries, target = _summarize(trials, recipe)
-        report.save_run(
-            run_dir,
-            recipe=recipe_json,
-            environment=environment,
-            trials=trials,
-            summaries=summaries,
-            target=target,
-            status="interrupted",
-            plot=bool(trials),
-        )
-        outcome = CompareOutcome(run_dir, trials, summaries, target, "interrupted", len(plan), environment)
-        raise CompareInterrupted(outcome) from None
+        status = "interrupted"
+    else:
+        status = "complete"
 
     summaries, target = _summarize(trials, recipe)
     report.save_run(
@@ -213,8 +203,13 @@ def run_compare(
         trials=trials,
         summaries=summaries,
         target=target,
+        status=status,
+        plot=bool(trials),
     )
-    return CompareOutcome(run_dir, trials, summaries, target, "complete", len(plan), environment)
+    outcome = CompareOutcome(run_dir, trials, summaries, target, status, len(plan), environment)
+    if status == "interrupted":
+        raise CompareInterrupted(outcome)
+    return outcome
 
 
 __all__ = [
