@@ -300,12 +300,11 @@ def save_baseline(baseline: Baseline, path: str | Path) -> Path:
 
     Non-finite numbers (the accuracy of a diverged trial) become null: the gate never judges them.
     """
+    from adacli.report import write_json
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    text = json.dumps(_finite(baseline.to_dict()), indent=2, allow_nan=False, default=str)
-    tmp.write_text(text + "\n")
-    tmp.replace(path)
+    write_json(path, _finite(baseline.to_dict()), indent=2)
     return path
 
 

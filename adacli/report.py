@@ -88,10 +88,14 @@ def _trial_from_json(data: dict[str, Any]) -> TrialResult:
     return TrialResult.from_dict(d)
 
 
-def _write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename): a crash mid-write never leaves a truncated file."""
+def write_json(path: Path, data: Any, *, indent: int = 1) -> None:
+    """Write strict JSON atomically (temp file + rename): a crash mid-write never leaves a truncated file.
+
+    Non-finite floats are stored as strings (see :func:`_encode`); callers that want another encoding
+    (the gate's baseline stores null) convert them first.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_encode(data), indent=1, allow_nan=False, default=str) + "\n")
+    tmp.write_text(json.dumps(_encode(data), indent=indent, allow_nan=False, default=str) + "\n")
     os.replace(tmp, path)
 
 
@@ -266,7 +270,7 @@ def start_run(run_dir: str | Path, *, recipe: dict[str, Any], environment: dict[
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(
+    write_json(
         run_dir / RESULTS_FILE,
         {
             "schema_version": SCHEMA_VERSION,
@@ -292,7 +296,7 @@ def write_trial(run_dir: str | Path, result: TrialResult, *, index: int | None =
     if index is None:
         index = len(list(tdir.glob("*.json")))
     path = tdir / f"{index:03d}-{_slug(result.label)}-seed{result.seed}.json"
-    _write_json(path, result.to_dict())
+    write_json(path, result.to_dict())
     return path
 
 
@@ -318,7 +322,7 @@ def save_run(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(
+    write_json(
         run_dir / RESULTS_FILE,
         {
             "schema_version": SCHEMA_VERSION,
