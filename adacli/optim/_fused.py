@@ -420,6 +420,8 @@ def flat_layout(tensors: list[Tensor]) -> bool:
     layout, so the same memory offset is the same element in each. Strides of size-1 dimensions carry no
     layout and are ignored. Anything else takes the foreach ops.
     """
+    if all(t.is_contiguous() for t in tensors):  # the common case, 10x cheaper: this runs every step
+        return True
     first = tensors[0]
     if not _dense(first):
         return False
