@@ -18,7 +18,7 @@ app = typer.Typer(
     name="adacli",
     help="Compare deep-learning optimizers: recipes, step tests, benchmarks and a CI gate.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True)
