@@ -34,6 +34,8 @@ class ModelSpec(_Strict):
 
 
 class DatasetSpec(_Strict):
+    """The images to train and test on, and how they are prepared (splits are fixed whatever the seed)."""
+
     name: str = Field(description="one of: " + ", ".join(DATASETS))
     image_size: int | None = Field(None, ge=4, le=1024, description="resize images to this size")
     augment: bool = Field(False, description="random crop + horizontal flip for natural images")
@@ -58,12 +60,12 @@ class DatasetSpec(_Strict):
 class BudgetSpec(_Strict):
     """Exactly one of steps | epochs | seconds: the same for every optimizer."""
 
-    steps: int | None = Field(None, ge=1)
-    epochs: float | None = Field(None, gt=0)
-    seconds: float | None = Field(None, gt=0)
-    batch_size: int = Field(64, ge=1)
+    steps: int | None = Field(None, ge=1, description="training steps per trial")
+    epochs: float | None = Field(None, gt=0, description="passes over train (rounded up)")
+    seconds: float | None = Field(None, gt=0, description="training-clock seconds (no evals)")
+    batch_size: int = Field(64, ge=1, description="training batch size")
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations (default: 10 per run)")
-    eval_batch_size: int = Field(512, ge=1)
+    eval_batch_size: int = Field(512, ge=1, description="evaluation batch size")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> BudgetSpec:
@@ -74,7 +76,9 @@ class BudgetSpec(_Strict):
 
 
 class TargetSpec(_Strict):
-    metric: Literal["train_loss"] = "train_loss"
+    """The level that steps- and seconds-to-target measure the time to."""
+
+    metric: Literal["train_loss"] = Field("train_loss", description="smoothed training loss (EMA, beta 0.9)")
     value: float | None = Field(
         None,
         description="default: the highest final smoothed training loss "
@@ -83,8 +87,10 @@ class TargetSpec(_Strict):
 
 
 class ScheduleSpec(_Strict):
-    name: Literal["constant", "cosine", "step", "linear"] = "constant"
-    warmup_steps: int = Field(0, ge=0)
+    """The learning-rate schedule, built alike for every optimizer (a time budget schedules on the clock)."""
+
+    name: Literal["constant", "cosine", "step", "linear"] = Field("constant", description="lr curve")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps, lr/N to lr")
     step_size: int | None = Field(None, ge=1, description="step: steps between decays")
     gamma: float = Field(0.1, gt=0, description="step: decay factor")
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine/linear: final lr / initial lr")
@@ -107,7 +113,7 @@ class OptimizerSpec(BaseModel):
 
 
 class SweepSpec(_Strict):
-    """How a hyperparameter sweep picks each optimizer's configuration (see README, Sweeps).
+    """How a hyperparameter sweep picks each optimizer's configuration (see docs/scale-out.md).
 
     A sweep is any optimizer hyperparameter written as a grid (a list, or ``{grid: [...]}``) or as
     ``{log_range: [lo, hi], n: N}``; this section only says how the winner is chosen.
@@ -145,7 +151,7 @@ class Recipe(_Strict):
     budget: BudgetSpec
     seeds: Annotated[int, Field(ge=1)] | list[int] = Field(1, description="a count or an explicit list")
     device: str = Field("auto", description=DEVICES_HELP)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast")
     target: TargetSpec = Field(default_factory=TargetSpec)
     schedule: ScheduleSpec | None = None
     optimizers: list[OptimizerSpec] = Field(min_length=1)
@@ -435,7 +441,7 @@ def recipe_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         **schema,
         "title": "adacli recipe",
-        "description": "An adacli optimizer-comparison recipe (YAML); see README.md, section Recipes.",
+        "description": "An adacli optimizer-comparison recipe (YAML); see docs/recipes.md.",
     }
 
 
