@@ -53,12 +53,13 @@ _EXTRA_KEYS_ROW = (
 def cli_reference() -> str:
     """The CLI reference page (Markdown) from the Typer app: every command, argument and option."""
     import typer
-    from typer.cli import get_docs_for_click
+    from typer.cli import MARKUP_MODE_KEY, get_docs_for_click
 
     from adacli.cli import app
 
     command = typer.main.get_command(app)
     ctx = typer.Context(command, info_name="adacli")
+    ctx.obj = {MARKUP_MODE_KEY: app.rich_markup_mode}  # as `typer ... utils docs` does: text HTML-escaped
     body = get_docs_for_click(obj=command, ctx=ctx, name="adacli", title="CLI reference")
     title, _, rest = body.strip().partition("\n")
     return f"{title}\n\n{_CLI_INTRO}\n{rest.strip()}\n"

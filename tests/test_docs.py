@@ -52,6 +52,7 @@ def test_cli_reference_names_every_command_and_option():
             for opt in shown:
                 assert f"`{opt}" in page or f", {opt}" in page, f"{name}: {opt} not in the CLI reference"
     assert "--install-completion" in page
+    assert "runs/&lt;name&gt;/" in page, "help text is escaped, so <name> is shown, not taken for HTML"
 
 
 def test_recipe_reference_lists_every_key_with_a_description():
