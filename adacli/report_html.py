@@ -530,27 +530,26 @@ def _given_hparams(recipe: dict[str, Any], labels: Sequence[str]) -> dict[str, s
 
 
 def hparams_tables(data: dict[str, Any]) -> Html:
-    """Per label: the resolved class and every hyperparameter, the ones the recipe set in bold."""
+    """One column per label, one row per hyperparameter: the resolved values, the ones the recipe set in
+    bold (the others are the optimizer's defaults); the resolved class heads each column."""
     summary = data.get("summary") or []
-    given = _given_hparams(data.get("recipe") or {}, [s.get("optimizer", "") for s in summary])
-    blocks = []
+    labels = [s.get("optimizer", "?") for s in summary]
+    given = _given_hparams(data.get("recipe") or {}, labels)
+    names: list[str] = []
     for s in summary:
-        label = s.get("optimizer", "?")
-        mine = given.get(label, set())
-        rows = [
-            [
-                Html(f"<b>{esc(k)}</b>") if k in mine else k,
-                json.dumps(v, default=str),
-                "recipe" if k in mine else "default",
-            ]
-            for k, v in (s.get("hparams") or {}).items()
-        ]
-        blocks.append(
-            f"<details open><summary><b>{esc(label)}</b>: {esc(s.get('optimizer_class', ''))}</summary>"
-            + table(["hyperparameter", "value", "from"], rows, cls="plain", keys=list(s.get("hparams") or {}))
-            + "</details>"
-        )
-    return Html("\n".join(blocks))
+        names += [k for k in s.get("hparams") or {} if k not in names]
+    rows = []
+    for name in names:
+        row: list[Any] = [name]
+        for s, label in zip(summary, labels, strict=True):
+            hp = s.get("hparams") or {}
+            value = json.dumps(hp[name], default=str) if name in hp else ""
+            row.append(Html(f"<b>{esc(value)}</b>") if name in given.get(label, set()) else value)
+        rows.append(row)
+    classes = [["class", *(s.get("optimizer_class", "") for s in summary)]]
+    caption = "bold = set in the recipe; the others are the optimizer's defaults"
+    headers = ["hyperparameter", *labels]
+    return table(headers, classes + rows, cls="plain", tid="hparams-table", caption=caption)
 
 
 def recipe_block(recipe: dict[str, Any]) -> Html:
@@ -779,3 +778,102 @@ def write_report_html(
     gate = read_json(run_dir / GATE_JSON)
     path = Path(out) if out is not None else run_dir / REPORT_HTML
     return _write_atomic(path, render_run(data, trials, gate))
+
+
+# --- suite page -----------------------------------------------------------------------------------------
+
+
+def profiles_plot(profiles: dict[str, Any]) -> Html:
+    """The performance profiles: per optimizer, the fraction of workloads within τ × the best."""
+    fig, ax = new_figure(6.5, 4)
+    taus = profiles.get("taus") or []
+    for i, (label, fractions) in enumerate((profiles.get("curves") or {}).items()):
+        n = min(len(taus), len(fractions))
+        ax.step(
+            taus[:n],
+            fractions[:n],
+            where="post",
+            color=f"C{i % 10}",
+            label=label,
+            gid=f"profiles--s{i}--line",
+        )
+    ax.set(
+        xlabel="τ (time-to-target within τ × the best)",
+        ylabel="fraction of workloads",
+        title=f"performance profiles ({profiles.get('measure', '?')})",
+        ylim=(-0.02, 1.02),
+    )
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+    return plot_block(
+        "profiles", fig, "Dolan–Moré profile; misses and ratios above the last τ count as never"
+    )
+
+
+def scores_table(suite: dict[str, Any]) -> Html:
+    """Score (normalized area under the profile), mean rank and speed-up against the reference."""
+    scores, ranks, speedups = (suite.get(k) or {} for k in ("scores", "ranks", "speedups"))
+    labels = list(dict.fromkeys([*scores, *ranks, *speedups]))
+    rows = [
+        [label, _num(scores.get(label)), _num(ranks.get(label)), _num(speedups.get(label))]
+        for label in labels
+    ]
+    ref = suite.get("reference") or "the reference"
+    headers = ["optimizer", "score (0..1)", "mean rank", f"speed-up vs {ref}"]
+    return table(headers, rows, tid="scores", caption="score: area under the profile, higher is better")
+
+
+def _wtl(cell: Any) -> str:
+    if isinstance(cell, dict):
+        return f"{cell.get('win', 0)}/{cell.get('tie', 0)}/{cell.get('loss', 0)}"
+    return "–" if cell is None else str(cell)
+
+
+def wins_table(suite: dict[str, Any]) -> Html:
+    """The win/tie/loss matrix: row a against column b, counted over workloads (ties: no significant
+    difference)."""
+    wins = suite.get("wins") or {}
+    labels = list(dict.fromkeys([*wins, *(b for row in wins.values() for b in row)]))
+    rows = [[a, *("" if a == b else _wtl((wins.get(a) or {}).get(b)) for b in labels)] for a in labels]
+    caption = "cell = wins/ties/losses of the row's optimizer against the column's, over workloads"
+    return table(["row vs column", *labels], rows, cls="plain", tid="wins", caption=caption)
+
+
+def workloads_table(suite: dict[str, Any]) -> Html:
+    """Each workload with its status and a link to its own report.html (relative: the folder can move)."""
+    rows = []
+    for w in suite.get("workloads") or []:
+        run_dir = str(w.get("run_dir") or "")
+        href = f"{run_dir.rstrip('/')}/{REPORT_HTML}" if run_dir else ""
+        link = Html(f'<a href="{esc(href)}">{esc(w.get("name", run_dir))}</a>') if href else w.get("name")
+        rows.append([link, w.get("status"), w.get("recipe") or "", run_dir])
+    keys = [str(w.get("name", "")) for w in suite.get("workloads") or []]
+    return table(["workload", "status", "recipe", "run folder"], rows, tid="workloads", keys=keys)
+
+
+def render_suite(suite: dict[str, Any]) -> str:
+    """The suite page from the suite ``results.json`` dict (``kind: "suite"``): profiles, scores, the
+    win/tie/loss matrix and links to each workload's page."""
+    suite = _decode(suite)
+    sections = [
+        section("Scores", scores_table(suite), sid="scores-section"),
+        section(
+            "Performance profiles",
+            Html(f'<div class="plots">{profiles_plot(suite.get("profiles") or {})}</div>'),
+            sid="profiles-section",
+        ),
+        section("Win / tie / loss", wins_table(suite), sid="wins-section"),
+        section("Workloads", workloads_table(suite), sid="workloads-section"),
+    ]
+    n = len(suite.get("workloads") or [])
+    meta = f"suite of {n} workload{'s' if n != 1 else ''}; reference {suite.get('reference') or 'none'}"
+    return page(f"adacli suite: {suite.get('name', '?')}", meta, sections)
+
+
+def write_suite_html(suite_dir: str | Path, suite: dict[str, Any] | None = None) -> Path:
+    """Write ``report.html`` into a suite folder (``suite`` defaults to its results.json)."""
+    suite_dir = Path(suite_dir)
+    if suite is None:
+        suite = read_json(suite_dir / "results.json") or {}
+    return _write_atomic(suite_dir / REPORT_HTML, render_suite(suite))
