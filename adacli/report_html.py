@@ -197,7 +197,11 @@ def svg_figure(fig: Any, name: str) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
         fig.savefig(buf, format="svg")
     text = buf.getvalue()
-    return text[text.index("<svg") :]
+    text = text[text.index("<svg") :]
+    start, end = text.find("<metadata>"), text.find("</metadata>")
+    if 0 <= start < end:  # the RDF block (creator, date): only bytes and URLs in an inline plot
+        text = text[:start] + text[end + len("</metadata>") :]
+    return text
 
 
 def new_figure(width: float = 6.0, height: float = 3.6) -> tuple[Any, Any]:

@@ -27,8 +27,10 @@ RUN_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 
 def cell(value: Any) -> str:
-    """One table cell: pipes escaped (``\\|``) and line breaks flattened, so the row keeps its columns."""
+    """One table cell: pipes escaped (``\\|``) and line breaks flattened, so the row keeps its columns;
+    ``<`` and ``&`` as entities, so a label is text, never markup."""
     text = "–" if value is None else str(value)
+    text = text.replace("&", "&amp;").replace("<", "&lt;")  # GitHub renders raw HTML; ">" alone is text
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip() or " "
 
 
@@ -80,7 +82,7 @@ def run_markdown(data: dict[str, Any], *, title: str | None = None) -> str:
     if data.get("reference"):
         notes.append(f"Δ = paired difference to {data['reference']}, * = significant")
     table = md_table(headers, rows, ["l", "r", *("r" for _ in RUN_COLUMNS)])
-    return f"### {cell(heading)}\n\n{table}\n\n" + "; ".join(notes) + "\n"
+    return f"### {cell(heading)}\n\n{table}\n\n" + cell("; ".join(notes)).replace("\\|", "|") + "\n"
 
 
 def gate_markdown(gate: dict[str, Any], *, title: str = "regression gate") -> str:
