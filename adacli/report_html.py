@@ -666,7 +666,7 @@ def lr_sensitivity_plot(info: dict[str, Any]) -> Html | None:
         title="learning-rate sensitivity (★ = chosen)",
     )
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="best")
     return plot_block(
         "lr-sensitivity",
         fig,
@@ -825,7 +825,7 @@ def profiles_plot(profiles: dict[str, Any]) -> Html:
     )
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="best")
     return plot_block(
         "profiles", fig, "Dolan–Moré profile; misses and ratios above the last τ count as never"
     )
