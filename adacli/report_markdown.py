@@ -10,6 +10,7 @@ other report module.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,9 +29,12 @@ RUN_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 def cell(value: Any) -> str:
     """One table cell: pipes escaped (``\\|``) and line breaks flattened, so the row keeps its columns;
-    ``<`` and ``&`` as entities, so a label is text, never markup."""
+    a ``<`` that could open an HTML tag and an ``&`` that could start an entity are escaped, so a label
+    is text, never markup."""
     text = "–" if value is None else str(value)
-    text = text.replace("&", "&amp;").replace("<", "&lt;")  # GitHub renders raw HTML; ">" alone is text
+    # GitHub renders raw HTML: what could open a tag or an entity becomes text ("<=" stays readable)
+    text = re.sub(r"&(?=#?\w+;)", "&amp;", text)
+    text = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip() or " "
 
 
