@@ -275,16 +275,20 @@ def _redraw(run, *, no_plot: bool, html_file: str | None) -> list:
     from adacli.report_html import write_report_html
 
     written = []
-    if not run.trials or (no_plot and html_file is None):
+    if not run.trials:
         return written
-    try:
-        if not no_plot:
+    if not no_plot:
+        try:
             report.plot_curves(run.trials, run.run_dir / report.CURVES_PNG, target=run.target)
             written.append(run.run_dir / report.CURVES_PNG)
+        except OSError as e:
+            err_console.print(f"warning: curves.png not re-drawn ({e})", highlight=False)
+    if not no_plot or html_file is not None:
         out = Path(html_file) if html_file else None
-        written.append(write_report_html(run.run_dir, run.trials, data=_run_results(run), out=out))
-    except OSError as e:
-        err_console.print(f"warning: not re-drawn ({e})", highlight=False)
+        try:
+            written.append(write_report_html(run.run_dir, run.trials, data=_run_results(run), out=out))
+        except OSError as e:
+            err_console.print(f"warning: report.html not written ({e})", highlight=False)
     return written
 
 
