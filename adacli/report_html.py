@@ -50,12 +50,12 @@ def _num(value: Any) -> Any:
     return _NONFINITE.get(value, value) if isinstance(value, str) else value
 
 
-def _decode(obj: Any) -> Any:
+def decode_numbers(obj: Any) -> Any:
     """Non-finite float strings back to floats, recursively (summary, comparisons, gate values)."""
     if isinstance(obj, dict):
-        return {k: _decode(v) for k, v in obj.items()}
+        return {k: decode_numbers(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_decode(v) for v in obj]
+        return [decode_numbers(v) for v in obj]
     return _num(obj)
 
 
@@ -732,12 +732,12 @@ def render_run(
 ) -> str:
     """The run page from ``results.json``'s dict (summary, target, recipe, environment, and, when present,
     ``comparisons``/``best``/``reference`` and ``sweep``), the trials for the curves, and ``gate.json``."""
-    data = _decode(data)
+    data = decode_numbers(data)
     labels = [s.get("optimizer", "?") for s in data.get("summary") or []]
     target = (data.get("target") or {}).get("value")
     sections: list[str] = []
     if gate is not None:
-        sections.append(gate_section(_decode(gate)))
+        sections.append(gate_section(decode_numbers(gate)))
     sweep = data.get("sweep")
     title = "Verdict" + (" (chosen configurations)" if isinstance(sweep, dict) else "")
     sections.append(section(title, verdict_table(data), sid="verdict-section"))
@@ -875,7 +875,7 @@ def workloads_table(suite: dict[str, Any]) -> Html:
 def render_suite(suite: dict[str, Any]) -> str:
     """The suite page from the suite ``results.json`` dict (``kind: "suite"``): profiles, scores, the
     win/tie/loss matrix and links to each workload's page."""
-    suite = _decode(suite)
+    suite = decode_numbers(suite)
     sections = [
         section("Scores", scores_table(suite), sid="scores-section"),
         section(
