@@ -245,9 +245,11 @@ def report_cmd(
 
 
 def _run_results(run) -> dict:
-    """results.json's dict of a loaded run (summary and target recomputed for an interrupted one)."""
+    """results.json's dict of a loaded run (summary and target recomputed for an interrupted one), with
+    the statistics (comparisons, best, reference) where the loaded run carries them."""
     from adacli import report
 
+    verdict = getattr(run, "verdict", None)
     return report._encode(
         {
             "status": run.status,
@@ -256,6 +258,7 @@ def _run_results(run) -> dict:
             "summary": [s.to_dict() for s in run.summaries],
             "target": report._target_to_dict(run.target),
             **run.extra,
+            **(verdict.to_dict() if verdict is not None else {}),
         }
     )
 

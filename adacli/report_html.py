@@ -465,6 +465,9 @@ def _verdict_caption(data: dict[str, Any]) -> str:
             "worse than the best (paired by seed, Holm-adjusted, α = 0.05); Δ = difference to the "
             f"reference ({data.get('reference') or 'none'}) paired by seed with its 95% CI, * = significant."
         )
+    power = data.get("power")
+    if isinstance(power, dict) and power.get("text"):
+        text.append(str(power["text"]))
     return " ".join(text)
 
 

@@ -85,6 +85,9 @@ def run_markdown(data: dict[str, Any], *, title: str | None = None) -> str:
         notes.append("**bold** = best or not significantly worse (paired by seed, Holm, α = 0.05)")
     if data.get("reference"):
         notes.append(f"Δ = paired difference to {data['reference']}, * = significant")
+    power = data.get("power")
+    if isinstance(power, dict) and power.get("text"):
+        notes.append(str(power["text"]))
     table = md_table(headers, rows, ["l", "r", *("r" for _ in RUN_COLUMNS)])
     return f"### {cell(heading)}\n\n{table}\n\n" + cell("; ".join(notes)).replace("\\|", "|") + "\n"
 

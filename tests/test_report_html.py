@@ -101,6 +101,7 @@ def test_statistics_keys_show_ci_best_delta_and_pairs(run_dir):
     data["summary"][0]["final_test_accuracy"]["ci95"] = [80.1, 84.9]
     data["best"] = {"final_test_accuracy": ["adam"]}
     data["reference"] = "adam"
+    data["power"] = {"text": "3 seeds detect a 2.0-point difference"}
     data["comparisons"] = [
         {
             "metric": "final_test_accuracy",
@@ -122,8 +123,9 @@ def test_statistics_keys_show_ci_best_delta_and_pairs(run_dir):
     assert "CI [80.1, 84.9]" in page and "★ 82.5" in page
     assert "Δ -5.5 * [-10.0, -1.0]" in page  # EVIL − adam, oriented against the reference
     assert 'id="comparisons"' in page and "paired-t" in page
+    assert "3 seeds detect a 2.0-point difference" in page
     md = run_markdown(data)
-    assert "**82.5 ± 0.7**" in md and "(Δ -5.5*)" in md
+    assert "**82.5 ± 0.7**" in md and "(Δ -5.5*)" in md and "3 seeds detect" in md
     check_gfm(md)
     plain = render_run(json.loads((run_dir / "results.json").read_text()), trials())
     assert "CI [" not in plain and 'id="comparisons"' not in plain and "★" not in plain
