@@ -60,6 +60,9 @@ def compare_cmd(
         None, "--baseline", metavar="FILE", help="judge this run against a baseline; exit 1 on a regression"
     ),
     junit_xml: str | None = typer.Option(None, "--junit-xml", help="with --baseline: verdicts as JUnit XML"),
+    markdown: str | None = typer.Option(
+        None, "--markdown", metavar="FILE", help="write the verdict (and the gate's) as GitHub Markdown"
+    ),
     jobs: int = typer.Option(1, "--jobs", "-j", help="run N trials at once in local worker processes"),
     executor: str | None = typer.Option(
         None, "--executor", metavar="serial|local|ray", help="where trials run [serial; local with --jobs N]"
@@ -158,7 +161,10 @@ def compare_cmd(
             save_baseline=save_baseline,
             junit_xml=junit_xml,
             as_json=as_json,
+            markdown=markdown,
         )
+    elif markdown is not None:
+        _write_markdown(markdown, _run_markdown(report.load_run(outcome.run_dir)))
 
 
 def _scale_options(recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads, resume):
@@ -203,9 +209,15 @@ def _scale_options(recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per
 def report_cmd(
     run_dir: str = typer.Argument(..., help="a run folder written by `adacli compare`"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of a table"),
-    no_plot: bool = typer.Option(False, "--no-plot", help="do not re-draw curves.png"),
+    no_plot: bool = typer.Option(False, "--no-plot", help="do not re-draw curves.png and report.html"),
+    html_file: str | None = typer.Option(
+        None, "--html", metavar="FILE", help="write the page to FILE [RUN_DIR/report.html]"
+    ),
+    markdown: str | None = typer.Option(
+        None, "--markdown", metavar="FILE", help="write the verdict as GitHub Markdown to FILE ('-': stdout)"
+    ),
 ) -> None:
-    """Re-render the summary table (and re-draw curves.png) from a saved run folder."""
+    """Re-render the summary table, curves.png and report.html from a saved run folder."""
     import json
 
     from adacli import report
@@ -214,13 +226,11 @@ def report_cmd(
         run = report.load_run(run_dir)
     except AdacliError as e:
         raise fail(e) from None
-    curves = None
-    if not no_plot and run.trials:
-        try:  # a read-only run folder (a shared baseline) still gets its table
-            report.plot_curves(run.trials, run.run_dir / report.CURVES_PNG, target=run.target)
-            curves = run.run_dir / report.CURVES_PNG
-        except OSError as e:
-            err_console.print(f"warning: curves.png not re-drawn ({e})", highlight=False)
+    curves = _redraw(run, no_plot=no_plot, html_file=html_file)
+    if markdown is not None:
+        _write_markdown(markdown, _run_markdown(run))
+        if markdown == "-":
+            return
     if as_json:
         typer.echo(json.dumps(report.run_json(run), indent=1))
         return
@@ -230,8 +240,71 @@ def report_cmd(
 
         console.print(sweep_report.sweep_table(run.extra["sweep"]))
     console.print(report.summary_table(run.summaries, run.target, title=title))
-    if curves is not None:
-        console.print(f"curves: {curves}", highlight=False)
+    for path in curves:
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def _run_results(run) -> dict:
+    """results.json's dict of a loaded run (summary and target recomputed for an interrupted one), with
+    the statistics (comparisons, best, reference) where the loaded run carries them."""
+    from adacli import report
+
+    verdict = getattr(run, "verdict", None)
+    return report._encode(
+        {
+            "status": run.status,
+            "recipe": run.recipe,
+            "environment": run.environment,
+            "summary": [s.to_dict() for s in run.summaries],
+            "target": report._target_to_dict(run.target),
+            **run.extra,
+            **(verdict.to_dict() if verdict is not None else {}),
+        }
+    )
+
+
+def _run_markdown(run) -> str:
+    from adacli.report_markdown import run_markdown
+
+    return run_markdown(_run_results(run))
+
+
+def _redraw(run, *, no_plot: bool, html_file: str | None) -> list:
+    """adacli report: re-draw curves.png and report.html (or --html FILE); a read-only run folder (a shared
+    baseline) only gets a warning. Returns the files written."""
+    from pathlib import Path
+
+    from adacli import report
+    from adacli.report_html import write_report_html
+
+    written = []
+    if not run.trials:
+        return written
+    if not no_plot:
+        try:
+            report.plot_curves(run.trials, run.run_dir / report.CURVES_PNG, target=run.target)
+            written.append(run.run_dir / report.CURVES_PNG)
+        except OSError as e:
+            err_console.print(f"warning: curves.png not re-drawn ({e})", highlight=False)
+    if not no_plot or html_file is not None:
+        out = Path(html_file) if html_file else None
+        try:
+            written.append(write_report_html(run.run_dir, run.trials, data=_run_results(run), out=out))
+        except OSError as e:
+            err_console.print(f"warning: report.html not written ({e})", highlight=False)
+    return written
+
+
+def _write_markdown(target: str, text: str) -> None:
+    """--markdown FILE: write (``-``: print to stdout). Appending to $GITHUB_STEP_SUMMARY is the caller's."""
+    from pathlib import Path
+
+    if target == "-":
+        typer.echo(text, nl=False)
+        return
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 # --- gate (adacli/gate.py) -------------------------------------------------------------------------
@@ -270,7 +343,14 @@ def _gate_precheck(recipe, baseline: str | None, junit_xml: str | None):
 
 
 def _gate_after_compare(
-    run_dir, base, *, baseline: str | None, save_baseline: str | None, junit_xml: str | None, as_json: bool
+    run_dir,
+    base,
+    *,
+    baseline: str | None,
+    save_baseline: str | None,
+    junit_xml: str | None,
+    as_json: bool,
+    markdown: str | None = None,
 ) -> None:
     """compare --baseline / --save-baseline: judge the saved run, then save a baseline unless it regressed."""
     from adacli import gate, report
@@ -284,6 +364,14 @@ def _gate_after_compare(
             result = gate.gate_run(run, base, tol, baseline_path=baseline, run_dir=run.run_dir)
             _print_gate(result, as_json=False, junit_xml=junit_xml, out=out)
             passed = result.passed
+            _store_gate(run, result)
+        if markdown is not None:
+            text = _run_markdown(run)
+            if base is not None:
+                from adacli.report_markdown import gate_markdown
+
+                text = gate_markdown(result.to_dict()) + "\n" + text
+            _write_markdown(markdown, text)
         if save_baseline:
             if passed:
                 gate.save_baseline(gate.baseline_from_run(run, run.run_dir), save_baseline)
@@ -294,6 +382,16 @@ def _gate_after_compare(
         raise fail(e) from None
     if not passed:
         raise typer.Exit(1)
+
+
+def _store_gate(run, result) -> None:
+    """compare --baseline: keep the verdict in the run folder (gate.json) and show it in report.html."""
+    from adacli import report
+    from adacli.report_html import GATE_JSON, write_report_html
+
+    report.write_json(run.run_dir / GATE_JSON, result.to_dict())
+    if run.trials:
+        write_report_html(run.run_dir, run.trials)
 
 
 @app.command("gate")
@@ -317,6 +415,9 @@ def gate_cmd(
     ),
     junit_xml: str | None = typer.Option(None, "--junit-xml", help="also write the verdicts as JUnit XML"),
     as_json: bool = typer.Option(False, "--json", help="print the verdicts as JSON instead of a table"),
+    markdown: str | None = typer.Option(
+        None, "--markdown", metavar="FILE", help="also write the verdict as GitHub Markdown ('-': stdout)"
+    ),
 ) -> None:
     """Judge a saved run against a baseline without re-running; exit 1 on any regression."""
     from adacli import gate, report
@@ -335,7 +436,13 @@ def gate_cmd(
         result = gate.gate_run(run, base, tol, baseline_path=baseline, run_dir=run.run_dir)
         if run.status != "complete":
             result.notes.insert(0, f"the run's status is {run.status!r}: missing trials count as failures")
-        _print_gate(result, as_json=as_json, junit_xml=junit_xml, out=console)
+        _print_gate(
+            result, as_json=as_json, junit_xml=junit_xml, out=err_console if markdown == "-" else console
+        )
+        if markdown is not None:
+            from adacli.report_markdown import gate_markdown
+
+            _write_markdown(markdown, gate_markdown(result.to_dict()))
     except AdacliError as e:
         raise fail(e) from None
     if not result.passed:

@@ -9,6 +9,7 @@ Run folder layout (DESIGN.md section 5)::
     results.json      schema_version, status, recipe, environment, trials, summary, target
     summary.csv       one row per optimizer label (the summary, flattened)
     curves.png        training loss and test accuracy against steps and seconds, band over seeds
+    report.html       the self-contained page of the run (adacli/report_html.py)
     trials/NNN-<label>-seed<S>.json   each finished trial, written as soon as it finishes
 
 ``trials/`` exists so that a killed run (Ctrl-C, OOM, power) keeps every trial that finished:
@@ -312,7 +313,8 @@ def save_run(
     plot: bool = True,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``results.json``, ``summary.csv`` and (unless ``plot=False``) ``curves.png`` into ``run_dir``.
+    """Write ``results.json``, ``summary.csv`` and (unless ``plot=False``) ``curves.png`` and ``report.html``
+    into ``run_dir``.
 
     ``extra``: more top-level keys for ``results.json`` (e.g. ``sweep``; ``load_run`` keeps them in
     ``RunData.extra``).
@@ -338,6 +340,10 @@ def save_run(
     write_summary_csv(run_dir / SUMMARY_CSV, summaries, target)
     if plot:
         plot_curves(trials, run_dir / CURVES_PNG, target=target)
+        # report.html from what was just stored (it imports no report module: no cycle)
+        from adacli.report_html import write_report_html
+
+        write_report_html(run_dir, trials)
 
 
 _STAT_FIELDS = (
