@@ -142,3 +142,25 @@ def test_seeds_needed_edge_cases() -> None:
 def test_result_round_trips_through_json() -> None:
     r = stats.paired_test(SLEEP_1, SLEEP_2, metric="final_test_accuracy", labels=("d1", "d2"))
     assert stats.PairedResult.from_dict(r.to_dict()) == r
+
+
+def test_batch_equals_one_by_one() -> None:
+    pairs = [
+        (SLEEP_1, SLEEP_2),
+        ([1.0, 2.0, 3.5], [0.0, 1.0, 2.0]),
+        ([1.0, 2.2, 3.5], [0.0, 1.0, 2.0]),  # same n as the previous: stacked with it
+        ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]),  # identical
+        ([2.0, 3.0, 5.0], [1.0, 2.0, 4.0]),  # constant difference
+        ([4.0], [1.0]),  # one seed
+        ([*SLEEP_2[:7], None, 1.0, 2.0], [*SLEEP_1[:7], 1.0, None, 2.5]),  # missing seeds, n = 8
+    ]
+    labels = [(f"a{i}", f"b{i}") for i in range(len(pairs))]
+    batch = stats.paired_tests(pairs, metric="m", labels=labels, censored=list(range(len(pairs))))
+    singles = [
+        stats.paired_test(a, b, metric="m", labels=lab, censored=i)
+        for i, ((a, b), lab) in enumerate(zip(pairs, labels, strict=True))
+    ]
+    assert batch == singles
+    tests = ["paired-t", "paired-t", "paired-t", "identical", "paired-t", "none", "paired-t"]
+    assert [r.test for r in batch] == tests
+    assert batch[-1].n == 8 and batch[-1].wilcoxon_p is not None
