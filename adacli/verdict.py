@@ -101,8 +101,8 @@ def seed_values(trials: Sequence[TrialResult], target: Target | None) -> SeedVal
         if steps is None:
             steps_v, secs_v = float(budget_steps), budget_secs
             censored[t.label].add(t.seed)
-        else:
-            steps_v, secs_v = float(steps), metrics.seconds_to_target(t, tgt)
+        else:  # metrics.seconds_to_target, without smoothing the curve a second time
+            steps_v, secs_v = float(steps), (float(t.times[steps - 1]) if steps <= len(t.times) else None)
         values["steps_to_target"].setdefault(t.label, {})[t.seed] = steps_v
         if secs_v is not None:
             values["seconds_to_target"].setdefault(t.label, {})[t.seed] = float(secs_v)

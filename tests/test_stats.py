@@ -164,3 +164,14 @@ def test_batch_equals_one_by_one() -> None:
     tests = ["paired-t", "paired-t", "paired-t", "identical", "paired-t", "none", "paired-t"]
     assert [r.test for r in batch] == tests
     assert batch[-1].n == 8 and batch[-1].wilcoxon_p is not None
+
+
+def test_wilcoxon_with_ties_uses_the_normal_approximation():
+    # censored times tie at budget + 1: scipy's "auto" would run a slow permutation test here
+    from scipy.stats import wilcoxon
+
+    a = [101.0, 101.0, 101.0, 101.0, 101.0, 60.0, 101.0]
+    b = [40.0, 50.0, 40.0, 101.0, 45.0, 55.0, 30.0]  # one zero difference, tied |differences|
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    r = stats.paired_test(a, b, higher_is_better=False)
+    assert r.wilcoxon_p == pytest.approx(wilcoxon(d, method="asymptotic").pvalue, rel=1e-12)
