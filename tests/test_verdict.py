@@ -241,3 +241,23 @@ def test_identical_pair_ties_and_broken_optimizer_loses_end_to_end(tmp_path: Pat
     res = CliRunner().invoke(app, ["report", str(out), "--json", "--no-plot"])
     payload = json.loads(res.stdout)
     assert payload["best"] == data["best"] and payload["comparisons"] == data["comparisons"]
+
+
+def test_scaled_path_and_json_output_carry_the_verdict(tmp_path: Path, one_thread):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(
+        "name: tiny\nmodel: {name: test_resnet}\n"
+        "dataset: {name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 128,"
+        " test_size: 32}\n"
+        "budget: {steps: 4, batch_size: 32, eval_every: 4}\nseeds: 2\ndevice: cpu\nreference: b\n"
+        "optimizers:\n  - {name: adam, label: a}\n  - {name: sgd, lr: 0.1, label: b}\n"
+    )
+    out = tmp_path / "run"
+    args = ["compare", str(recipe), "--executor", "serial", "--out", str(out), "--json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    data = json.loads((out / "results.json").read_text())
+    assert payload["reference"] == data["reference"] == "b"
+    assert payload["comparisons"] == data["comparisons"] and len(data["comparisons"]) == len(verdict.METRICS)
+    assert data["comparisons"][0]["n"] == 2 and set(data["best"]) == set(verdict.METRICS)
