@@ -228,6 +228,8 @@ def test_identical_pair_ties_and_broken_optimizer_loses_end_to_end(tmp_path: Pat
                    "final_train_loss"):  # fmt: skip
         assert sum(c["metric"] == metric for c in data["comparisons"]) == 3
     assert all(len(s["final_test_accuracy"]["ci95"]) == 2 for s in data["summary"])
+    csv_header = (out / "summary.csv").read_text().splitlines()[0].split(",")
+    assert {"final_test_accuracy_ci95_lo", "final_test_accuracy_ci95_hi"} <= set(csv_header)
 
     run = report.load_run(out)
     bold = report.verdict_best_rows(run.summaries, run.verdict)
