@@ -298,7 +298,7 @@ def verdict_caption(verdict: Any, n_rows: int) -> list[str]:
     """The caption lines that explain the verdict's marks, plus the power line when there is one."""
     lines: list[str] = []
     if n_rows > 1 and not verdict.has_verdict:
-        lines.append("one seed per optimizer: no verdict, only values (no row is marked best)")
+        lines.append("one seed: no verdict, only values (no row is marked best)")
     elif n_rows > 1:
         lines.append(
             "bold green: not significantly worse than the best (paired t-test over seeds, Holm-adjusted, "

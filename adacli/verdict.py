@@ -273,8 +273,14 @@ def power_line(sv: SeedValues, family: Sequence[stats.PairedResult]) -> dict[str
     return out
 
 
-def check_reference(reference: str | None, labels: Sequence[str], *, file: str | None = None,
-                    line: int | None = None, field_name: str = "reference") -> None:  # fmt: skip
+def check_reference(
+    reference: str | None,
+    labels: Sequence[str],
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    field_name: str = "reference",
+) -> None:
     """An unknown reference label is bad input (exit 2), naming the labels allowed."""
     if reference is not None and reference not in labels:
         from adacli.errors import closest
