@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -228,8 +229,10 @@ def _test_group(n: int, groups: Sequence[list[tuple[float, float]]]) -> list[_Ro
         else:  # zero variance, non-zero mean: p is the t-test's limit, 0, and the CI a point
             rows.append((float(d[i, 0]), [float(d[i, 0])] * 2, 0.0, "paired-t", None))
     if regular.any():
-        res = st.ttest_rel(x[regular], y[regular], axis=1)
-        low, high = res.confidence_interval(CONFIDENCE)
+        with warnings.catch_warnings():  # differences equal but for rounding: p -> 0, like constant ones
+            warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+            res = st.ttest_rel(x[regular], y[regular], axis=1)
+            low, high = res.confidence_interval(CONFIDENCE)
         for j, i in enumerate(np.flatnonzero(regular)):
             mean = math.fsum(d[i]) / n
             rows[i] = (mean, [float(low[j]), float(high[j])], float(res.pvalue[j]), "paired-t", None)

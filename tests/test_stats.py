@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -175,3 +176,52 @@ def test_wilcoxon_with_ties_uses_the_normal_approximation():
     d = [x - y for x, y in zip(a, b, strict=True)]
     r = stats.paired_test(a, b, higher_is_better=False)
     assert r.wilcoxon_p == pytest.approx(wilcoxon(d, method="asymptotic").pvalue, rel=1e-12)
+
+
+def _floats():
+    from hypothesis import strategies as hs
+
+    return hs.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinity=False)
+
+
+def test_holm_properties():
+    from hypothesis import given, settings
+    from hypothesis import strategies as hs
+
+    @settings(max_examples=200, deadline=None)
+    @given(hs.lists(hs.floats(min_value=0.0, max_value=1.0), max_size=12))
+    def check(ps: list[float]) -> None:
+        adj = stats.holm(ps)
+        assert all(p <= a <= 1.0 for p, a in zip(ps, adj, strict=True))  # never below the raw p-value
+        order = sorted(range(len(ps)), key=lambda i: ps[i])
+        assert all(adj[i] <= adj[j] for i, j in itertools.pairwise(order))  # order kept
+        assert all(a <= min(1.0, len(ps) * p) for p, a in zip(ps, adj, strict=True))  # Bonferroni bound
+
+    check()
+
+
+def test_paired_test_is_antisymmetric_and_never_nan():
+    from hypothesis import given, settings
+    from hypothesis import strategies as hs
+
+    @settings(max_examples=150, deadline=None)
+    @given(hs.lists(hs.tuples(_floats(), _floats()), min_size=0, max_size=9))
+    def check(pairs: list[tuple[float, float]]) -> None:
+        a, b = [x for x, _ in pairs], [y for _, y in pairs]
+        ab, ba = stats.paired_test(a, b), stats.paired_test(b, a)
+        assert ab.n == ba.n == len(pairs) and ab.test == ba.test
+        assert ab.p_value == ba.p_value and ab.significant == ba.significant
+        if ab.mean_diff is not None:
+            assert ba.mean_diff == pytest.approx(-ab.mean_diff, abs=1e-9)
+        for x in (ab.mean_diff, ab.p_value, ab.wilcoxon_p, *(ab.ci95 or [])):
+            assert x is None or math.isfinite(x)
+        if ab.significant:
+            assert {ab.better, ba.better} == {"a", "b"}
+
+    check()
+
+
+def test_differences_equal_but_for_rounding_behave_like_constant_ones(recwarn):
+    r = stats.paired_test([2.0, 2.0000000000000004, 2.0], [1.0, 1.0, 1.0])
+    assert r.test == "paired-t" and r.p_value < 1e-20 and r.significant
+    assert not [w for w in recwarn if "Precision loss" in str(w.message)]  # no scipy noise on the terminal
