@@ -31,7 +31,8 @@ Degenerate cases, handled deliberately rather than left to produce NaN:
 * the differences are constant but not zero (zero variance, e.g. an optimizer that always scores the
   same fixed amount more): the t statistic is infinite and the two-sided p-value is its limit, 0, so the
   difference is significant and the CI is the single point ``[d, d]``. This is the t-test taken at its
-  word: with no spread at all, no amount of seed noise explains a consistent difference;
+  word: with no spread at all, no amount of seed noise explains a consistent difference (differences
+  equal but for floating-point rounding get a vanishing p-value by the same logic);
 * fewer than two paired seeds: no test is possible, ``test = "none"``, ``p_value = None``, never
   significant (one seed gives values, not a verdict).
 """
