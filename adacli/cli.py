@@ -80,6 +80,9 @@ def compare_cmd(
     resume: str | None = typer.Option(
         None, "--resume", metavar="RUN_DIR", help="continue a run folder: finished trials are not run again"
     ),
+    reference: str | None = typer.Option(
+        None, "--reference", metavar="LABEL", help="add a 'Δ vs LABEL' column (overrides the recipe's)"
+    ),
 ) -> None:
     """Train every optimizer of a recipe on the same model, data and budget, and compare them."""
     import json
@@ -91,6 +94,7 @@ def compare_cmd(
         recipe = load_recipe(recipe_file)
         recipe = compare.apply_overrides(recipe, device=device, seeds=seeds, steps=steps)
         check_environment(recipe, recipe_file)
+        recipe = _with_reference(recipe, reference, recipe_file)
         gate_base = _gate_precheck(recipe, baseline, junit_xml)
         scale = _scale_options(
             recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads, resume
@@ -108,6 +112,7 @@ def compare_cmd(
                 summaries=outcome.summaries,
                 target=outcome.target,
                 status=outcome.status,
+                verdict=outcome.verdict,
             )
             payload = report.run_json(run)
             if getattr(outcome, "sweep", None):
@@ -118,7 +123,8 @@ def compare_cmd(
         if getattr(outcome, "sweep", None):
             console.print(sweep_report.sweep_table(outcome.sweep))
             title += " (chosen configurations)"
-        console.print(report.summary_table(outcome.summaries, outcome.target, title=title))
+        table = report.summary_table(outcome.summaries, outcome.target, title=title, verdict=outcome.verdict)
+        console.print(table)
         if isinstance(outcome, scaleout.ScaleOutcome):
             console.print(f"trials run: {outcome.ran}, reused: {outcome.reused}", highlight=False)
         console.print(f"run folder: {outcome.run_dir}", highlight=False, soft_wrap=True)
@@ -165,6 +171,19 @@ def compare_cmd(
         )
     elif markdown is not None:
         _write_markdown(markdown, _run_markdown(report.load_run(outcome.run_dir)))
+
+
+def _with_reference(recipe, reference: str | None, recipe_file: str):
+    """The recipe with ``--reference`` applied; an unknown label (option or recipe key) is exit 2."""
+    from adacli.optim.registry import assign_labels
+    from adacli.verdict import check_reference
+
+    labels = assign_labels(recipe.optimizers)
+    if reference is not None:
+        check_reference(reference, labels, field_name="--reference")
+        return recipe.model_copy(update={"reference": reference})
+    check_reference(recipe.reference, labels, file=recipe_file, line=recipe.line_of("reference"))
+    return recipe
 
 
 def _scale_options(recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads, resume):
@@ -216,6 +235,9 @@ def report_cmd(
     markdown: str | None = typer.Option(
         None, "--markdown", metavar="FILE", help="write the verdict as GitHub Markdown to FILE ('-': stdout)"
     ),
+    reference: str | None = typer.Option(
+        None, "--reference", metavar="LABEL", help="add a 'Δ vs LABEL' column (overrides the stored one)"
+    ),
 ) -> None:
     """Re-render the summary table, curves.png and report.html from a saved run folder."""
     import json
@@ -224,6 +246,11 @@ def report_cmd(
 
     try:
         run = report.load_run(run_dir)
+        if reference is not None and run.verdict is not None:
+            from adacli.verdict import check_reference
+
+            check_reference(reference, [s.optimizer for s in run.summaries], field_name="--reference")
+            run.verdict.reference = reference
     except AdacliError as e:
         raise fail(e) from None
     curves = _redraw(run, no_plot=no_plot, html_file=html_file)
@@ -239,7 +266,7 @@ def report_cmd(
         from adacli import sweep_report
 
         console.print(sweep_report.sweep_table(run.extra["sweep"]))
-    console.print(report.summary_table(run.summaries, run.target, title=title))
+    console.print(report.summary_table(run.summaries, run.target, title=title, verdict=run.verdict))
     for path in curves:
         console.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
@@ -584,6 +611,7 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
         recipe = load_recipe(recipe_file)
         check_environment(recipe, recipe_file)
         labels = assign_labels(recipe.optimizers)
+        _with_reference(recipe, None, recipe_file)
         resolved = [resolve_optimizer(s.name, s.hparams) for s in recipe.optimizers]
     except AdacliError as e:
         raise fail(e) from None
