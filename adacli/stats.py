@@ -48,7 +48,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats as st
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -126,6 +125,7 @@ def ci_from_stats(
 @functools.lru_cache(maxsize=1024)
 def _t_quantile(q: float, df: int) -> float:
     """``scipy.stats.t.ppf``, cached: a run asks for the same few (q, df) for every metric and label."""
+    from scipy import stats as st  # imported on use: `adacli gate` and `report` stay fast
     return float(st.t.ppf(q, df))
 
 
@@ -215,6 +215,7 @@ _Row = tuple[float | None, list[float] | None, float | None, TestName, float | N
 
 def _test_group(n: int, groups: Sequence[list[tuple[float, float]]]) -> list[_Row]:
     """(mean, ci95, p, test, wilcoxon_p) for pairs that all have ``n`` paired seeds, tested at once."""
+    from scipy import stats as st  # imported on use: `adacli gate` and `report` stay fast
     if n < 2:
         return [(g[0][0] - g[0][1] if g else None, None, None, "none", None) for g in groups]
     x = np.array([[u for u, _ in g] for g in groups])
@@ -251,6 +252,7 @@ def _wilcoxon(d: np.ndarray, rows: np.ndarray) -> dict[int, float]:
     ``auto`` runs a permutation test, which took seconds per call on censored times (many seeds tied at
     budget + 1); the normal approximation is what the literature uses for ties and costs microseconds.
     """
+    from scipy import stats as st  # imported on use: `adacli gate` and `report` stay fast
     s = np.sort(np.abs(d), axis=1)
     tied = (s[:, 1:] == s[:, :-1]).any(axis=1) | (s[:, 0] == 0.0) | (d.shape[1] > 50)
     out: dict[int, float] = {}
@@ -307,6 +309,7 @@ def paired_power(effect: float, n: int, alpha: float = ALPHA) -> float:
     ``n - 1`` degrees of freedom and noncentrality ``effect * sqrt(n)``; power is the probability that it
     falls beyond either critical value ``±t(1 - alpha/2, n - 1)``.
     """
+    from scipy import stats as st  # imported on use: `adacli gate` and `report` stay fast
     if n < 2:
         return 0.0
     df = n - 1
