@@ -33,6 +33,12 @@ def _stdout_console() -> Console:
 console = _stdout_console()
 
 
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def fail(error: AdacliError) -> typer.Exit:
     """Print an adacli error as one line on stderr and return the Exit to raise."""
     from rich.markup import escape  # messages hold brackets ("[lo, hi]", "optimizers[0]"): not markup
@@ -82,7 +88,8 @@ def compare_cmd(
     import json
 
     from adacli import compare, report, scaleout, sweep_report
-    from adacli.recipe import check_environment, load_recipe
+    from adacli.preflight import check_environment, preflight
+    from adacli.recipe import load_recipe
 
     try:
         recipe = load_recipe(recipe_file)
@@ -92,8 +99,11 @@ def compare_cmd(
         scale = _scale_options(
             recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads, resume
         )
+        checked = preflight(recipe, recipe_file)
     except AdacliError as e:
         raise fail(e) from None
+    for warning in checked.warnings:
+        err_console.print(f"[yellow]warning:[/] {_escape(warning)}", highlight=False, soft_wrap=True)
 
     def show(outcome: compare.CompareOutcome) -> None:
         if as_json:
@@ -471,15 +481,19 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
 
     Exit 0 and a short summary when it would run; exit 2 and a one-line error (file:line: field) if not."""
     from adacli.optim.registry import assign_labels, resolve_optimizer
-    from adacli.recipe import check_environment, load_recipe
+    from adacli.preflight import check_environment, preflight
+    from adacli.recipe import load_recipe
 
     try:
         recipe = load_recipe(recipe_file)
         check_environment(recipe, recipe_file)
         labels = assign_labels(recipe.optimizers)
         resolved = [resolve_optimizer(s.name, s.hparams) for s in recipe.optimizers]
+        checked = preflight(recipe, recipe_file)
     except AdacliError as e:
         raise fail(e) from None
+    for warning in checked.warnings:
+        err_console.print(f"[yellow]warning:[/] {_escape(warning)}", highlight=False, soft_wrap=True)
     b = recipe.budget
     budget = (
         f"{b.steps} steps" if b.steps else f"{b.epochs:g} epochs" if b.epochs else f"{b.seconds:g} s"
@@ -499,6 +513,11 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
         given = ", ".join(f"{k}={v}" for k, v in spec.hparams.items())
         lines.append(escape(f"    {label}: {r.qualname} ({r.source}){' ' + given if given else ''}"))
     lines += _sweep_lines(recipe)
+    lines.append(
+        f"  preflight: model built on {checked.device} ({checked.precision}), one forward/backward on a "
+        f"batch of {checked.batch_size}, {checked.optimizer_steps} optimizer step(s): "
+        f"OK in {checked.seconds:.2f} s"
+    )
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
 

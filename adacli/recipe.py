@@ -1,8 +1,9 @@
 """The recipe: pydantic models of the YAML file a user writes (DESIGN.md section 3).
 
 Every model forbids unknown keys, because a typo silently ignored (``weight_decy: 0.1``) makes a
-comparison quietly wrong. Loading with line numbers and the checks that need the environment live
-below the models.
+comparison quietly wrong. Loading with line numbers lives below the models. This module is the data
+model only: the checks that need data, models or optimizers live in :mod:`adacli.preflight`, so the
+lower stages (data, models, the optimizer registry) can import the recipe without a cycle.
 """
 
 from __future__ import annotations
@@ -164,6 +165,14 @@ class Recipe(_Strict):
             return [{"name": x} if isinstance(x, str) else x for x in v]
         return v
 
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        """The name becomes a folder under runs/: ``..``, ``.`` or a hidden name would escape or hide it."""
+        if v.startswith("."):
+            raise ValueError("a run name cannot start with '.': it names a folder under runs/")
+        return v
+
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
@@ -190,8 +199,8 @@ class Recipe(_Strict):
 
 # --- loading with line numbers ----------------------------------------------------------------------
 # Below: YAML -> dict with a line for every key/item, pydantic validation errors mapped to one-line
-# InputErrors (file:line: field.path: what is wrong; allowed; did you mean), and the checks that need the
-# environment (data files, device, model name, optimizers), all before any training starts.
+# InputErrors (file:line: field.path: what is wrong; allowed; did you mean). The checks that need the
+# environment (data files, device, model, optimizers) are adacli.preflight's.
 
 Path_ = tuple[str | int, ...]
 
@@ -398,7 +407,7 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     """Read and validate a recipe file; every problem is one InputError naming file, line and field.
 
     The returned recipe remembers its file and the line of every key (``recipe.line_of(...)``), so later
-    checks (``check_environment``) can point at the line too.
+    checks (``adacli.preflight.check_environment``) can point at the line too.
     """
     from pydantic import ValidationError
 
@@ -437,102 +446,3 @@ def recipe_schema() -> dict[str, Any]:
         "title": "adacli recipe",
         "description": "An adacli optimizer-comparison recipe (YAML); see README.md, section Recipes.",
     }
-
-
-# --- checks that need the environment ---------------------------------------------------------------
-
-
-def _device_problem(device: str) -> str | None:
-    import torch
-
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            return f"device {device!r} requested but CUDA is not available here (use auto or cpu)"
-        if ":" in device:
-            index = int(device.split(":")[1])
-            if index >= torch.cuda.device_count():
-                return f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here"
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        return "device 'mps' requested but MPS is not available here (use auto or cpu)"
-    return None
-
-
-def check_environment(recipe: Recipe, path: str | os.PathLike[str] | None = None) -> None:
-    """Everything a run needs, checked before any training: InputError (exit 2) on the first problem.
-
-    Dataset files present (or download on), the device exists, the timm model name exists and builds
-    with its kwargs (on the meta device: no memory, no time), every optimizer resolves (import paths
-    import), its hyperparameters are known and its constructor accepts them, labels are unique.
-    """
-    import torch
-
-    from adacli.data import check_dataset_files, dataset_shape
-    from adacli.models import check_model_name, create_model
-    from adacli.optim.registry import assign_labels, resolve_optimizer
-
-    file = str(path) if path is not None else recipe._file
-    lines = recipe._lines
-    if not lines and path is not None and Path(path).is_file():
-        try:
-            _, lines = _yaml_with_lines(Path(path).read_text(encoding="utf-8"), str(path))
-        except InputError:
-            lines = {}
-
-    def at(err: InputError, *p: str | int) -> InputError:
-        return err.located(file=file, line=_line(lines, tuple(p)), field=_fmt_path(tuple(p)))
-
-    # dataset files
-    try:
-        check_dataset_files(recipe.dataset)
-    except InputError as e:
-        raise at(e, "dataset", "root" if ("dataset", "root") in lines else "name") from None
-
-    # device
-    problem = _device_problem(recipe.device)
-    if problem:
-        raise InputError(problem, file=file, line=_line(lines, ("device",)), field="device")
-
-    # model: name, then a build on the meta device with the dataset's shape (catches bad kwargs)
-    try:
-        check_model_name(recipe.model.name)
-    except InputError as e:
-        raise at(e, "model", "name") from None
-    try:
-        num_classes, in_chans, image_size = dataset_shape(recipe.dataset)
-    except InputError as e:
-        raise at(e, "dataset") from None
-    try:
-        with torch.device("meta"):
-            create_model(recipe.model, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
-    except InputError as e:
-        if isinstance(e.__cause__, (TypeError, ValueError, AssertionError)):
-            raise at(e, "model", "kwargs" if recipe.model.kwargs else "name") from None
-        # other failures are artefacts of the meta device (e.g. init code copying data): not the user's
-
-    # optimizers
-    from adacli.sweep import optimizer_configs
-
-    for i, spec in enumerate(recipe.optimizers):
-        try:
-            resolved = resolve_optimizer(spec.name, spec.hparams)
-        except InputError as e:
-            hparam_error = e.message.startswith("unknown hyperparameter")
-            bad = next((k for k in spec.hparams if hparam_error and k not in (e.allowed or [])), None)
-            if bad is not None:
-                raise at(e, "optimizers", i, bad) from None
-            raise at(e, "optimizers", i, "name") from None
-        configs = optimizer_configs(recipe, i, file=file)  # one per sweep point (located InputErrors)
-        try:
-            for config in configs:
-                (resolve_optimizer(spec.name, config) if config != spec.hparams else resolved).build(
-                    [torch.nn.Parameter(torch.zeros(2, 2))]
-                )
-        except InputError as e:
-            raise at(e, "optimizers", i) from None
-    from adacli.sweep import check_budgets
-
-    check_budgets(recipe, file=file)
-    try:
-        assign_labels(recipe.optimizers)
-    except InputError as e:
-        raise at(e, "optimizers") from None

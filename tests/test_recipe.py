@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from adacli.errors import InputError
-from adacli.recipe import Recipe, check_environment, load_recipe, recipe_schema
+from adacli.preflight import check_environment
+from adacli.recipe import Recipe, load_recipe, recipe_schema
 
 GOOD = """\
 name: tiny
