@@ -515,8 +515,9 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
     lines += _sweep_lines(recipe)
     lines.append(
         f"  preflight: model built on {checked.device} ({checked.precision}), one forward/backward on a "
-        f"batch of {checked.batch_size}, {checked.optimizer_steps} optimizer step(s): "
-        f"OK in {checked.seconds:.2f} s"
+        f"batch of {checked.batch_size}, {checked.optimizer_steps} optimizer step(s)"
+        + (f" ({checked.not_stepped} of users' own optimizers: built only)" if checked.not_stepped else "")
+        + f": OK in {checked.seconds:.2f} s"
     )
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)

@@ -55,6 +55,7 @@ class PreflightReport:
     train_size: int
     total_steps: int | None
     optimizer_steps: int  # optimizer configurations stepped (every sweep point of every optimizer)
+    not_stepped: int = 0  # configurations of users' own optimizers (package.module:Class): built only
     warnings: list[str] = field(default_factory=list)
 
 
@@ -121,6 +122,7 @@ def check_environment(recipe: Recipe, path: str | os.PathLike[str] | None = None
     from adacli.data import check_dataset_files
     from adacli.models import check_model_name
     from adacli.optim.registry import assign_labels
+    from adacli.sweep import is_sweep
 
     at = _Where(recipe, path)
     try:
@@ -140,6 +142,13 @@ def check_environment(recipe: Recipe, path: str | os.PathLike[str] | None = None
         assign_labels(recipe.optimizers)
     except InputError as e:
         raise at(e, "optimizers") from None
+    if is_sweep(recipe) and recipe.dataset.val_fraction == 0:
+        raise at.error(
+            "a sweep selects on the validation split, which val_fraction 0 leaves empty: "
+            "set dataset.val_fraction: 0.1",
+            "dataset",
+            "val_fraction" if ("dataset", "val_fraction") in at.lines else "name",
+        )
 
 
 def _check_meta_model(recipe: Recipe, at: _Where) -> None:
@@ -163,7 +172,7 @@ def _check_meta_model(recipe: Recipe, at: _Where) -> None:
 def _check_optimizers(recipe: Recipe, at: _Where) -> None:
     """Names resolve, hyperparameters are known and fit, every sweep point constructs; equal budgets."""
     from adacli.optim.registry import resolve_optimizer
-    from adacli.sweep import check_budgets, is_sweep, optimizer_configs
+    from adacli.sweep import check_budgets, optimizer_configs
 
     for i, spec in enumerate(recipe.optimizers):
         try:
@@ -190,13 +199,6 @@ def _check_optimizers(recipe: Recipe, at: _Where) -> None:
                     f"{spec.name!r} cannot be constructed: {_one_line(e)}", "optimizers", i
                 ) from None
     check_budgets(recipe, file=at.file)
-    if is_sweep(recipe) and recipe.dataset.val_fraction == 0:
-        raise at.error(
-            "a sweep selects on the validation split, which val_fraction 0 leaves empty: "
-            "set dataset.val_fraction: 0.1",
-            "dataset",
-            "val_fraction" if ("dataset", "val_fraction") in at.lines else "name",
-        )
 
 
 def _one_line(e: BaseException) -> str:
@@ -243,7 +245,7 @@ def preflight(
     cap = GPU_BATCH_CAP if config.device.type == "cuda" else CPU_BATCH_CAP
     batch_size = min(recipe.budget.batch_size, cap, data.split_size("train"))
     with _rng_kept(config.device):
-        stepped = _forward_backward_step(recipe, data, config, batch_size, total, at)
+        stepped, not_stepped = _forward_backward_step(recipe, data, config, batch_size, total, at)
     if config.device.type == "cuda":
         torch.cuda.empty_cache()
     return PreflightReport(
@@ -254,6 +256,7 @@ def preflight(
         train_size=data.split_size("train"),
         total_steps=total,
         optimizer_steps=stepped,
+        not_stepped=not_stepped,
         warnings=warnings,
     )
 
@@ -307,7 +310,7 @@ def check_budget_settings(recipe: Recipe, at: _Where, *, train_size: int, total:
 
 def _forward_backward_step(
     recipe: Recipe, data: Any, config: Any, batch_size: int, total: int | None, at: _Where
-) -> int:
+) -> tuple[int, int]:
     """Build the model, one forward/backward on a real batch, one step of every optimizer config."""
     from adacli.trial import _autocast, _logits, initial_model
 
@@ -334,20 +337,29 @@ def _forward_backward_step(
 
 def _step_every_optimizer(
     recipe: Recipe, net: torch.nn.Module, config: Any, total: int | None, at: _Where
-) -> int:
-    """One ``step()`` (and one schedule step) of every sweep configuration, each on fresh copies."""
+) -> tuple[int, int]:
+    """One ``step()`` (and one schedule step) of every sweep configuration, each on fresh copies.
+
+    A user's own optimizer (``package.module:Class``) is built but not stepped, as in the trial's
+    warm-up: its ``step()`` may act on the world (count its steps, write files), and preflight must not
+    change what the run then measures. Returns (configurations stepped, configurations not stepped).
+    """
     from adacli.optim.registry import resolve_optimizer
     from adacli.sweep import optimizer_configs
     from adacli.trial import _scheduler
 
-    stepped = 0
+    stepped = not_stepped = 0
     for i, spec in enumerate(recipe.optimizers):
         for hparams in optimizer_configs(recipe, i, file=at.file):
+            resolved = resolve_optimizer(spec.name, hparams)
+            if resolved.source == "import":
+                not_stepped += 1
+                continue
             params = [p.detach().clone().requires_grad_(p.requires_grad) for p in net.parameters()]
             for c, p in zip(params, net.parameters(), strict=True):
                 c.grad = None if p.grad is None else p.grad.detach().clone()
             try:
-                opt = resolve_optimizer(spec.name, hparams).build(params)
+                opt = resolved.build(params)
                 opt.step()
                 sched = _scheduler(opt, recipe.schedule, total, recipe.budget.seconds)
                 if sched is not None:
@@ -365,7 +377,7 @@ def _step_every_optimizer(
                 ) from None
             del opt, params
             stepped += 1
-    return stepped
+    return stepped, not_stepped
 
 
 # --- a model that cannot take the data: say why and what to set -----------------------------------
