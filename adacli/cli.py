@@ -553,11 +553,15 @@ def schema_cmd(
     import json
     from pathlib import Path
 
+    from adacli.errors import InputError
     from adacli.recipe import recipe_schema
 
     text = json.dumps(recipe_schema(), indent=2)
     if out:
-        Path(out).write_text(text + "\n", encoding="utf-8")
+        try:
+            Path(out).write_text(text + "\n", encoding="utf-8")
+        except OSError as e:
+            raise fail(InputError(f"cannot write the schema: {e.strerror or e}", file=out)) from None
         err_console.print(f"wrote {out}", highlight=False)
     else:
         typer.echo(text)

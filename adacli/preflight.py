@@ -232,7 +232,7 @@ def preflight(
     except InputError as e:
         raise at(e, "dataset") from None
     total = config.total_steps(data)
-    warnings = check_budget_settings(recipe, at, train_size=data.split_size("train"), total=total)
+    warnings = check_budget_settings(recipe, train_size=data.split_size("train"), total=total, path=path)
     from adacli.sweep import is_sweep
 
     if is_sweep(recipe) and data.split_size("val") == 0:
@@ -268,11 +268,15 @@ def _rng_kept(device: torch.device) -> Iterator[None]:
         yield
 
 
-def check_budget_settings(recipe: Recipe, at: _Where, *, train_size: int, total: int | None) -> list[str]:
+def check_budget_settings(
+    recipe: Recipe, *, train_size: int, total: int | None, path: str | os.PathLike[str] | None = None
+) -> list[str]:
     """Settings that contradict the budget are InputErrors; surprising but valid ones are warnings.
 
-    ``total`` is the number of training steps (None for a time budget, where only the batch is checked).
+    ``train_size``: training images after the validation split; ``total``: training steps (None for a
+    time budget, where only the batch is checked). Returns the warning lines.
     """
+    at = _Where(recipe, path)
     b, s = recipe.budget, recipe.schedule
     if b.batch_size > train_size:
         raise at.error(

@@ -340,8 +340,11 @@ def test_baseline_round_trip_and_bad_files(tmp_path: Path):
         load_baseline(bad)
     assert info.value.line == 3
     bad.write_text(json.dumps({"schema_version": 1, "trials": []}))
-    with pytest.raises(InputError, match="not an adacli baseline"):
+    with pytest.raises(InputError, match=r"a run.s results\.json, not an adacli baseline") as info:
         load_baseline(bad)
+    # the hint must not suggest writing a baseline over the file given (a run's own results)
+    assert f"--save-baseline {bad}" not in str(info.value)
+    assert "--save-baseline .adacli/baseline.json" in str(info.value)
     data = b.to_dict()
     data["schema_version"] = 99
     bad.write_text(json.dumps(data))
