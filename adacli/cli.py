@@ -39,11 +39,21 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+# Characters that end a line for terminals or str.splitlines(): a message quoting the user's input (a
+# key, a value) must still be one line.
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break written as its escape (``\\n``), so an error stays one line."""
+    return text.translate(_LINE_BREAKS)
+
+
 def fail(error: AdacliError) -> typer.Exit:
     """Print an adacli error as one line on stderr and return the Exit to raise."""
     from rich.markup import escape  # messages hold brackets ("[lo, hi]", "optimizers[0]"): not markup
 
-    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(one_line(str(error)))}", highlight=False, soft_wrap=True)
     return typer.Exit(error.exit_code)
 
 

@@ -364,8 +364,8 @@ def _step_every_optimizer(
                 c.grad = None if p.grad is None else p.grad.detach().clone()
             try:
                 opt = resolved.build(params)
+                sched = _scheduler(opt, recipe.schedule, total, recipe.budget.seconds)  # as the trial: first
                 opt.step()
-                sched = _scheduler(opt, recipe.schedule, total, recipe.budget.seconds)
                 if sched is not None:
                     sched.step()
             except (KeyboardInterrupt, SystemExit):

@@ -206,9 +206,15 @@ Path_ = tuple[str | int, ...]
 
 
 def _fmt_path(path: Path_) -> str:
+    """``optimizers[0].lr``; a key that is not a plain name is quoted (``model['a b']``)."""
     out = ""
     for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif not re.fullmatch(r"[\w.:\-]+", str(p)):
+            out += f"[{str(p)!r}]"
+        else:
+            out += f".{p}" if out else str(p)
     return out
 
 
@@ -221,7 +227,10 @@ def _recipe_loader() -> type:
     """
     import yaml
 
-    class RecipeLoader(yaml.SafeLoader):
+    # libyaml's parser when PyYAML has it (about 10x faster on a large malformed file), else Python's.
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class RecipeLoader(base):  # type: ignore[misc, valid-type]
         pass
 
     RecipeLoader.add_implicit_resolver(
@@ -232,22 +241,61 @@ def _recipe_loader() -> type:
     return RecipeLoader
 
 
+# Limits that keep a malformed or hostile file from hanging or crashing the loader (DESIGN.md section
+# 6: a malformed recipe is rejected in < 2 s whatever its size or aliases). A real recipe is a few
+# hundred bytes, a handful of aliases, nested a few levels, a few hundred values.
+MAX_RECIPE_BYTES = 64 * 1024
+MAX_ALIASES = 100
+MAX_DEPTH = 40
+MAX_VALUES = 5_000  # keys and items after aliases are expanded (an alias bomb expands exponentially)
+
+
+def _check_yaml_shape(text: str, file: str) -> None:
+    """Count aliases and nesting on the event stream (linear, no recursion) before anything is built."""
+    import yaml
+
+    aliases = depth = 0
+    for events, event in enumerate(yaml.parse(text, Loader=_recipe_loader()), start=1):
+        if events > 2 * MAX_VALUES:
+            line = event.start_mark.line + 1
+            raise InputError(f"more than {MAX_VALUES} values: not a recipe", file=file, line=line)
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                line = event.start_mark.line + 1
+                msg = f"more than {MAX_ALIASES} YAML aliases (*name): a recipe needs a few at most"
+                raise InputError(msg, file=file, line=line)
+        elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1
+                raise InputError(f"nested more than {MAX_DEPTH} levels deep", file=file, line=line)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
+
 def _yaml_with_lines(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     """Parse YAML (safe) and record the 1-based line of every mapping key and sequence item by path.
 
     Duplicate keys are errors: YAML would silently keep the last one, which is the same silent-typo
-    trap as an unknown key.
+    trap as an unknown key. Aliases, nesting and the expanded size are limited (see MAX_*).
     """
     import yaml
 
     loader = _recipe_loader()(text)
     lines: dict[Path_, int] = {}
+    count = [0]
     try:
+        _check_yaml_shape(text, file)
         node = loader.get_single_node()
         if node is None:
             return None, lines
 
         def walk(n: Any, path: Path_) -> None:
+            count[0] += 1
+            if count[0] > MAX_VALUES:
+                msg = f"more than {MAX_VALUES} values once YAML aliases are expanded (an alias bomb?)"
+                raise InputError(msg, file=file, line=n.start_mark.line + 1)
             if isinstance(n, yaml.MappingNode):
                 seen: dict[Any, int] = {}
                 for k, v in n.value:
@@ -279,6 +327,8 @@ def _yaml_with_lines(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
         ) from None
     except yaml.YAMLError as e:
         raise InputError(f"invalid YAML: {' '.join(str(e).split())}", file=file) from None
+    except RecursionError:  # the limits above should prevent it; never a traceback if they do not
+        raise InputError(f"nested too deeply (limit {MAX_DEPTH} levels)", file=file) from None
     finally:
         loader.dispose()
     return data, lines
@@ -352,7 +402,9 @@ def _validation_error(e: Any, data: Any, lines: dict[Path_, int], file: str) -> 
     from adacli.errors import closest
 
     errors = e.errors(include_url=False)
-    first = errors[0]
+    # An unknown key first: a misspelt required key ('optimisers') is also reported missing, and the
+    # unknown key with its did-you-mean is the one that says what to fix.
+    first = next((err for err in errors if err["type"] == "extra_forbidden"), errors[0])
     path = _data_path(data, first["loc"])
     same = [err for err in errors if _data_path(data, err["loc"]) == path]
     kind = first["type"]
@@ -418,6 +470,9 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
             "recipe file not found" if not p.exists() else "recipe path is not a file", file=file
         )
     try:
+        size = p.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise InputError(f"{size} bytes: a recipe is at most {MAX_RECIPE_BYTES // 1024} KiB", file=file)
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read recipe: {e}", file=file) from None
