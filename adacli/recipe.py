@@ -19,6 +19,7 @@ from adacli.errors import InputError
 
 DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "imagefolder")
 DEVICES_HELP = "auto | cpu | cuda | cuda:N | mps"
+MAX_SEEDS = 1000  # far beyond any comparison; keeps ``seeds: 1e9`` from building a billion-item plan
 
 
 class _Strict(BaseModel):
@@ -144,7 +145,10 @@ class Recipe(_Strict):
     model: ModelSpec
     dataset: DatasetSpec
     budget: BudgetSpec
-    seeds: Annotated[int, Field(ge=1)] | list[int] = Field(1, description="a count or an explicit list")
+    seeds: (
+        Annotated[int, Field(ge=1, le=MAX_SEEDS)]
+        | Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(min_length=1, max_length=MAX_SEEDS)]
+    ) = Field(1, description=f"a count (1..{MAX_SEEDS}) or an explicit list of distinct seeds >= 0")
     device: str = Field("auto", description=DEVICES_HELP)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     target: TargetSpec = Field(default_factory=TargetSpec)
@@ -171,6 +175,13 @@ class Recipe(_Strict):
         """The name becomes a folder under runs/: ``..``, ``.`` or a hidden name would escape or hide it."""
         if v.startswith("."):
             raise ValueError("a run name cannot start with '.': it names a folder under runs/")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v: int | list[int]) -> int | list[int]:
+        if isinstance(v, list) and len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct (got {v}): a repeated seed repeats the same trial")
         return v
 
     @field_validator("device")
@@ -397,6 +408,11 @@ def _line(lines: dict[Path_, int], path: Path_) -> int | None:
     return None
 
 
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _validation_error(e: Any, data: Any, lines: dict[Path_, int], file: str) -> InputError:
     """The first pydantic error as one InputError: file, line, field path, what is allowed."""
     from adacli.errors import closest
@@ -445,13 +461,16 @@ def _validation_error(e: Any, data: Any, lines: dict[Path_, int], file: str) -> 
         )
     if kind == "missing":
         return InputError("missing required key", file=file, line=line, field=field)
-    if path == ("seeds",):
-        msg = f"seeds is a count (an integer >= 1) or a list of integers (got {value!r})"
+    if path[:1] == ("seeds",) and "distinct" not in first["msg"]:
+        msg = (
+            f"seeds is a count (1..{MAX_SEEDS}) or a list of 1 to {MAX_SEEDS} distinct integers >= 0 "
+            f"(got {_short_repr(value)})"
+        )
         return InputError(msg, file=file, line=line, field=field)
     msgs = list(dict.fromkeys(err["msg"].removeprefix("Value error, ") for err in same))
     msg = " or ".join(m[0].lower() + m[1:] if i else m for i, m in enumerate(msgs))
     if kind != "missing" and not isinstance(value, (dict, list)) and value is not None:
-        msg += f" (got {value!r})"
+        msg += f" (got {_short_repr(value)})"
     return InputError(msg, file=file, line=line, field=field)
 
 

@@ -219,3 +219,24 @@ def test_hostile_yaml_is_rejected_quickly_in_one_line(text, words):
     result = _validate(text)
     _assert_clean(result, text[:300])
     assert result.exit_code == 2 and words in result.output, result.output
+
+
+def test_misspelt_required_key_is_named_with_the_closest_key():
+    doc = {k: v for k, v in VALID.items() if k != "optimizers"} | {"optimisers": ["adam"]}
+    result = _validate(_dump(doc))
+    _assert_clean(result, _dump(doc))
+    assert "optimisers: unknown key 'optimisers' (did you mean 'optimizers'?)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("seeds", "words"),
+    [
+        ([], "a list of 1 to 1000 distinct integers"),
+        ([1, 1], "seeds must be distinct"),
+        (10**9, "a count (1..1000)"),
+    ],
+)
+def test_seeds_that_cannot_make_a_plan_are_exit_2(seeds, words):
+    result = _validate(_dump(VALID | {"seeds": seeds}))
+    _assert_clean(result, str(seeds))
+    assert result.exit_code == 2 and words in result.output, result.output
