@@ -192,6 +192,32 @@ def test_schedule_is_applied_to_the_optimizer(data, model0, monkeypatch):
     assert LrRecordingSGD.seen[:2] == pytest.approx([0.05, 0.1])
 
 
+def test_schedule_on_a_seconds_budget_follows_the_training_clock(data, model0, monkeypatch):
+    """On a time budget the schedule's progress is the training clock over the budget: each step's lr
+    lies between the values at the clock readings (``times``) of the two steps before it."""
+    monkeypatch.syspath_prepend(str(TESTS))
+    from compare_user_optim import LrRecordingSGD
+
+    LrRecordingSGD.seen.clear()
+    seconds = 0.5
+    budget = BudgetSpec(seconds=seconds, batch_size=32)
+    config = TrialConfig(budget=budget, schedule=ScheduleSpec(name="linear"))
+    r = run_trial(
+        model0, data, resolve_optimizer("compare_user_optim:LrRecordingSGD", {"lr": 0.1}), config, seed=0
+    )
+    seen = LrRecordingSGD.seen
+    assert r.status == "ok" and len(seen) == r.steps_done >= 5
+    assert seen[0] == pytest.approx(0.1)  # the clock starts at 0
+
+    def lr_at(clock: float) -> float:  # linear from 0.1 to 0 over the budget
+        return 0.1 * (1 - min(clock / seconds, 1.0))
+
+    for i in range(1, len(seen)):
+        before = r.times[i - 2] if i >= 2 else 0.0
+        assert lr_at(r.times[i - 1]) - 1e-12 <= seen[i] <= lr_at(before) + 1e-12, (i, seen[i])
+    assert seen[-1] < 0.05 and seen == sorted(seen, reverse=True)  # it decays until the budget ends
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_reduced_precision_on_cpu(data, model0, precision):
     config = TrialConfig(budget=BudgetSpec(steps=3, batch_size=32), precision=precision, channels_last=True)
