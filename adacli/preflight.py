@@ -202,7 +202,7 @@ def _check_optimizers(recipe: Recipe, at: _Where) -> None:
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())[:300]
+    text = " ".join(str(e).split())[:300].rstrip(".")
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
