@@ -261,6 +261,18 @@ def preflight(
     )
 
 
+def check_recipe(
+    recipe: Recipe, path: str | os.PathLike[str] | None = None, *, device: str | torch.device | None = None
+) -> PreflightReport:
+    """Both stages, as ``compare`` runs them: :func:`check_environment`, then :func:`preflight`.
+
+    The one call for code that runs recipes itself (a suite, per workload): InputError on the first
+    problem, else the report (cost and warning lines to show).
+    """
+    check_environment(recipe, path)
+    return preflight(recipe, path, device=device)
+
+
 @contextlib.contextmanager
 def _rng_kept(device: torch.device) -> Iterator[None]:
     devices = [device] if device.type == "cuda" else []

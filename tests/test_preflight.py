@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from adacli.cli import app
 from adacli.errors import InputError
-from adacli.preflight import check_environment, preflight
+from adacli.preflight import check_environment, check_recipe, preflight
 from adacli.recipe import load_recipe
 
 
@@ -191,3 +191,14 @@ def test_users_own_optimizer_is_built_not_stepped(tmp_path, monkeypatch):
 def test_cpu_batch_is_capped(tmp_path):
     body = MODEL_DATA.format(model="test_resnet", size=8).replace("batch_size: 16", "batch_size: 1000")
     assert preflight(load_recipe(write(tmp_path, body))).batch_size == 64
+
+
+def test_check_recipe_runs_both_stages(tmp_path):
+    bad_name = write(tmp_path, MODEL_DATA.format(model="test_resnett", size=8))
+    with pytest.raises(InputError, match="unknown timm model 'test_resnett'"):  # stage 1: the environment
+        check_recipe(load_recipe(bad_name), bad_name)
+    bad_size = write(tmp_path, MODEL_DATA.format(model="test_vit", size=8))
+    with pytest.raises(InputError, match=r"set dataset\.image_size: 16"):  # stage 2: preflight
+        check_recipe(load_recipe(bad_size), bad_size)
+    good = write(tmp_path, MODEL_DATA.format(model="test_resnet", size=8))
+    assert check_recipe(load_recipe(good), good, device="cpu").device == "cpu"
