@@ -202,3 +202,23 @@ def test_check_recipe_runs_both_stages(tmp_path):
         check_recipe(load_recipe(bad_size), bad_size)
     good = write(tmp_path, MODEL_DATA.format(model="test_resnet", size=8))
     assert check_recipe(load_recipe(good), good, device="cpu").device == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "words"),
+    [
+        (
+            "{name: adam, lr: {log_range: [1.0e-4, 1.0e-1], n: 100000000}}",
+            "optimizers[0].lr: log_range's n must be an integer >= 2 and <= 1000 (got 100000000)",
+        ),
+        (
+            "{name: adam, lr: {log_range: [1.0e-4, 1.0e-1], n: 50}, "
+            "eps: {log_range: [1.0e-9, 1.0e-6], n: 21}}",
+            "optimizers[0]: 1050 configurations (50 lr x 21 eps): at most 1000 per optimizer",
+        ),
+    ],
+)
+def test_a_sweep_too_large_to_run_is_exit_2_at_once(tmp_path, optimizer, words):
+    body = MODEL_DATA.format(model="test_resnet", size=8).replace("[adabelief]", f"[{optimizer}]")
+    line = one_line_error(cli("validate", write(tmp_path, body)))
+    assert words in line
