@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -31,10 +31,10 @@ VALID: dict[str, Any] = {
     "schedule": {"name": "cosine", "warmup_steps": 1},
     "target": {"metric": "train_loss", "value": 1.0},
     "gate": {"accuracy_drop": 1.0},
-    "sweep": {"metric": "val_accuracy"},
+    "sweep": {"metric": "val_accuracy", "equal_budget": False},
     "optimizers": [
-        {"name": "adabelief", "lr": 1e-3, "betas": [0.9, 0.999]},
-        {"name": "sgd", "lr": 0.1, "momentum": 0.9, "label": "sgd-m"},
+        {"name": "adabelief", "lr": {"log_range": [1e-4, 1e-2], "n": 2}, "betas": [0.9, 0.999]},
+        {"name": "sgd", "lr": [0.1], "momentum": 0.9, "label": "sgd-m"},
     ],
 }
 HANG_SECONDS = 20  # a rejected recipe takes milliseconds and a valid one well under a second
@@ -173,7 +173,9 @@ def test_the_valid_recipe_is_valid():
 @given(mutated_recipes())
 def test_mutated_recipes_exit_0_or_2_in_one_line(doc):
     text = _dump(doc)
-    _assert_clean(_validate(text), text)
+    result = _validate(text)
+    event(f"exit {result.exit_code}")  # --hypothesis-show-statistics: how many reach preflight (exit 0)
+    _assert_clean(result, text)
 
 
 @settings(FUZZ, max_examples=60)
