@@ -1,6 +1,5 @@
 """No traceback, ever: ``adacli validate`` on mutated and random recipes exits 0 or 2, says what is wrong
-in one line, and never hangs (hypothesis; about a minute on two cores, most of it the valid examples'
-preflight)."""
+in one line, and never hangs (hypothesis; about 10 s on two cores)."""
 
 from __future__ import annotations
 
@@ -40,7 +39,7 @@ VALID: dict[str, Any] = {
 HANG_SECONDS = 20  # a rejected recipe takes milliseconds and a valid one well under a second
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=200,
     deadline=None,  # timing is the alarm's job: machines under load are slow, not hung
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=True,  # the same examples on every run: CI stays repeatable
@@ -178,13 +177,13 @@ def test_mutated_recipes_exit_0_or_2_in_one_line(doc):
     _assert_clean(result, text)
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=150)
 @given(st.text(max_size=300))
 def test_random_text_exits_2_in_one_line(text):
     _assert_clean(_validate(text), text)
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=100)
 @given(values)
 def test_random_yaml_values_exit_2_in_one_line(value):
     text = _dump(value)
