@@ -134,6 +134,15 @@ def test_settings_that_contradict_the_budget_are_exit_2(tmp_path, change, field,
     assert f"{field}: " in line and words in line, line
 
 
+def test_batch_of_one_with_batch_norm_is_exit_2(tmp_path):
+    body = MODEL_DATA.format(model="test_resnet", size=8).replace("batch_size: 16", "batch_size: 1")
+    line = one_line_error(cli("validate", write(tmp_path, body)))
+    assert line.endswith(
+        ":4: budget.batch_size: model test_resnet needs batches of at least 2 in training (batch norm): "
+        "set budget.batch_size: 2 or more"
+    )
+
+
 def test_surprising_but_valid_setting_is_one_warning(tmp_path):
     body = MODEL_DATA.format(model="test_resnet", size=8).replace(
         "batch_size: 16", "batch_size: 16, eval_every: 50"
