@@ -241,3 +241,18 @@ def test_seeds_that_cannot_make_a_plan_are_exit_2(seeds, words):
     result = _validate(_dump(VALID | {"seeds": seeds}))
     _assert_clean(result, str(seeds))
     assert result.exit_code == 2 and words in result.output, result.output
+
+
+def test_compare_rejects_an_alias_bomb_and_a_dotted_name_before_anything_runs(tmp_path):
+    bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)
+    )
+    dotted = _dump(VALID | {"name": ".."})
+    for text, words in ((bomb, "once YAML aliases are expanded"), (dotted, "name: a run name cannot start")):
+        path = tmp_path / "recipe.yaml"
+        path.write_text(text)
+        with _alarm(HANG_SECONDS):
+            result = CliRunner().invoke(app, ["compare", str(path), "--out", str(tmp_path / "run")])
+        _assert_clean(result, text)
+        assert result.exit_code == 2 and words in result.output, result.output
+        assert not (tmp_path / "run").exists()
