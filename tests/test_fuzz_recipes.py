@@ -4,6 +4,7 @@ in one line, and never hangs (hypothesis; about 10 s on two cores)."""
 from __future__ import annotations
 
 import copy
+import re
 import signal
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from adacli.cli import app
+from adacli.errors import InputError
+from adacli.recipe import load_recipe
 
 VALID: dict[str, Any] = {
     "name": "fuzz",
@@ -214,9 +217,15 @@ def test_random_yaml_values_exit_2_in_one_line(value):
     ],
     ids=["alias-bomb", "many-aliases", "deep-flow", "deep-maps", "wide", "huge-file"],
 )
-def test_hostile_yaml_is_rejected_quickly_in_one_line(text, words):
+def test_hostile_yaml_is_rejected_quickly_in_one_line(tmp_path, text, words):
     if words == "once YAML aliases are expanded":
         assert len(text) < 1024  # the issue's case: an alias bomb under 1 KB
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    # DESIGN's bound: a malformed recipe is rejected in < 2 s (it takes milliseconds: a 100x margin for
+    # a loaded machine); the loader alone, so that no first import of torch lands on this clock
+    with _alarm(2), pytest.raises(InputError, match=re.escape(words)):
+        load_recipe(path)
     result = _validate(text)
     _assert_clean(result, text[:300])
     assert result.exit_code == 2 and words in result.output, result.output
