@@ -33,11 +33,27 @@ def _stdout_console() -> Console:
 console = _stdout_console()
 
 
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+# Characters that end a line for terminals or str.splitlines(): a message quoting the user's input (a
+# key, a value) must still be one line.
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break written as its escape (``\\n``), so an error stays one line."""
+    return text.translate(_LINE_BREAKS)
+
+
 def fail(error: AdacliError) -> typer.Exit:
     """Print an adacli error as one line on stderr and return the Exit to raise."""
     from rich.markup import escape  # messages hold brackets ("[lo, hi]", "optimizers[0]"): not markup
 
-    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(one_line(str(error)))}", highlight=False, soft_wrap=True)
     return typer.Exit(error.exit_code)
 
 
@@ -88,7 +104,8 @@ def compare_cmd(
     import json
 
     from adacli import compare, report, scaleout, sweep_report
-    from adacli.recipe import check_environment, load_recipe
+    from adacli.preflight import check_environment, preflight
+    from adacli.recipe import load_recipe
 
     try:
         recipe = load_recipe(recipe_file)
@@ -99,8 +116,11 @@ def compare_cmd(
         scale = _scale_options(
             recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads, resume
         )
+        checked = preflight(recipe, recipe_file)
     except AdacliError as e:
         raise fail(e) from None
+    for warning in checked.warnings:
+        err_console.print(f"[yellow]warning:[/] {_escape(warning)}", highlight=False, soft_wrap=True)
 
     def show(outcome: compare.CompareOutcome) -> None:
         if as_json:
@@ -605,7 +625,8 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
 
     Exit 0 and a short summary when it would run; exit 2 and a one-line error (file:line: field) if not."""
     from adacli.optim.registry import assign_labels, resolve_optimizer
-    from adacli.recipe import check_environment, load_recipe
+    from adacli.preflight import check_environment, preflight
+    from adacli.recipe import load_recipe
 
     try:
         recipe = load_recipe(recipe_file)
@@ -613,8 +634,11 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
         labels = assign_labels(recipe.optimizers)
         _with_reference(recipe, None, recipe_file)
         resolved = [resolve_optimizer(s.name, s.hparams) for s in recipe.optimizers]
+        checked = preflight(recipe, recipe_file)
     except AdacliError as e:
         raise fail(e) from None
+    for warning in checked.warnings:
+        err_console.print(f"[yellow]warning:[/] {_escape(warning)}", highlight=False, soft_wrap=True)
     b = recipe.budget
     budget = (
         f"{b.steps} steps" if b.steps else f"{b.epochs:g} epochs" if b.epochs else f"{b.seconds:g} s"
@@ -634,6 +658,12 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
         given = ", ".join(f"{k}={v}" for k, v in spec.hparams.items())
         lines.append(escape(f"    {label}: {r.qualname} ({r.source}){' ' + given if given else ''}"))
     lines += _sweep_lines(recipe)
+    lines.append(
+        f"  preflight: model built on {checked.device} ({checked.precision}), one forward/backward on a "
+        f"batch of {checked.batch_size}, {checked.optimizer_steps} optimizer step(s)"
+        + (f" ({checked.not_stepped} of users' own optimizers: built only)" if checked.not_stepped else "")
+        + f": OK in {checked.seconds:.2f} s"
+    )
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
 
@@ -668,11 +698,15 @@ def schema_cmd(
     import json
     from pathlib import Path
 
+    from adacli.errors import InputError
     from adacli.recipe import recipe_schema
 
     text = json.dumps(recipe_schema(), indent=2)
     if out:
-        Path(out).write_text(text + "\n", encoding="utf-8")
+        try:
+            Path(out).write_text(text + "\n", encoding="utf-8")
+        except OSError as e:
+            raise fail(InputError(f"cannot write the schema: {e.strerror or e}", file=out)) from None
         err_console.print(f"wrote {out}", highlight=False)
     else:
         typer.echo(text)

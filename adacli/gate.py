@@ -321,9 +321,11 @@ def _finite(obj: Any) -> Any:
 def load_baseline(path: str | Path) -> Baseline:
     """Read a baseline file; InputError (exit 2) when it is missing, not JSON or not a baseline."""
     path = Path(path)
-    hint = "create one with: adacli compare RECIPE --save-baseline " + str(path)
     if not path.is_file():
+        hint = "create one with: adacli compare RECIPE --save-baseline " + str(path)
         raise InputError(f"baseline file not found; {hint}", file=str(path))
+    # The file exists but is no baseline (often a run's own results.json): never suggest writing over it.
+    hint = "make a baseline in a new file with: adacli compare RECIPE --save-baseline .adacli/baseline.json"
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -331,7 +333,10 @@ def load_baseline(path: str | Path) -> Baseline:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read the baseline: {e}", file=str(path)) from None
     if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
-        raise InputError(f'not an adacli baseline (no "kind": "{BASELINE_KIND}"); {hint}', file=str(path))
+        what = "a run's results.json, " if isinstance(data, dict) and "trials" in data else ""
+        raise InputError(
+            f'{what}not an adacli baseline (no "kind": "{BASELINE_KIND}"); {hint}', file=str(path)
+        )
     version = data.get("schema_version")
     if version != BASELINE_SCHEMA_VERSION:
         raise InputError(

@@ -1,8 +1,9 @@
 """The recipe: pydantic models of the YAML file a user writes (DESIGN.md section 3).
 
 Every model forbids unknown keys, because a typo silently ignored (``weight_decy: 0.1``) makes a
-comparison quietly wrong. Loading with line numbers and the checks that need the environment live
-below the models.
+comparison quietly wrong. Loading with line numbers lives below the models. This module is the data
+model only: the checks that need data, models or optimizers live in :mod:`adacli.preflight`, so the
+lower stages (data, models, the optimizer registry) can import the recipe without a cycle.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from adacli.errors import InputError
 
 DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "imagefolder")
 DEVICES_HELP = "auto | cpu | cuda | cuda:N | mps"
+MAX_SEEDS = 1000  # far beyond any comparison; keeps ``seeds: 1e9`` from building a billion-item plan
 
 
 class _Strict(BaseModel):
@@ -149,7 +151,10 @@ class Recipe(_Strict):
     model: ModelSpec
     dataset: DatasetSpec
     budget: BudgetSpec
-    seeds: Annotated[int, Field(ge=1)] | list[int] = Field(1, description="a count or an explicit list")
+    seeds: (
+        Annotated[int, Field(ge=1, le=MAX_SEEDS)]
+        | Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(min_length=1, max_length=MAX_SEEDS)]
+    ) = Field(1, description=f"a count (1..{MAX_SEEDS}) or an explicit list of distinct seeds >= 0")
     device: str = Field("auto", description=DEVICES_HELP)
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast")
     target: TargetSpec = Field(default_factory=TargetSpec)
@@ -171,6 +176,21 @@ class Recipe(_Strict):
         """``optimizers: [adabelief, adam]``: a bare name is an optimizer with its defaults."""
         if isinstance(v, list):
             return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        """The name becomes a folder under runs/: ``..``, ``.`` or a hidden name would escape or hide it."""
+        if v.startswith("."):
+            raise ValueError("a run name cannot start with '.': it names a folder under runs/")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v: int | list[int]) -> int | list[int]:
+        if isinstance(v, list) and len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct (got {v}): a repeated seed repeats the same trial")
         return v
 
     @field_validator("device")
@@ -199,16 +219,22 @@ class Recipe(_Strict):
 
 # --- loading with line numbers ----------------------------------------------------------------------
 # Below: YAML -> dict with a line for every key/item, pydantic validation errors mapped to one-line
-# InputErrors (file:line: field.path: what is wrong; allowed; did you mean), and the checks that need the
-# environment (data files, device, model name, optimizers), all before any training starts.
+# InputErrors (file:line: field.path: what is wrong; allowed; did you mean). The checks that need the
+# environment (data files, device, model, optimizers) are adacli.preflight's.
 
 Path_ = tuple[str | int, ...]
 
 
 def _fmt_path(path: Path_) -> str:
+    """``optimizers[0].lr``; a key that is not a plain name is quoted (``model['a b']``)."""
     out = ""
     for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif not re.fullmatch(r"[\w.:\-]+", str(p)):
+            out += f"[{str(p)!r}]"
+        else:
+            out += f".{p}" if out else str(p)
     return out
 
 
@@ -221,7 +247,10 @@ def _recipe_loader() -> type:
     """
     import yaml
 
-    class RecipeLoader(yaml.SafeLoader):
+    # libyaml's parser when PyYAML has it (about 10x faster on a large malformed file), else Python's.
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class RecipeLoader(base):  # type: ignore[misc, valid-type]
         pass
 
     RecipeLoader.add_implicit_resolver(
@@ -232,22 +261,61 @@ def _recipe_loader() -> type:
     return RecipeLoader
 
 
+# Limits that keep a malformed or hostile file from hanging or crashing the loader (DESIGN.md section
+# 6: a malformed recipe is rejected in < 2 s whatever its size or aliases). A real recipe is a few
+# hundred bytes, a handful of aliases, nested a few levels, a few hundred values.
+MAX_RECIPE_BYTES = 64 * 1024
+MAX_ALIASES = 100
+MAX_DEPTH = 40
+MAX_VALUES = 5_000  # keys and items after aliases are expanded (an alias bomb expands exponentially)
+
+
+def _check_yaml_shape(text: str, file: str) -> None:
+    """Count aliases and nesting on the event stream (linear, no recursion) before anything is built."""
+    import yaml
+
+    aliases = depth = 0
+    for events, event in enumerate(yaml.parse(text, Loader=_recipe_loader()), start=1):
+        if events > 2 * MAX_VALUES:
+            line = event.start_mark.line + 1
+            raise InputError(f"more than {MAX_VALUES} values: not a recipe", file=file, line=line)
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                line = event.start_mark.line + 1
+                msg = f"more than {MAX_ALIASES} YAML aliases (*name): a recipe needs a few at most"
+                raise InputError(msg, file=file, line=line)
+        elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1
+                raise InputError(f"nested more than {MAX_DEPTH} levels deep", file=file, line=line)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
+
 def _yaml_with_lines(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     """Parse YAML (safe) and record the 1-based line of every mapping key and sequence item by path.
 
     Duplicate keys are errors: YAML would silently keep the last one, which is the same silent-typo
-    trap as an unknown key.
+    trap as an unknown key. Aliases, nesting and the expanded size are limited (see MAX_*).
     """
     import yaml
 
     loader = _recipe_loader()(text)
     lines: dict[Path_, int] = {}
+    count = [0]
     try:
+        _check_yaml_shape(text, file)
         node = loader.get_single_node()
         if node is None:
             return None, lines
 
         def walk(n: Any, path: Path_) -> None:
+            count[0] += 1
+            if count[0] > MAX_VALUES:
+                msg = f"more than {MAX_VALUES} values once YAML aliases are expanded (an alias bomb?)"
+                raise InputError(msg, file=file, line=n.start_mark.line + 1)
             if isinstance(n, yaml.MappingNode):
                 seen: dict[Any, int] = {}
                 for k, v in n.value:
@@ -279,6 +347,8 @@ def _yaml_with_lines(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
         ) from None
     except yaml.YAMLError as e:
         raise InputError(f"invalid YAML: {' '.join(str(e).split())}", file=file) from None
+    except RecursionError:  # the limits above should prevent it; never a traceback if they do not
+        raise InputError(f"nested too deeply (limit {MAX_DEPTH} levels)", file=file) from None
     finally:
         loader.dispose()
     return data, lines
@@ -347,12 +417,19 @@ def _line(lines: dict[Path_, int], path: Path_) -> int | None:
     return None
 
 
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _validation_error(e: Any, data: Any, lines: dict[Path_, int], file: str) -> InputError:
     """The first pydantic error as one InputError: file, line, field path, what is allowed."""
     from adacli.errors import closest
 
     errors = e.errors(include_url=False)
-    first = errors[0]
+    # An unknown key first: a misspelt required key ('optimisers') is also reported missing, and the
+    # unknown key with its did-you-mean is the one that says what to fix.
+    first = next((err for err in errors if err["type"] == "extra_forbidden"), errors[0])
     path = _data_path(data, first["loc"])
     same = [err for err in errors if _data_path(data, err["loc"]) == path]
     kind = first["type"]
@@ -393,13 +470,16 @@ def _validation_error(e: Any, data: Any, lines: dict[Path_, int], file: str) -> 
         )
     if kind == "missing":
         return InputError("missing required key", file=file, line=line, field=field)
-    if path == ("seeds",):
-        msg = f"seeds is a count (an integer >= 1) or a list of integers (got {value!r})"
+    if path[:1] == ("seeds",) and "distinct" not in first["msg"]:
+        msg = (
+            f"seeds is a count (1..{MAX_SEEDS}) or a list of 1 to {MAX_SEEDS} distinct integers >= 0 "
+            f"(got {_short_repr(value)})"
+        )
         return InputError(msg, file=file, line=line, field=field)
     msgs = list(dict.fromkeys(err["msg"].removeprefix("Value error, ") for err in same))
     msg = " or ".join(m[0].lower() + m[1:] if i else m for i, m in enumerate(msgs))
     if kind != "missing" and not isinstance(value, (dict, list)) and value is not None:
-        msg += f" (got {value!r})"
+        msg += f" (got {_short_repr(value)})"
     return InputError(msg, file=file, line=line, field=field)
 
 
@@ -407,7 +487,7 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     """Read and validate a recipe file; every problem is one InputError naming file, line and field.
 
     The returned recipe remembers its file and the line of every key (``recipe.line_of(...)``), so later
-    checks (``check_environment``) can point at the line too.
+    checks (``adacli.preflight.check_environment``) can point at the line too.
     """
     from pydantic import ValidationError
 
@@ -418,6 +498,9 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
             "recipe file not found" if not p.exists() else "recipe path is not a file", file=file
         )
     try:
+        size = p.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise InputError(f"{size} bytes: a recipe is at most {MAX_RECIPE_BYTES // 1024} KiB", file=file)
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read recipe: {e}", file=file) from None
@@ -446,102 +529,3 @@ def recipe_schema() -> dict[str, Any]:
         "title": "adacli recipe",
         "description": "An adacli optimizer-comparison recipe (YAML); see docs/recipes.md.",
     }
-
-
-# --- checks that need the environment ---------------------------------------------------------------
-
-
-def _device_problem(device: str) -> str | None:
-    import torch
-
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            return f"device {device!r} requested but CUDA is not available here (use auto or cpu)"
-        if ":" in device:
-            index = int(device.split(":")[1])
-            if index >= torch.cuda.device_count():
-                return f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here"
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        return "device 'mps' requested but MPS is not available here (use auto or cpu)"
-    return None
-
-
-def check_environment(recipe: Recipe, path: str | os.PathLike[str] | None = None) -> None:
-    """Everything a run needs, checked before any training: InputError (exit 2) on the first problem.
-
-    Dataset files present (or download on), the device exists, the timm model name exists and builds
-    with its kwargs (on the meta device: no memory, no time), every optimizer resolves (import paths
-    import), its hyperparameters are known and its constructor accepts them, labels are unique.
-    """
-    import torch
-
-    from adacli.data import check_dataset_files, dataset_shape
-    from adacli.models import check_model_name, create_model
-    from adacli.optim.registry import assign_labels, resolve_optimizer
-
-    file = str(path) if path is not None else recipe._file
-    lines = recipe._lines
-    if not lines and path is not None and Path(path).is_file():
-        try:
-            _, lines = _yaml_with_lines(Path(path).read_text(encoding="utf-8"), str(path))
-        except InputError:
-            lines = {}
-
-    def at(err: InputError, *p: str | int) -> InputError:
-        return err.located(file=file, line=_line(lines, tuple(p)), field=_fmt_path(tuple(p)))
-
-    # dataset files
-    try:
-        check_dataset_files(recipe.dataset)
-    except InputError as e:
-        raise at(e, "dataset", "root" if ("dataset", "root") in lines else "name") from None
-
-    # device
-    problem = _device_problem(recipe.device)
-    if problem:
-        raise InputError(problem, file=file, line=_line(lines, ("device",)), field="device")
-
-    # model: name, then a build on the meta device with the dataset's shape (catches bad kwargs)
-    try:
-        check_model_name(recipe.model.name)
-    except InputError as e:
-        raise at(e, "model", "name") from None
-    try:
-        num_classes, in_chans, image_size = dataset_shape(recipe.dataset)
-    except InputError as e:
-        raise at(e, "dataset") from None
-    try:
-        with torch.device("meta"):
-            create_model(recipe.model, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
-    except InputError as e:
-        if isinstance(e.__cause__, (TypeError, ValueError, AssertionError)):
-            raise at(e, "model", "kwargs" if recipe.model.kwargs else "name") from None
-        # other failures are artefacts of the meta device (e.g. init code copying data): not the user's
-
-    # optimizers
-    from adacli.sweep import optimizer_configs
-
-    for i, spec in enumerate(recipe.optimizers):
-        try:
-            resolved = resolve_optimizer(spec.name, spec.hparams)
-        except InputError as e:
-            hparam_error = e.message.startswith("unknown hyperparameter")
-            bad = next((k for k in spec.hparams if hparam_error and k not in (e.allowed or [])), None)
-            if bad is not None:
-                raise at(e, "optimizers", i, bad) from None
-            raise at(e, "optimizers", i, "name") from None
-        configs = optimizer_configs(recipe, i, file=file)  # one per sweep point (located InputErrors)
-        try:
-            for config in configs:
-                (resolve_optimizer(spec.name, config) if config != spec.hparams else resolved).build(
-                    [torch.nn.Parameter(torch.zeros(2, 2))]
-                )
-        except InputError as e:
-            raise at(e, "optimizers", i) from None
-    from adacli.sweep import check_budgets
-
-    check_budgets(recipe, file=file)
-    try:
-        assign_labels(recipe.optimizers)
-    except InputError as e:
-        raise at(e, "optimizers") from None

@@ -258,7 +258,8 @@ def plan_step_test(
     loaded = None
     if recipe is not None:
         from adacli.optim.registry import assign_labels
-        from adacli.recipe import check_environment, load_recipe
+        from adacli.preflight import check_environment
+        from adacli.recipe import load_recipe
 
         loaded = load_recipe(recipe)
         check_environment(loaded, str(recipe))

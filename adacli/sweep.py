@@ -37,6 +37,10 @@ SPLIT = "val"  # the split every selection is made on (never "test")
 
 # --- expansion -------------------------------------------------------------------------------------
 
+# Configurations per optimizer: far beyond any useful grid, and a bound on what preflight steps and a
+# typo (``n: 1000000``) can ask for.
+MAX_CONFIGS = 1000
+
 
 def _where(recipe: Recipe, file: str | None, *path: str | int) -> dict[str, Any]:
     field_ = "optimizers" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[1:])
@@ -88,12 +92,15 @@ def _axis(value: Any, tuple_valued: bool, where: dict[str, Any]) -> list[Any] | 
         lo, hi = float(lr_[0]), float(lr_[1])
         if not (0 < lo < hi and math.isfinite(hi)):
             raise InputError(f"log_range needs 0 < lo < hi (got [{lo:g}, {hi:g}])", **where)
-        if not (isinstance(n, int) and not isinstance(n, bool) and n >= 2):
-            raise InputError(f"log_range's n must be an integer >= 2 (got {n!r})", **where)
+        if not (isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_CONFIGS):
+            msg = f"log_range's n must be an integer >= 2 and <= {MAX_CONFIGS} (got {n!r})"
+            raise InputError(msg, **where)
         return log_range(lo, hi, n)
     if isinstance(value, list):
         if not value:
             raise InputError("empty list: a grid needs at least one value", **where)
+        if len(value) > MAX_CONFIGS:
+            raise InputError(f"a grid of {len(value)} values: at most {MAX_CONFIGS}", **where)
         if tuple_valued:
             lists = [isinstance(x, list) for x in value]
             if not any(lists):
@@ -180,6 +187,13 @@ def _expand(recipe: Recipe, i: int, file: str | None) -> tuple[dict[str, Any], d
             fixed[k] = v
         else:
             axes[k] = values
+    n = math.prod(len(v) for v in axes.values())
+    if n > MAX_CONFIGS:
+        shown = " x ".join(f"{len(v)} {k}" for k, v in axes.items())
+        raise InputError(
+            f"{n} configurations ({shown}): at most {MAX_CONFIGS} per optimizer (each one is a trial)",
+            **_where(recipe, file, "optimizers", i),
+        )
     return fixed, axes
 
 

@@ -12,6 +12,9 @@ Each broken one carries a realistic bug, not a stub: the step-test must catch it
 * :class:`Unrepeatable`: SGD with gradient noise drawn from an unseeded private generator.
 * :class:`NudgedAdaBelief`: adacli's AdaBelief with the learning rate off by one part in 10^7: the kind of
   numerical drift only the golden check sees.
+* :class:`SharedMomentum`: momentum SGD with one velocity buffer shaped like the first parameter and
+  shared by all: fine on a problem with one parameter tensor, a RuntimeError inside ``step()`` as soon as
+  the shapes differ (a weight and its bias).
 """
 
 from __future__ import annotations
@@ -133,3 +136,23 @@ class NudgedAdaBelief(AdaBelief):
         finally:
             for g, lr in zip(self.param_groups, saved, strict=True):
                 g["lr"] = lr
+
+
+class SharedMomentum(torch.optim.Optimizer):
+    """Momentum SGD whose single velocity buffer is shaped like the first parameter and shared by all."""
+
+    def __init__(self, params, lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__(params, {"lr": lr, "momentum": momentum})
+        self.velocity: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if self.velocity is None:
+                    self.velocity = torch.zeros_like(p)
+                self.velocity.mul_(group["momentum"]).add_(p.grad)  # shape mismatch on the next tensor
+                p.add_(self.velocity, alpha=-group["lr"])
+        return None

@@ -431,7 +431,13 @@ def test_default_path_and_fused_without_compiler(monkeypatch):
     with pytest.raises(_fused.FusedUnavailableError, match="C\\+\\+ compiler"):
         AdaBelief([p], fused=True).step()
     assert ab.default_path("cpu") == "foreach"
+    # the default falls back to foreach: the same update as an explicit foreach=True, bit for bit
+    q = nn.Parameter(p.detach().clone())
+    q.grad = p.grad.clone()
+    before = p.detach().clone()
     AdaBelief([p]).step()
+    AdaBelief([q], foreach=True).step()
+    assert not torch.equal(p.detach(), before) and torch.equal(p.detach(), q.detach())
 
 
 def test_unwritable_kernel_cache_falls_back(monkeypatch, tmp_path):

@@ -86,3 +86,12 @@ def test_list_commands():
 def test_shipped_quickstart_validates():
     r = runner.invoke(app, ["validate", str(RECIPES / "quickstart.yaml")])
     assert r.exit_code == 0, r.output
+
+
+def test_schema_to_an_unwritable_path_is_one_line_exit_2(tmp_path):
+    r = runner.invoke(app, ["schema", "-o", str(tmp_path / "no" / "such" / "s.json")])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
+    assert r.output.count("\n") == 1 and "cannot write the schema: No such file or directory" in r.output
+    out = tmp_path / "s.json"
+    assert runner.invoke(app, ["schema", "-o", str(out)]).exit_code == 0
+    assert json.loads(out.read_text())["title"] == "adacli recipe"

@@ -340,8 +340,11 @@ def test_baseline_round_trip_and_bad_files(tmp_path: Path):
         load_baseline(bad)
     assert info.value.line == 3
     bad.write_text(json.dumps({"schema_version": 1, "trials": []}))
-    with pytest.raises(InputError, match="not an adacli baseline"):
+    with pytest.raises(InputError, match=r"a run.s results\.json, not an adacli baseline") as info:
         load_baseline(bad)
+    # the hint must not suggest writing a baseline over the file given (a run's own results)
+    assert f"--save-baseline {bad}" not in str(info.value)
+    assert "--save-baseline .adacli/baseline.json" in str(info.value)
     data = b.to_dict()
     data["schema_version"] = 99
     bad.write_text(json.dumps(data))
@@ -409,7 +412,13 @@ def test_gate_run_measures_steps_at_the_baseline_target():
     result = gate_run(_run(slower + slow), base, TOL, baseline_path="b.json")
     assert ("adam", "steps to target") in failed_checks(result.checks)
     assert any("baseline's target" in n for n in result.notes)
-    assert any("environment" not in n for n in result.notes)
+    # same torch and device in both runs: no environment note; another torch version: exactly one
+    assert not [n for n in result.notes if n.startswith("environment")], result.notes
+    moved = _run(slower + slow)
+    moved.environment = {"torch": "2.1", "device": "cpu"}
+    notes = gate_run(moved, base, TOL, baseline_path="b.json").notes
+    env_notes = [n for n in notes if n.startswith("environment")]
+    assert env_notes == ["environment torch: baseline 2.0, current 2.1"]
 
     # A diverged seed now: the status check fails, and metrics' divergence rule is applied to the
     # history even when the status field says "ok".

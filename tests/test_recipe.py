@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from adacli.errors import InputError
-from adacli.recipe import Recipe, check_environment, load_recipe, recipe_schema
+from adacli.preflight import check_environment
+from adacli.recipe import Recipe, load_recipe, recipe_schema
 
 GOOD = """\
 name: tiny
@@ -164,8 +165,30 @@ def test_schema_is_json_schema():
     assert s["additionalProperties"] is False
 
 
+# Training images (after the recipe's validation split) of the datasets the shipped recipes download.
+TRAIN_SIZES = {"cifar10": 50000, "fashion_mnist": 60000}
+
+
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_recipes_validate(path):
+    """Every shipped recipe passes every check compare makes, with no warning; the digits ones also
+    pass the real preflight (the others' budgets are checked against their datasets' known sizes)."""
+    import math
+
+    from adacli.optim.registry import assign_labels
+    from adacli.preflight import check_budget_settings, preflight
+    from adacli.sweep import optimizer_configs
+
     r = load_recipe(path)
-    if r.dataset.name == "digits" or r.dataset.download:
-        check_environment(r, path)
+    assert r.name == path.stem
+    check_environment(r, path)
+    assert len(set(assign_labels(r.optimizers))) == len(r.optimizers)
+    configs = sum(len(optimizer_configs(r, i)) for i in range(len(r.optimizers)))
+    if r.dataset.name == "digits":
+        report = preflight(r, path)
+        assert report.warnings == [] and report.optimizer_steps == configs and report.train_size > 1000
+        return
+    size = TRAIN_SIZES[r.dataset.name]
+    train = size - round(size * r.dataset.val_fraction)
+    steps = math.ceil(r.budget.epochs * (train // r.budget.batch_size))
+    assert check_budget_settings(r, train_size=train, total=steps, path=path) == []

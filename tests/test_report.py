@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import math
-import time
 
 import pytest
 from rich.console import Console
@@ -212,21 +211,18 @@ def test_summary_table_partial_reach_and_format_helpers():
     assert report.format_bytes(10) == "10 B"
 
 
-def test_compare_progress_is_cheap_and_prints_finished_trials():
+def test_compare_progress_prints_finished_trials():
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=False, width=120)
     trial = make_trials()[0]
     with report.CompareProgress(console) as p:
         p.trial_started(0, 2, "adabelief", 0)
-        t0 = time.perf_counter()
-        for i in range(100_000):
-            p.step(i + 1, 100_000, 0.5)
-        per_call = (time.perf_counter() - t0) / 100_000
+        for i in range(1000):  # its cost per call is measured in benchmarks/bench_progress.py
+            p.step(i + 1, 1000, 0.5)
         p.trial_finished(trial)
         p.trial_started(1, 2, "adam", 1)
         p.step(3, None, 0.25)  # time budget: unknown total
         p.trial_finished(make_trials()[4])
-    assert per_call < 20e-6, f"step() costs {per_call * 1e6:.1f} µs"
     out = buf.getvalue()
     assert "done adabelief seed 0: 6 steps" in out
     assert "test acc 80.00%" in out
