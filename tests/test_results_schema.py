@@ -19,7 +19,12 @@ from typer.testing import CliRunner
 
 from adacli.cli import app
 
-RESULTS_KEYS = {"schema_version", "status", "recipe", "environment", "trials", "summary", "target"}
+VERDICT_KEYS = {"comparisons", "best", "reference", "power"}
+RESULTS_KEYS = {"schema_version", "status", "recipe", "environment", "trials", "summary", "target"} | VERDICT_KEYS
+COMPARISON_KEYS = {
+    "metric", "a", "b", "n", "mean_diff", "ci95", "p_value", "p_adjusted", "significant", "test",
+    "wilcoxon_p", "censored", "better",
+}  # fmt: skip
 SWEEP_RESULTS_KEYS = RESULTS_KEYS | {"sweep"}
 TRIAL_KEYS = {
     "label", "optimizer", "optimizer_class", "hparams", "seed", "status", "error", "losses", "times",
@@ -34,7 +39,7 @@ SWEEP_TRIAL_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {
 }  # fmt: skip
 SWEEP_TRIAL_EXTRA_OPTIONAL = frozenset({"reused"})  # only on a final trial reused from the selection
 EVAL_KEYS = {"step", "seconds", "train_eval_loss", "train_eval_accuracy", "test_loss", "test_accuracy"}
-STAT_KEYS = {"mean", "std", "n"}
+STAT_KEYS = {"mean", "std", "n", "ci95"}
 STAT_METRICS = {
     "final_test_accuracy", "best_test_accuracy", "final_train_eval_accuracy", "generalization_gap",
     "loss_gap", "steps_to_target", "seconds_to_target", "mean_train_loss", "final_train_loss",
@@ -47,9 +52,9 @@ SUMMARY_KEYS = STAT_METRICS | {
 TARGET_KEYS = {"metric", "value", "source", "description"}
 RECIPE_KEYS = {
     "path", "name", "model", "dataset", "budget", "seeds", "device", "precision", "target", "schedule",
-    "optimizers", "gate", "sweep",
+    "optimizers", "gate", "sweep", "reference",
 }  # fmt: skip
-COMPARE_JSON_KEYS = {"run_dir", "status", "target", "summary"}
+COMPARE_JSON_KEYS = {"run_dir", "status", "target", "summary"} | VERDICT_KEYS
 SWEEP_KEYS = {
     "split", "val_size", "metric", "tie_break", "seed_policy", "selection_seeds", "seeds", "equal_budget",
     "budgets_differ", "optimizers", "trials",
@@ -62,17 +67,17 @@ SWEEP_CONFIG_KEYS = {"index", "label", "hparams", "val_accuracy", "val_loss", "n
 # summary.csv: the exact header, in order (stat columns are <metric>_mean, _std, _n)
 CSV_COLUMNS = [
     "optimizer", "optimizer_class", "n_trials", "n_diverged", "n_failed", "reached_fraction", "target",
-    "final_test_accuracy_mean", "final_test_accuracy_std", "final_test_accuracy_n",
-    "best_test_accuracy_mean", "best_test_accuracy_std", "best_test_accuracy_n",
-    "final_train_eval_accuracy_mean", "final_train_eval_accuracy_std", "final_train_eval_accuracy_n",
-    "generalization_gap_mean", "generalization_gap_std", "generalization_gap_n",
-    "loss_gap_mean", "loss_gap_std", "loss_gap_n",
-    "steps_to_target_mean", "steps_to_target_std", "steps_to_target_n",
-    "seconds_to_target_mean", "seconds_to_target_std", "seconds_to_target_n",
-    "mean_train_loss_mean", "mean_train_loss_std", "mean_train_loss_n",
-    "final_train_loss_mean", "final_train_loss_std", "final_train_loss_n",
-    "step_time_ms_mean", "step_time_ms_std", "step_time_ms_n",
-    "optimizer_step_ms_mean", "optimizer_step_ms_std", "optimizer_step_ms_n",
+    "final_test_accuracy_mean", "final_test_accuracy_std", "final_test_accuracy_n", "final_test_accuracy_ci95_lo", "final_test_accuracy_ci95_hi",
+    "best_test_accuracy_mean", "best_test_accuracy_std", "best_test_accuracy_n", "best_test_accuracy_ci95_lo", "best_test_accuracy_ci95_hi",
+    "final_train_eval_accuracy_mean", "final_train_eval_accuracy_std", "final_train_eval_accuracy_n", "final_train_eval_accuracy_ci95_lo", "final_train_eval_accuracy_ci95_hi",
+    "generalization_gap_mean", "generalization_gap_std", "generalization_gap_n", "generalization_gap_ci95_lo", "generalization_gap_ci95_hi",
+    "loss_gap_mean", "loss_gap_std", "loss_gap_n", "loss_gap_ci95_lo", "loss_gap_ci95_hi",
+    "steps_to_target_mean", "steps_to_target_std", "steps_to_target_n", "steps_to_target_ci95_lo", "steps_to_target_ci95_hi",
+    "seconds_to_target_mean", "seconds_to_target_std", "seconds_to_target_n", "seconds_to_target_ci95_lo", "seconds_to_target_ci95_hi",
+    "mean_train_loss_mean", "mean_train_loss_std", "mean_train_loss_n", "mean_train_loss_ci95_lo", "mean_train_loss_ci95_hi",
+    "final_train_loss_mean", "final_train_loss_std", "final_train_loss_n", "final_train_loss_ci95_lo", "final_train_loss_ci95_hi",
+    "step_time_ms_mean", "step_time_ms_std", "step_time_ms_n", "step_time_ms_ci95_lo", "step_time_ms_ci95_hi",
+    "optimizer_step_ms_mean", "optimizer_step_ms_std", "optimizer_step_ms_n", "optimizer_step_ms_ci95_lo", "optimizer_step_ms_ci95_hi",
     "state_bytes", "peak_memory_bytes", "hparams",
 ]  # fmt: skip
 
@@ -139,6 +144,9 @@ def test_results_json_of_a_plain_run(plain):
     out, printed = plain
     data = json.loads((out / "results.json").read_text())
     _same(data, RESULTS_KEYS, "results.json")
+    assert data["comparisons"], "a run of two optimizers has paired comparisons"
+    for record in data["comparisons"]:
+        _same(record, COMPARISON_KEYS, "results.json comparisons[]")
     assert data["schema_version"] == 1 and data["status"] == "complete"
     _same(data["recipe"], RECIPE_KEYS, "results.json recipe")
     _same(data["target"], TARGET_KEYS, "results.json target")
