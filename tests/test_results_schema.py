@@ -20,7 +20,9 @@ from typer.testing import CliRunner
 from adacli.cli import app
 
 VERDICT_KEYS = {"comparisons", "best", "reference", "power"}
-RESULTS_KEYS = {"schema_version", "status", "recipe", "environment", "trials", "summary", "target"} | VERDICT_KEYS
+RESULTS_KEYS = {
+    "schema_version", "status", "recipe", "environment", "trials", "summary", "target",
+} | VERDICT_KEYS  # fmt: skip
 COMPARISON_KEYS = {
     "metric", "a", "b", "n", "mean_diff", "ci95", "p_value", "p_adjusted", "significant", "test",
     "wilcoxon_p", "censored", "better",
@@ -67,17 +69,28 @@ SWEEP_CONFIG_KEYS = {"index", "label", "hparams", "val_accuracy", "val_loss", "n
 # summary.csv: the exact header, in order (stat columns are <metric>_mean, _std, _n)
 CSV_COLUMNS = [
     "optimizer", "optimizer_class", "n_trials", "n_diverged", "n_failed", "reached_fraction", "target",
-    "final_test_accuracy_mean", "final_test_accuracy_std", "final_test_accuracy_n", "final_test_accuracy_ci95_lo", "final_test_accuracy_ci95_hi",
-    "best_test_accuracy_mean", "best_test_accuracy_std", "best_test_accuracy_n", "best_test_accuracy_ci95_lo", "best_test_accuracy_ci95_hi",
-    "final_train_eval_accuracy_mean", "final_train_eval_accuracy_std", "final_train_eval_accuracy_n", "final_train_eval_accuracy_ci95_lo", "final_train_eval_accuracy_ci95_hi",
-    "generalization_gap_mean", "generalization_gap_std", "generalization_gap_n", "generalization_gap_ci95_lo", "generalization_gap_ci95_hi",
-    "loss_gap_mean", "loss_gap_std", "loss_gap_n", "loss_gap_ci95_lo", "loss_gap_ci95_hi",
-    "steps_to_target_mean", "steps_to_target_std", "steps_to_target_n", "steps_to_target_ci95_lo", "steps_to_target_ci95_hi",
-    "seconds_to_target_mean", "seconds_to_target_std", "seconds_to_target_n", "seconds_to_target_ci95_lo", "seconds_to_target_ci95_hi",
-    "mean_train_loss_mean", "mean_train_loss_std", "mean_train_loss_n", "mean_train_loss_ci95_lo", "mean_train_loss_ci95_hi",
-    "final_train_loss_mean", "final_train_loss_std", "final_train_loss_n", "final_train_loss_ci95_lo", "final_train_loss_ci95_hi",
-    "step_time_ms_mean", "step_time_ms_std", "step_time_ms_n", "step_time_ms_ci95_lo", "step_time_ms_ci95_hi",
-    "optimizer_step_ms_mean", "optimizer_step_ms_std", "optimizer_step_ms_n", "optimizer_step_ms_ci95_lo", "optimizer_step_ms_ci95_hi",
+    "final_test_accuracy_mean", "final_test_accuracy_std", "final_test_accuracy_n",
+    "final_test_accuracy_ci95_lo", "final_test_accuracy_ci95_hi",
+    "best_test_accuracy_mean", "best_test_accuracy_std", "best_test_accuracy_n",
+    "best_test_accuracy_ci95_lo", "best_test_accuracy_ci95_hi",
+    "final_train_eval_accuracy_mean", "final_train_eval_accuracy_std", "final_train_eval_accuracy_n",
+    "final_train_eval_accuracy_ci95_lo", "final_train_eval_accuracy_ci95_hi",
+    "generalization_gap_mean", "generalization_gap_std", "generalization_gap_n",
+    "generalization_gap_ci95_lo", "generalization_gap_ci95_hi",
+    "loss_gap_mean", "loss_gap_std", "loss_gap_n",
+    "loss_gap_ci95_lo", "loss_gap_ci95_hi",
+    "steps_to_target_mean", "steps_to_target_std", "steps_to_target_n",
+    "steps_to_target_ci95_lo", "steps_to_target_ci95_hi",
+    "seconds_to_target_mean", "seconds_to_target_std", "seconds_to_target_n",
+    "seconds_to_target_ci95_lo", "seconds_to_target_ci95_hi",
+    "mean_train_loss_mean", "mean_train_loss_std", "mean_train_loss_n",
+    "mean_train_loss_ci95_lo", "mean_train_loss_ci95_hi",
+    "final_train_loss_mean", "final_train_loss_std", "final_train_loss_n",
+    "final_train_loss_ci95_lo", "final_train_loss_ci95_hi",
+    "step_time_ms_mean", "step_time_ms_std", "step_time_ms_n",
+    "step_time_ms_ci95_lo", "step_time_ms_ci95_hi",
+    "optimizer_step_ms_mean", "optimizer_step_ms_std", "optimizer_step_ms_n",
+    "optimizer_step_ms_ci95_lo", "optimizer_step_ms_ci95_hi",
     "state_bytes", "peak_memory_bytes", "hparams",
 ]  # fmt: skip
 
