@@ -37,7 +37,7 @@ LOCK_FILE = "adacli.lock"
 def safe_component(name: str, fallback: str = "run") -> str:
     """``name`` as one harmless path component: separators and odd characters become ``_``, leading
     dots are dropped (no ``..``, no hidden folder), at most 80 characters."""
-    text = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).lstrip(".").strip("_")[:80]
+    text = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).lstrip("._").rstrip("_")[:80]
     return text or fallback
 
 

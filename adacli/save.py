@@ -140,11 +140,18 @@ def failure_lines(failed: list[TrialResult], total: int, limit: int = 3) -> list
     if len(groups) == 1 and len(failed) == total:
         error = next(iter(groups))
         return [f"all {total} trials failed: {error}"]
-    lines = [f"{len(failed)} of {total} trials failed:"]
+
+    def names(trials: list[TrialResult]) -> str:
+        shown = ", ".join(f"{t.label} seed {t.seed}" for t in trials[:4])
+        return shown + (", ..." if len(trials) > 4 else "")
+
+    head = f"{len(failed)} of {total} trials failed"
+    if len(groups) == 1:
+        error, trials = next(iter(groups.items()))
+        return [f"{head}: {names(trials)}: {error}"]
+    lines = [f"{head}:"]
     for error, trials in list(groups.items())[:limit]:
-        names = ", ".join(f"{t.label} seed {t.seed}" for t in trials[:4])
-        names += ", ..." if len(trials) > 4 else ""
-        lines.append(f"  {names}: {error}")
+        lines.append(f"  {names(trials)}: {error}")
     if len(groups) > limit:
         lines.append(f"  ... and {len(groups) - limit} other error(s), see trials/ in the run folder")
     return lines

@@ -194,11 +194,18 @@ def test_real_sigint_in_a_subprocess(tmp_path):
 
 
 def test_user_optimizer_crash_fails_its_trial_only(tmp_path, monkeypatch):
+    """A trial that raises is recorded (the others go on, everything is saved), and the run exits 1 with
+    the error on one line: a failure of the optimizer, not a result."""
     monkeypatch.syspath_prepend(str(TESTS))
     recipe = write_recipe(tmp_path, ['{name: "compare_user_optim:CrashingSGD"}', "{name: adam}"], seeds=2)
     out = tmp_path / "run"
     res = invoke("compare", str(recipe), "--out", str(out), "--steps", "4", "--seeds", "1", "--threads", "2")
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output
+    assert (
+        "error: 1 of 2 trials failed: compare_user_optim:CrashingSGD seed 0: RuntimeError: user optimizer bug"
+        in " ".join(res.output.split())
+    )
+    assert "Traceback" not in res.output
     data = json.loads((out / "results.json").read_text())
     assert data["recipe"]["budget"]["steps"] == 4 and data["recipe"]["seeds"] == 1  # overrides applied
     assert data["environment"]["torch_threads"] == 2
