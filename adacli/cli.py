@@ -128,7 +128,7 @@ def compare_cmd(
     except pipeline.RunInterrupted as e:
         o = e.outcome
         err_console.print(
-            f"interrupted ({e}): {o.ran + o.reused}/{o.planned} trials finished, saved in {o.run_dir}; "
+            f"interrupted by {e}: {o.ran + o.reused}/{o.planned} trials finished, saved in {o.run_dir}; "
             f"continue with --resume {o.run_dir}",
             highlight=False,
             soft_wrap=True,

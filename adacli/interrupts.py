@@ -35,7 +35,7 @@ class Interrupted(KeyboardInterrupt):
     """A run was stopped by a signal (``signum``); ``exit_code`` is what the process should return."""
 
     def __init__(self, signum: int = signal.SIGINT) -> None:
-        super().__init__(signal.Signals(signum).name)
+        super().__init__("Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name)
         self.signum = int(signum)
         self.exit_code = exit_code(signum)
 

@@ -43,7 +43,6 @@ class RunInterrupted(Interrupted):
     def __init__(self, outcome: RunOutcome, signum: int) -> None:
         super().__init__(signum)
         self.outcome = outcome
-        self.args = (f"interrupted after {outcome.ran + outcome.reused}/{outcome.planned} trials",)
 
 
 @dataclass

@@ -142,8 +142,11 @@ def failure_lines(failed: list[TrialResult], total: int, limit: int = 3) -> list
         return [f"all {total} trials failed: {error}"]
 
     def names(trials: list[TrialResult]) -> str:
-        shown = ", ".join(f"{t.label} seed {t.seed}" for t in trials[:4])
-        return shown + (", ..." if len(trials) > 4 else "")
+        seeds: dict[str, list[str]] = defaultdict(list)
+        for t in trials:
+            seeds[t.label].append(str(t.seed))
+        parts = [f"{label} seed{'s' * (len(s) > 1)} {', '.join(s)}" for label, s in list(seeds.items())[:4]]
+        return "; ".join(parts) + ("; ..." if len(seeds) > 4 else "")
 
     head = f"{len(failed)} of {total} trials failed"
     if len(groups) == 1:
