@@ -80,9 +80,7 @@ def compare_cmd(
     ),
 ) -> None:
     """Train every optimizer of a recipe on the same model, data and budget, and compare them."""
-    import json
-
-    from adacli import compare, pipeline, report, sweep_report
+    from adacli import compare, pipeline, sweep_report
     from adacli.recipe import check_environment, load_recipe
 
     try:
@@ -93,30 +91,6 @@ def compare_cmd(
         options = _executor_options(jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads)
     except AdacliError as e:
         raise fail(e) from None
-
-    def show(outcome: pipeline.RunOutcome) -> None:
-        if as_json:
-            run = report.RunData(
-                run_dir=outcome.run_dir,
-                recipe={},
-                environment={},
-                trials=outcome.trials,
-                summaries=outcome.summaries,
-                target=outcome.target,
-                status=outcome.status,
-            )
-            payload = report.run_json(run)
-            if outcome.sweep:
-                payload["sweep"] = sweep_report.sweep_json(outcome.sweep)
-            typer.echo(json.dumps(payload, indent=1))
-            return
-        title = f"{recipe.name}" + (" (interrupted)" if outcome.status != "complete" else "")
-        if outcome.sweep:
-            console.print(sweep_report.sweep_table(outcome.sweep))
-            title += " (chosen configurations)"
-        console.print(report.summary_table(outcome.summaries, outcome.target, title=title))
-        console.print(f"trials run: {outcome.ran}, reused: {outcome.reused}", highlight=False)
-        console.print(f"run folder: {outcome.run_dir}", highlight=False, soft_wrap=True)
 
     # With --json, stdout carries only the JSON: progress goes to stderr.
     progress_console = err_console if as_json else console
@@ -134,14 +108,14 @@ def compare_cmd(
             soft_wrap=True,
         )
         if o.trials:
-            show(o)
+            _show_run(o, recipe.name, as_json)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt as e:  # before the run began: nothing to save
         err_console.print("interrupted", highlight=False)
         raise typer.Exit(getattr(e, "exit_code", 130)) from None
     except AdacliError as e:
         raise fail(e) from None
-    show(outcome)
+    _show_run(outcome, recipe.name, as_json)
     if outcome.failed:
         _report_failures(outcome, gated=bool(baseline or save_baseline))
     if baseline or save_baseline:
@@ -153,6 +127,37 @@ def compare_cmd(
             junit_xml=junit_xml,
             as_json=as_json,
         )
+
+
+def _show_run(outcome, name: str, as_json: bool) -> None:
+    """A run's result: the JSON summary on stdout (``--json``), else the sweep table (for a sweep), the
+    summary table, ``trials run: X, reused: Y`` and the run folder."""
+    import json
+
+    from adacli import report, sweep_report
+
+    if as_json:
+        run = report.RunData(
+            run_dir=outcome.run_dir,
+            recipe={},
+            environment={},
+            trials=outcome.trials,
+            summaries=outcome.summaries,
+            target=outcome.target,
+            status=outcome.status,
+        )
+        payload = report.run_json(run)
+        if outcome.sweep:
+            payload["sweep"] = sweep_report.sweep_json(outcome.sweep)
+        typer.echo(json.dumps(payload, indent=1))
+        return
+    title = name + (" (interrupted)" if outcome.status != "complete" else "")
+    if outcome.sweep:
+        console.print(sweep_report.sweep_table(outcome.sweep))
+        title += " (chosen configurations)"
+    console.print(report.summary_table(outcome.summaries, outcome.target, title=title))
+    console.print(f"trials run: {outcome.ran}, reused: {outcome.reused}", highlight=False)
+    console.print(f"run folder: {outcome.run_dir}", highlight=False, soft_wrap=True)
 
 
 def _report_failures(outcome, *, gated: bool) -> None:
