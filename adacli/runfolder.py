@@ -85,12 +85,13 @@ class RunLock:
 
 
 def acquire_lock(run_dir: Path, option: str) -> RunLock:
-    """Take the folder's lock (creating the folder): InputError (exit 2) when a live process holds it."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Take the folder's lock (creating the folder): InputError (exit 2) when a live process holds it
+    or the folder cannot be written."""
     path = run_dir / LOCK_FILE
     recovered = None
     for _ in range(3):
         try:
+            run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             pid = _read_pid(path)
@@ -107,6 +108,9 @@ def acquire_lock(run_dir: Path, option: str) -> RunLock:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             continue
+        except OSError as e:
+            why = e.strerror or str(e)
+            raise InputError(f"cannot write here: {why}", file=str(run_dir), field=option) from None
         with os.fdopen(fd, "w") as f:
             f.write(f"{os.getpid()}\n")
         return RunLock(path, recovered)
