@@ -140,7 +140,8 @@ def _on_record(run: _Run) -> Any:
 
 
 def _begin(run: _Run) -> None:
-    """Announce the plan, mark the folder as being written, and queue the first tasks."""
+    """Announce the plan (and any resume or damage notes), mark the folder as being written, and set
+    up the scheduler with the finished trials the folder already holds."""
     folder, progress = run.folder, run.progress
     if progress is not None:
         progress.plan(run.plan.planned)
