@@ -1,6 +1,7 @@
 """The ``adacli`` command line: thin Typer commands that call the library and map errors to exit codes.
 
-Exit codes (DESIGN.md section 5): 0 success, 1 a check failed, 2 bad input, 130 interrupted.
+Exit codes (DESIGN.md section 5): 0 success, 1 a check failed (a trial that raised, a gate regression,
+a step-test failure), 2 bad input, 130 interrupted by Ctrl-C, 143 by SIGTERM.
 Each command keeps its logic in the module named for it; here we only parse options, call, and print.
 """
 
@@ -101,9 +102,7 @@ def compare_cmd(
     ),
 ) -> None:
     """Train every optimizer of a recipe on the same model, data and budget, and compare them."""
-    import json
-
-    from adacli import compare, report, scaleout, sweep_report
+    from adacli import compare, pipeline, report, sweep_report
     from adacli.preflight import check_environment, preflight
     from adacli.recipe import load_recipe
 
@@ -113,72 +112,39 @@ def compare_cmd(
         check_environment(recipe, recipe_file)
         recipe = _with_reference(recipe, reference, recipe_file)
         gate_base = _gate_precheck(recipe, baseline, junit_xml)
-        scale = _scale_options(
-            recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads, resume
-        )
+        options = _executor_options(jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads)
         checked = preflight(recipe, recipe_file)
     except AdacliError as e:
         raise fail(e) from None
     for warning in checked.warnings:
         err_console.print(f"[yellow]warning:[/] {_escape(warning)}", highlight=False, soft_wrap=True)
 
-    def show(outcome: compare.CompareOutcome) -> None:
-        if as_json:
-            run = report.RunData(
-                run_dir=outcome.run_dir,
-                recipe={},
-                environment={},
-                trials=outcome.trials,
-                summaries=outcome.summaries,
-                target=outcome.target,
-                status=outcome.status,
-                verdict=outcome.verdict,
-            )
-            payload = report.run_json(run)
-            if getattr(outcome, "sweep", None):
-                payload["sweep"] = sweep_report.sweep_json(outcome.sweep)
-            typer.echo(json.dumps(payload, indent=1))
-            return
-        title = f"{recipe.name}" + (" (interrupted)" if outcome.status != "complete" else "")
-        if getattr(outcome, "sweep", None):
-            console.print(sweep_report.sweep_table(outcome.sweep))
-            title += " (chosen configurations)"
-        table = report.summary_table(outcome.summaries, outcome.target, title=title, verdict=outcome.verdict)
-        console.print(table)
-        if isinstance(outcome, scaleout.ScaleOutcome):
-            console.print(f"trials run: {outcome.ran}, reused: {outcome.reused}", highlight=False)
-        console.print(f"run folder: {outcome.run_dir}", highlight=False, soft_wrap=True)
-
     # With --json, stdout carries only the JSON: progress goes to stderr.
     progress_console = err_console if as_json else console
     try:
-        if scale is not None:  # sweeps, --jobs, --executor, --resume: adacli/scaleout.py
-            with sweep_report.WorkersProgress(progress_console) as wprogress:
-                outcome = scaleout.run_scaled(
-                    recipe, recipe_path=recipe_file, out_dir=out, progress=wprogress, **scale
-                )
-        else:
-            if threads is not None:  # a plain serial run: the trials run in this process
-                import torch
-
-                torch.set_num_threads(threads)
-            with report.CompareProgress(progress_console) as progress:
-                outcome = compare.run_compare(recipe, recipe_path=recipe_file, out_dir=out, progress=progress)
-    except compare.CompareInterrupted as e:
-        done = len(e.outcome.trials)
-        if isinstance(e.outcome, scaleout.ScaleOutcome):  # sweep trials count too
-            done = e.outcome.ran + e.outcome.reused
-        resume = f"; continue with --resume {e.outcome.run_dir}" if scale is not None else ""
+        with sweep_report.WorkersProgress(progress_console) as progress:
+            outcome = pipeline.run_recipe(
+                recipe, recipe_path=recipe_file, out_dir=out, progress=progress, resume=resume, **options
+            )
+    except pipeline.RunInterrupted as e:
+        o = e.outcome
         err_console.print(
-            f"interrupted: {done}/{e.outcome.planned} trials finished, saved in {e.outcome.run_dir}{resume}",
+            f"interrupted by {e}: {o.ran + o.reused}/{o.planned} trials finished, saved in {o.run_dir}; "
+            f"continue with --resume {o.run_dir}",
             highlight=False,
+            soft_wrap=True,
         )
-        if e.outcome.trials:
-            show(e.outcome)
-        raise typer.Exit(130) from None
+        if o.trials:
+            _show_run(o, recipe.name, as_json)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt as e:  # before the run began: nothing to save
+        err_console.print("interrupted", highlight=False)
+        raise typer.Exit(getattr(e, "exit_code", 130)) from None
     except AdacliError as e:
         raise fail(e) from None
-    show(outcome)
+    _show_run(outcome, recipe.name, as_json)
+    if outcome.failed:
+        _report_failures(outcome, gated=bool(baseline or save_baseline))
     if baseline or save_baseline:
         _gate_after_compare(
             outcome.run_dir,
@@ -206,10 +172,58 @@ def _with_reference(recipe, reference: str | None, recipe_file: str):
     return recipe
 
 
-def _scale_options(recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads, resume):
-    """compare's --jobs/--executor/--ray-address/--resume: None for a plain serial run, else the keyword
-    arguments of scaleout.run_scaled (bad combinations: InputError, exit 2, before any training)."""
-    from adacli import scaleout
+def _show_run(outcome, name: str, as_json: bool) -> None:
+    """A run's result: the JSON summary on stdout (``--json``), else the sweep table (for a sweep), the
+    summary table, ``trials run: X, reused: Y`` and the run folder."""
+    import json
+
+    from adacli import report, sweep_report
+
+    if as_json:
+        run = report.RunData(
+            run_dir=outcome.run_dir,
+            recipe={},
+            environment={},
+            trials=outcome.trials,
+            summaries=outcome.summaries,
+            target=outcome.target,
+            status=outcome.status,
+            verdict=outcome.verdict,
+        )
+        payload = report.run_json(run)
+        if outcome.sweep:
+            payload["sweep"] = sweep_report.sweep_json(outcome.sweep)
+        typer.echo(json.dumps(payload, indent=1))
+        return
+    title = name + (" (interrupted)" if outcome.status != "complete" else "")
+    if outcome.sweep:
+        console.print(sweep_report.sweep_table(outcome.sweep))
+        title += " (chosen configurations)"
+    table = report.summary_table(outcome.summaries, outcome.target, title=title, verdict=outcome.verdict)
+    console.print(table)
+    console.print(f"trials run: {outcome.ran}, reused: {outcome.reused}", highlight=False)
+    console.print(f"run folder: {outcome.run_dir}", highlight=False, soft_wrap=True)
+
+
+def _report_failures(outcome, *, gated: bool) -> None:
+    """Trials that raised are a failure of the setup or of an optimizer: their errors, grouped, on
+    stderr, and exit 1 (everything is saved already; divergence is a result and never lands here)."""
+    from rich.markup import escape
+
+    from adacli.save import failure_lines
+
+    lines = failure_lines(outcome.failed, outcome.ran)
+    err_console.print(f"[bold red]error:[/] {escape(lines[0])}", highlight=False, soft_wrap=True)
+    for line in lines[1:]:
+        err_console.print(escape(line), highlight=False, soft_wrap=True)
+    if gated:
+        err_console.print("gate not run, baseline not saved: the run has failed trials", highlight=False)
+    raise typer.Exit(1)
+
+
+def _executor_options(jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads) -> dict:
+    """compare's --jobs/--executor/--ray-address/--threads/...: the executor keyword arguments of
+    pipeline.run_recipe (bad combinations: InputError, exit 2, before any training)."""
     from adacli.errors import InputError
     from adacli.executors import EXECUTORS
 
@@ -230,17 +244,13 @@ def _scale_options(recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per
         raise InputError("must be > 0 (GPUs: >= 0)", field="--cpus-per-trial/--gpus-per-trial")
     if ray_address and executor is None:
         executor = "ray"
-    if not scaleout.wants_scaleout(recipe, jobs=jobs, executor=executor, resume=resume):
-        return None
-    kind = executor or ("local" if jobs > 1 else "serial")
     return {
-        "executor": kind,
+        "executor": executor or ("local" if jobs > 1 else "serial"),
         "jobs": jobs,
         "threads": threads,
         "ray_address": ray_address,
         "cpus_per_trial": cpus_per_trial,
         "gpus_per_trial": gpus_per_trial,
-        "resume": resume,
     }
 
 
@@ -788,9 +798,10 @@ def _datasets_table():
 
 
 def main() -> None:
-    """Console-script entry point: run the app; a Ctrl-C outside a command's own handling exits 130."""
+    """Console-script entry point: run the app; a Ctrl-C outside a command's own handling exits 130
+    (143 for a SIGTERM that a run turned into an interrupt, see adacli.interrupts)."""
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         err_console.print("interrupted")
-        sys.exit(130)
+        sys.exit(getattr(e, "exit_code", 130))

@@ -13,8 +13,9 @@ and the others go on. Workers use the ``spawn`` context (no forked CUDA or threa
 (the parent decides what a Ctrl-C means and terminates them), and send progress and results through one
 ``multiprocessing`` queue that the parent renders.
 
-Interface (used by :mod:`adacli.scaleout`): ``start(on_progress)``, ``submit(task)``, ``slots`` (how many
-tasks may be outstanding), ``wait(timeout) -> [(task, result)]``, ``close(cancel)``, ``describe()``.
+Interface (used by the run loop, :mod:`adacli.schedule`): ``start(on_progress)``, ``submit(task)``,
+``slots`` (how many tasks may be outstanding), ``wait(timeout) -> [(task, result)]``, ``close(cancel)``,
+``describe()``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adacli.errors import AdacliError, InputError
+from adacli.plan import TrialTask
 from adacli.results import TrialResult
 
 EXECUTORS = ("serial", "local", "ray")
@@ -41,21 +43,6 @@ class ExecutorError(AdacliError):
     """The executor itself cannot go on (workers that cannot start): exit 1, finished trials saved."""
 
     exit_code = 1
-
-
-@dataclass
-class TrialTask:
-    """One trial to run: the optimizer by name and concrete hyperparameters, the seed, and its identity."""
-
-    index: int  # position in the run's plan (orders trial files)
-    label: str  # label in results (``adam`` or ``adam[lr=0.01]`` for a sweep trial)
-    optimizer_label: str  # the recipe optimizer's label
-    name: str  # optimizer name as written in the recipe
-    hparams: dict[str, Any]  # concrete hyperparameters as given (no sweep syntax left)
-    seed: int
-    key: str = ""  # adacli.trialcache key
-    role: str = "final"  # "sweep" (selection trial) | "final" (chosen config x seed)
-    config_index: int = 0
 
 
 @dataclass
@@ -98,7 +85,7 @@ class TrialRunner:
 
     MODELS_KEPT = 2
 
-    def __init__(self, setup: WorkerSetup) -> None:
+    def __init__(self, setup: WorkerSetup, data: Any = None) -> None:
         from adacli.data import load_data
         from adacli.recipe import Recipe
         from adacli.trial import TrialConfig, resolve_device
@@ -108,7 +95,7 @@ class TrialRunner:
         self.setup = setup
         self.device = resolve_device(setup.device or self.recipe.device)
         self.config = TrialConfig.from_recipe(self.recipe, self.device)
-        self.data = load_data(self.recipe.dataset)
+        self.data = data if data is not None else load_data(self.recipe.dataset)
         self._models: OrderedDict[int, tuple[Any, str]] = OrderedDict()
 
     def _initial(self, seed: int) -> tuple[Any, str]:
@@ -199,13 +186,15 @@ ProgressFn = Callable[[ProgressEvent], None]
 
 
 class SerialExecutor:
-    """Trials one after another in this process (``wait`` runs the next queued task)."""
+    """Trials one after another in this process (``wait`` runs the next queued task). ``data``: the
+    dataset the caller already loaded (else the runner loads it)."""
 
     kind = "serial"
     slots = 1
 
-    def __init__(self, setup: WorkerSetup) -> None:
+    def __init__(self, setup: WorkerSetup, data: Any = None) -> None:
         self.setup = setup
+        self._data = data
         self._queue: deque[TrialTask] = deque()
         self._runner: TrialRunner | None = None
         self._on_progress: ProgressFn = lambda e: None
@@ -218,7 +207,8 @@ class SerialExecutor:
         if self.setup.threads:
             self._threads_before = torch.get_num_threads()
             torch.set_num_threads(self.setup.threads)
-        self._runner = TrialRunner(self.setup)
+        self._runner = TrialRunner(self.setup, self._data)
+        self._data = None
 
     def submit(self, task: TrialTask) -> None:
         self._queue.append(task)
@@ -290,6 +280,23 @@ def _worker_main(setup: WorkerSetup, tasks: Any, events: Any) -> None:
         events.put(("result", w, task.index, result))
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Any:
+    """SIGINT ignored while a worker is spawned: an ignored signal stays ignored across ``exec``, so the
+    new interpreter is not killed by a Ctrl-C sent to the whole process group (``timeout -s INT``, a
+    terminal) while it is still importing torch; the parent decides what an interrupt means."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class _Worker:
     name: str
@@ -344,7 +351,8 @@ class LocalExecutor:
         proc = self._ctx.Process(
             target=_worker_main, args=(setup, tasks, self._events), name=f"adacli-{name}"
         )
-        proc.start()
+        with _sigint_ignored():  # inherited: a Ctrl-C to the process group while it imports is ours
+            proc.start()
         self._spawned += 1
         return _Worker(name=name, process=proc, tasks=tasks, device=device)
 
@@ -515,6 +523,50 @@ def _import_ray() -> Any:
     return ray
 
 
+def _init_local_ray(ray: Any, options: dict[str, Any]) -> None:
+    """A fresh single-machine Ray instance that listens on 127.0.0.1 only.
+
+    ``address="local"`` starts a new instance whatever ``RAY_ADDRESS`` or the cluster record of an
+    earlier ``ray start`` (``ray_current_cluster`` in Ray's temp folder, possibly of a dead cluster)
+    say; plain ``ray.init()`` would try to join that one and hang. Ray replaces a loopback node address
+    by the machine's network address unless its "cluster mode" is off: it is switched off for this call
+    (the environment variable reaches the processes Ray starts; the constant is what this process reads).
+    """
+    import importlib
+
+    constants = importlib.import_module("ray._private.ray_constants")
+    env_name = getattr(constants, "ENABLE_RAY_CLUSTERS_ENV_VAR", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    saved_env, saved_flag = os.environ.get(env_name), getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ[env_name] = "0"
+    if saved_flag is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", _node_ip_address="127.0.0.1", **options)
+    finally:
+        if saved_env is None:
+            os.environ.pop(env_name, None)
+        else:
+            os.environ[env_name] = saved_env
+        if saved_flag is not None:
+            constants.ENABLE_RAY_CLUSTER = saved_flag
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (ConnectionError) when nothing listens at ``host:port``: Ray itself retries for many
+    minutes. ``auto`` and addresses without a port are left to Ray."""
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {hostport} ({e.strerror or e})") from None
+
+
 class RayExecutor:
     """Each trial is a Ray task with ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs; progress comes
     back through a ``ray.util.queue.Queue`` (an actor) that workers ``put_nowait`` into."""
@@ -551,21 +603,7 @@ class RayExecutor:
         ray = self.ray
         self._on_progress = on_progress
         if not ray.is_initialized():
-            try:
-                ray.init(
-                    address=self.address,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
-            except (ConnectionError, ValueError, RuntimeError) as e:
-                where = self.address or "a new local instance"
-                why = " ".join(str(e).split())[:300]
-                if e.__cause__ is not None:  # e.g. the cluster's token authentication (Ray >= 2.52)
-                    why += f" ({' '.join(str(e.__cause__).split())[:300]})"
-                raise InputError(
-                    f"cannot start or reach Ray ({where}): {why}", field="--ray-address"
-                ) from None
+            self._connect()
             self._owns = True
         from ray.util.queue import Queue
 
@@ -592,6 +630,23 @@ class RayExecutor:
         setup = WorkerSetup(self.setup.recipe, device=device, threads=self.threads, worker="ray")
         self._setup_ref = ray.put(setup)
         self._remote = ray.remote(_ray_run).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=1)
+
+    def _connect(self) -> None:
+        """Join ``address``, or start a fresh local instance; InputError (exit 2) when neither works."""
+        ray = self.ray
+        options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        try:
+            if self.address is None:
+                _init_local_ray(ray, options)
+            else:
+                _check_reachable(self.address)
+                ray.init(address=self.address, **options)
+        except (ConnectionError, ValueError, RuntimeError, OSError) as e:
+            where = self.address or "a new local instance"
+            why = " ".join(str(e).split())[:300]
+            if e.__cause__ is not None:  # e.g. the cluster's token authentication (Ray >= 2.52)
+                why += f" ({' '.join(str(e.__cause__).split())[:300]})"
+            raise InputError(f"cannot start or reach Ray ({where}): {why}", field="--ray-address") from None
 
     def submit(self, task: TrialTask) -> None:
         ref = self._remote.remote(self._setup_ref, task, self._queue)
@@ -676,8 +731,10 @@ def make_executor(
     ray_address: str | None = None,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float | None = None,
+    data: Any = None,
 ) -> SerialExecutor | LocalExecutor | RayExecutor:
-    """The executor for ``--executor KIND``; InputError for bad combinations."""
+    """The executor for ``--executor KIND``; InputError for bad combinations. ``data``: the dataset
+    already loaded in this process (used by the serial executor; other executors load their own)."""
     if kind not in EXECUTORS:
         from adacli.errors import closest
 
@@ -696,7 +753,7 @@ def make_executor(
             raise InputError(
                 "--executor serial runs one trial at a time; drop --jobs or use local", field="--jobs"
             )
-        return SerialExecutor(WorkerSetup(setup.recipe, setup.device, threads, "main"))
+        return SerialExecutor(WorkerSetup(setup.recipe, setup.device, threads, "main"), data)
     if kind == "local":
         return LocalExecutor(setup, jobs, local_devices(setup.device, jobs), threads)
     if gpus_per_trial is None:

@@ -1,12 +1,14 @@
 """Users' own optimizers, loaded by import path (``compare_user_optim:Class``) in the trial/compare tests.
 
 They are real optimizers (plain SGD updates) with one extra behaviour each, standing for what a user's
-code can do to a comparison: stop it with Ctrl-C, crash, or reveal the learning rate the trial's
-schedule gave it.
+code can do to a comparison: stop it with Ctrl-C (raised, or a real SIGINT), crash, or reveal the
+learning rate the trial's schedule gave it.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import ClassVar
 
 import torch
@@ -30,6 +32,15 @@ class InterruptingSGD(_PlainSGD):
     @torch.no_grad()
     def step(self, closure=None):
         raise KeyboardInterrupt
+
+
+class CtrlCSGD(_PlainSGD):
+    """Sends its own process a real SIGINT at its first step, as a user pressing Ctrl-C then would."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        os.kill(os.getpid(), signal.SIGINT)
+        self._update()
 
 
 class CrashingSGD(_PlainSGD):

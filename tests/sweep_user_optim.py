@@ -4,11 +4,14 @@ Real optimizers (plain SGD updates) with one extra behaviour each, so a test can
 what ran where: ``CountingSGD`` appends one line per trial it trains to the file named by
 ``$ADACLI_TEST_COUNT_FILE`` (works across worker processes), ``DyingSGD`` kills its own process with
 SIGKILL at its first step unless ``$ADACLI_TEST_KILL_MARKER`` exists (it creates the marker first, so
-the retried trial survives): what the OOM killer does to a worker.
+the retried trial survives): what the OOM killer does to a worker. ``KilledSGD`` is killed at its first
+step every time (a trial that never fits in memory) when it runs in a worker process; in the main process
+it raises instead, so a mistaken serial run fails its trial rather than the test session.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 
@@ -50,3 +53,10 @@ class DyingSGD(_PlainSGD):
             with open(marker, "w") as f:
                 f.write(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KilledSGD(_PlainSGD):
+    def first_step(self) -> None:
+        if multiprocessing.parent_process() is None:
+            raise RuntimeError("KilledSGD only dies in worker processes")
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -9,12 +9,15 @@ trial, so float reductions happen in the same order everywhere (``--threads 1``)
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -152,22 +155,63 @@ class Recorder:
         self.notes.append(text)
 
 
+def machine_ip() -> str | None:
+    """This machine's network (non-loopback) address, if it has one (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        ip = s.getsockname()[0]
+    return None if ip.startswith("127.") or ip == "0.0.0.0" else ip
+
+
+def refused(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return False
+    except OSError:
+        return True
+
+
 @pytest.fixture(scope="module")
 def ray_cluster(env):
     """A real local Ray cluster, started as a user would (`ray start --head --block`, 2 CPUs) and stopped
-    by terminating that command; the run joins it through ``--ray-address``."""
-    pytest.importorskip("ray")
+    by terminating that command; the run joins it through ``--ray-address``.
+
+    It listens on 127.0.0.1 only (``--node-ip-address 127.0.0.1`` with Ray's cluster mode off, which
+    otherwise swaps a loopback address for the machine's network address, here and in the driver) and
+    keeps its files, the cluster record ``ray_current_cluster`` included, in a temp folder of its own
+    that is removed afterwards: nothing is left for a later ``ray.init()`` to join."""
+    ray = pytest.importorskip("ray")
+    constants = importlib.import_module("ray._private.ray_constants")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    temp_dir = tempfile.mkdtemp(prefix="adacli-ray-")  # short: Ray's socket paths must fit 107 bytes
     os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray >= 2.52 would want a token shared by head and driver
+    head_env = {**os.environ, constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}
+    saved_flag, constants.ENABLE_RAY_CLUSTER = constants.ENABLE_RAY_CLUSTER, False
     ray_cli = str(Path(sys.executable).parent / "ray")
+    loopback = ["--node-ip-address", "127.0.0.1", "--temp-dir", temp_dir]
     head = subprocess.Popen(
-        [ray_cli, "start", "--head", "--block", "--port", str(port), "--num-cpus", "2", *HEAD_FLAGS],
+        [
+            ray_cli,
+            "start",
+            "--head",
+            "--block",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            *loopback,
+            *HEAD_FLAGS,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        env=head_env,
     )
     try:
         seen = []
@@ -177,14 +221,22 @@ def ray_cluster(env):
                 break
         else:
             pytest.fail("ray start --head did not start:\n" + "".join(seen[-20:]))
+        ip = machine_ip()
+        assert ip is None or refused(ip, port), f"the Ray head listens on {ip}, not only on 127.0.0.1"
         yield f"127.0.0.1:{port}"
     finally:
+        if ray.is_initialized():
+            ray.shutdown()
         head.terminate()
         try:
             head.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            head.kill()
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=10)
+        constants.ENABLE_RAY_CLUSTER = saved_flag
         os.environ.pop("RAY_AUTH_MODE", None)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        assert not Path(temp_dir).exists()
 
 
 def test_ray_equals_serial_with_progress_streamed_back(env, serial, ray_cluster):
@@ -215,6 +267,22 @@ def test_ray_equals_serial_with_progress_streamed_back(env, serial, ray_cluster)
     assert not ray.is_initialized()  # the run disconnected from the cluster it joined
 
 
+def strip_to_an_earlier_format(run_dir: Path) -> None:
+    """Make a run folder look like one written before trials carried keys and val figures (earlier
+    adacli versions' plain `compare`): resume must recompute the keys from results.json."""
+    newer = ("trial_key", "role", "optimizer_label", "config_index", "val", "worker")
+
+    def strip(t: dict) -> dict:
+        t["extra"] = {k: v for k, v in t["extra"].items() if k not in newer}
+        return t
+
+    data = json.loads((run_dir / "results.json").read_text())
+    data["trials"] = [strip(t) for t in data["trials"]]
+    (run_dir / "results.json").write_text(json.dumps(data))
+    for p in (run_dir / "trials").glob("*.json"):
+        p.write_text(json.dumps(strip(json.loads(p.read_text()))))
+
+
 def test_resume_skips_finished_trials_of_a_plain_compare_run(env, tmp_path, monkeypatch):
     count = tmp_path / "count.txt"
     monkeypatch.setenv("ADACLI_TEST_COUNT_FILE", str(count))
@@ -227,7 +295,8 @@ def test_resume_skips_finished_trials_of_a_plain_compare_run(env, tmp_path, monk
     )  # plain serial run
     assert len(count.read_text().splitlines()) == 1
     first = json.loads((out / "results.json").read_text())["trials"]
-    assert "trial_key" not in first[0]["extra"]  # plain runs store no key: resume recomputes it
+    assert first[0]["extra"]["trial_key"] and first[0]["extra"]["val"]["split"] == "val"
+    strip_to_an_earlier_format(out)
 
     res = invoke("compare", str(path), "--resume", str(out), "--seeds", "2", "--threads", "1")
     assert res.exit_code == 0, res.output
@@ -248,7 +317,7 @@ def test_resume_skips_finished_trials_of_a_plain_compare_run(env, tmp_path, monk
     assert res.exit_code == 0 and "trials run: 0, reused: 4" in res.output
     assert len(count.read_text().splitlines()) == 2
 
-    # the recipe becomes a sweep over adam's lr (its default 1e-3 included): the plain run's seed-0 adam
+    # the recipe becomes a sweep over adam's lr (its default 1e-3 included): the earlier run's seed-0 adam
     # trial has no validation figures, so as a selection trial it runs again; adam's seed-1 trial (run by
     # the resume above, with val figures) is reused if 1e-3 wins
     sweep_path = write_recipe(tmp_path, ["{name: adam, lr: [1.0e-3, 1.0e-2]}"], seeds=2)
@@ -379,3 +448,113 @@ def test_threads_and_devices_for_local_workers():
         assert local_devices("auto", 4) == ["cpu"]
     ex = LocalExecutor(setup, 3, ["cuda:0", "cuda:1"])
     assert ex.describe()["devices"] == ["cuda:0", "cuda:1", "cuda:0"]  # 3 workers on 2 GPUs
+
+
+def test_unreachable_ray_address_is_exit_2_within_seconds(env, tmp_path):
+    pytest.importorskip("ray")
+    path = write_recipe(tmp_path, ["{name: adam}"], seeds=1)
+    t0 = time.monotonic()
+    res = invoke("compare", str(path), "--ray-address", "127.0.0.1:1", "--out", str(tmp_path / "run"))
+    took = time.monotonic() - t0
+    assert res.exit_code == 2, res.output
+    assert (
+        "--ray-address: cannot start or reach Ray (127.0.0.1:1): nothing answers at 127.0.0.1:1"
+        in " ".join(res.output.split())
+    )
+    assert took < 30, took  # Ray alone retries for more than 10 minutes
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_ray_without_address_starts_a_fresh_loopback_instance(env, serial, tmp_path, monkeypatch):
+    """No --ray-address: a new local instance on 127.0.0.1, whatever RAY_ADDRESS (or a dead cluster's
+    record) says; the results equal the serial run's."""
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # a dead cluster a plain ray.init() would try to join
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    out = tmp_path / "ray-local"
+    seen: dict[str, object] = {}
+
+    class Probe(Recorder):
+        def finished(self, task, result, reused: bool) -> None:
+            super().finished(task, result, reused)
+            if "node" not in seen:
+                seen["node"] = ray.nodes()[0]["NodeManagerAddress"]
+
+    recipe = load_recipe(env["recipe"])
+    outcome = run_scaled(recipe, out_dir=out, executor="ray", threads=1, cpus_per_trial=1, progress=Probe())
+    assert outcome.status == "complete" and outcome.environment["executor"]["address"] == "local instance"
+    assert seen["node"] == "127.0.0.1"  # the instance's node listened on loopback
+    assert_same_results(serial.run_dir, out)
+    assert not ray.is_initialized()  # the instance it started is shut down
+
+
+def test_a_worker_that_dies_twice_fails_its_trial_and_the_run_goes_on(env, tmp_path):
+    path = write_recipe(tmp_path, ["{name: adam}", '{name: "sweep_user_optim:KilledSGD"}'], seeds=1)
+    out = tmp_path / "run"
+    res = invoke("compare", str(path), "--jobs", "2", "--threads", "1", "--out", str(out))
+    assert res.exit_code == 1, res.output  # a trial that cannot run is a failure, not a result
+    assert "worker process died (signal 9), twice; not retried" in " ".join(res.output.split())
+    data = json.loads((out / "results.json").read_text())
+    assert data["status"] == "complete"
+    assert [(t["label"], t["status"]) for t in data["trials"]] == [
+        ("adam", "ok"),
+        ("sweep_user_optim:KilledSGD", "failed"),
+    ]
+    assert len(data["environment"]["executor"]["worker_restarts"]) == 2
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_the_parent_alone_saves_finished_trials_and_stops_the_workers(env, tmp_path, sig, code):
+    """`timeout -s INT` or a scheduler's SIGTERM reach the `--jobs 2` parent only: it stops its workers,
+    saves the finished trials with status interrupted and exits 130 / 143; no process is left behind."""
+    path = write_recipe(
+        tmp_path, ["{name: adam}", "{name: sgd}"], budget="{seconds: 0.5, batch_size: 32, eval_every: 1000}"
+    )
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "adacli",
+        "compare",
+        str(path),
+        "--jobs",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: what is left of it can be found afterwards
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "trials").is_dir() or not list((out / "trials").glob("*.json")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no trial finished in 120 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == code, err
+    assert "interrupted" in err and f"--resume {out}" in " ".join(err.split())
+    data = json.loads((out / "results.json").read_text())
+    assert data["status"] == "interrupted"
+    assert 1 <= len(data["trials"]) < 4 and all(t["status"] == "ok" for t in data["trials"])
+    assert not (out / "adacli.lock").exists()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the workers (same process group) are gone
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("worker processes outlived the interrupted run")

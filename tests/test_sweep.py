@@ -263,3 +263,9 @@ def test_sweep_end_to_end_selects_on_val_and_runs_the_choice_on_every_seed(tmp_p
     # `adacli report` re-renders the sweep table from the folder
     rep = invoke("report", str(out), "--no-plot")
     assert rep.exit_code == 0 and "sweep: chosen configurations" in rep.output
+    # --json on a sweep: stdout is the JSON alone (the choice notes go to stderr); every trial is reused
+    res = invoke("compare", str(path), "--resume", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert [o["chosen"] for o in payload["sweep"]["optimizers"]] == [o["chosen"] for o in sweep["optimizers"]]
+    assert "chose lr=" in res.stderr and "trials run" not in res.stdout
