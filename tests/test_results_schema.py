@@ -34,11 +34,9 @@ TRIAL_KEYS = {
 }  # fmt: skip
 TRIAL_EXTRA_KEYS = {
     "device", "precision", "budget", "total_steps", "steps_per_epoch", "schedule", "stop_reason",
-    "epochs", "init_fingerprint",
+    "epochs", "init_fingerprint", "trial_key", "role", "optimizer_label", "config_index", "worker", "val",
 }  # fmt: skip
-SWEEP_TRIAL_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {
-    "trial_key", "role", "optimizer_label", "config_index", "worker", "val", "sweep", "reused",
-}  # fmt: skip
+SWEEP_TRIAL_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {"sweep", "reused"}
 SWEEP_TRIAL_EXTRA_OPTIONAL = frozenset({"reused"})  # only on a final trial reused from the selection
 EVAL_KEYS = {"step", "seconds", "train_eval_loss", "train_eval_accuracy", "test_loss", "test_accuracy"}
 STAT_KEYS = {"mean", "std", "n", "ci95"}
