@@ -585,22 +585,34 @@ def _optimizers_table():
     from rich.table import Table
 
     from adacli.errors import InputError
-    from adacli.optim.registry import TIMM_PREFIX, optimizer_names, resolve_optimizer
+    from adacli.optim.registry import (
+        PO_EXTRA_HINT,
+        PO_PREFIX,
+        TIMM_PREFIX,
+        optimizer_names,
+        resolve_optimizer,
+    )
 
     names = optimizer_names()
-    table = Table(title="optimizers (plain names: adacli, then torch, then timm; timm:NAME is always timm)")
+    table = Table(
+        title="optimizers (plain names: adacli, then torch, then timm; timm:NAME is always timm; "
+        "po:NAME is pytorch-optimizer)"
+    )
     table.add_column("name")
     table.add_column("source")
     table.add_column("class")
     shadowed = {"adabelief", *names["torch"]}
     rows = [(n, "adacli") for n in names["adacli"]] + [(n, "torch") for n in names["torch"]]
     rows += [(TIMM_PREFIX + n if n in shadowed else n, "timm") for n in names["timm"]]
+    rows += [(PO_PREFIX + n, "pytorch_optimizer") for n in names["pytorch_optimizer"]]
     for name, source in rows:
         try:
             cls = resolve_optimizer(name).qualname
         except InputError as e:
             cls = f"[dim]unavailable: {e.message.split(': ', 1)[-1]}[/]"
         table.add_row(name, source, cls)
+    if not names["pytorch_optimizer"]:
+        table.add_row("po:NAME", "pytorch_optimizer", f"[dim]not installed: {PO_EXTRA_HINT}[/]")
     table.add_row("package.module:Class", "import", "your torch.optim.Optimizer subclass")
     return table
 
