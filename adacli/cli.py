@@ -234,6 +234,150 @@ def report_cmd(
         console.print(f"curves: {curves}", highlight=False)
 
 
+# --- suite (adacli/suite.py) -----------------------------------------------------------------------
+
+
+@app.command("suite")
+def suite_cmd(
+    suite_file: str = typer.Argument(..., metavar="SUITE", help="a suite YAML file"),
+    device: str | None = typer.Option(None, "--device", help="override every workload: auto|cpu|cuda|mps"),
+    seeds: int | None = typer.Option(None, "--seeds", min=1, help="override every workload: seeds 0..N-1"),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="override every budget: N training steps"),
+    out: str | None = typer.Option(None, "--out", help="suite folder (default runs/<name>/<timestamp>/)"),
+    save_baseline: str | None = typer.Option(
+        None, "--save-baseline", metavar="FILE", help="write a gate baseline of every workload into FILE"
+    ),
+    baseline: str | None = typer.Option(
+        None, "--baseline", metavar="FILE", help="judge each workload against FILE; exit 1 on a regression"
+    ),
+    junit_xml: str | None = typer.Option(None, "--junit-xml", help="with --baseline: verdicts as JUnit XML"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="run N trials at once in local worker processes"),
+    executor: str | None = typer.Option(
+        None, "--executor", metavar="serial|local|ray", help="where trials run [serial; local with --jobs N]"
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", metavar="ADDR", help="ray: cluster address [start a local Ray instance]"
+    ),
+    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="ray: CPUs reserved per trial"),
+    gpus_per_trial: float | None = typer.Option(
+        None, "--gpus-per-trial", help="ray: GPUs per trial [1 for CUDA recipes, else 0]"
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="torch threads per trial [serial: all; local: cores/jobs; ray: CPUs/trial]"
+    ),
+    resume: str | None = typer.Option(
+        None, "--resume", metavar="SUITE_DIR", help="continue a suite folder: finished trials are reused"
+    ),
+) -> None:
+    """Run one optimizer list on several workloads: per-workload tables, then performance profiles,
+    scores, speed-ups, ranks and win/tie/loss across workloads."""
+    from adacli import suite as suite_mod
+
+    try:
+        suite = suite_mod.load_suite(suite_file)
+        suite = suite_mod.apply_overrides(suite, device=device, seeds=seeds, steps=steps)
+        suite_mod.check_suite(suite)
+        baselines = None
+        if baseline is not None:
+            baselines = suite_mod.load_suite_baseline(baseline)
+            suite_mod.check_suite_baseline(suite, baselines, baseline)
+        elif junit_xml:
+            from adacli.errors import InputError
+
+            raise InputError("needs --baseline (it holds the gate's verdicts)", field="--junit-xml")
+        first = suite.workloads[0].recipe  # "-": always the scale-out pipeline (one path for a suite)
+        opts = (jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads)
+        scale = _scale_options(first, *opts, "-")
+        del scale["resume"]  # run_suite resumes each workload folder itself
+        if scale["executor"] == "serial" and threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+    except AdacliError as e:
+        raise fail(e) from None
+    outcome = _run_suite(suite_mod, suite, out, resume, scale)
+    _show_suite(outcome.results)
+    console.print(f"suite folder: {outcome.suite_dir}", highlight=False, soft_wrap=True)
+    if baselines is not None or save_baseline:
+        _gate_suite(suite_mod, outcome, baselines, baseline, save_baseline, junit_xml)
+
+
+def _run_suite(suite_mod, suite, out, resume, scale):
+    """Every workload with compare's live display and its table as it finishes; Ctrl-C exits 130."""
+    from adacli import report, sweep_report
+
+    n = len(suite.workloads)
+
+    def progress(i: int, w):
+        console.rule(f"workload {i + 1}/{n}: {w.name}", align="left")
+        return sweep_report.WorkersProgress(console)
+
+    def done(i: int, run) -> None:
+        o = run.outcome
+        console.print(report.summary_table(o.summaries, o.target, title=f"{run.workload.name}"))
+        console.print(f"trials run: {o.ran}, reused: {o.reused}", highlight=False)
+
+    try:
+        return suite_mod.run_suite(
+            suite, out_dir=out, resume=resume, progress=progress, on_done=done, **scale
+        )
+    except suite_mod.SuiteInterrupted as e:
+        d = e.outcome.suite_dir
+        err_console.print(
+            f"interrupted: finished trials saved in {d}; continue with --resume {d}", highlight=False
+        )
+        if e.outcome.results.get("scores"):
+            _show_suite(e.outcome.results)
+        raise typer.Exit(130) from None
+    except AdacliError as e:
+        raise fail(e) from None
+
+
+def _show_suite(results) -> None:
+    from adacli import suite_report
+
+    if not results.get("scores"):
+        return
+    console.print(suite_report.times_table(results))
+    console.print(suite_report.suite_table(results))
+    if len(results["labels"]) > 2:
+        console.print(suite_report.wins_matrix(results))
+
+
+def _gate_suite(suite_mod, outcome, baselines, baseline, save_baseline, junit_xml) -> None:
+    """suite --baseline / --save-baseline: one verdict line and gate table per workload; exit 1 on any
+    regression (then no baseline is saved)."""
+    from adacli import gate
+
+    passed = True
+    try:
+        if baselines is not None:
+            verdicts = suite_mod.gate_suite(outcome, baselines, baseline)
+            for name, result in verdicts:
+                console.print(gate.gate_table(result, title=f"regression gate: {name}"))
+                for note in result.notes:
+                    console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)
+            for name, result in verdicts:
+                n_fail = len(result.failures)
+                verdict = "[green]PASS[/]" if result.passed else f"[bold red]FAIL[/] ({n_fail} regression(s))"
+                console.print(f"{verdict} {name}", highlight=False)
+            passed = all(r.passed for _, r in verdicts)
+            if junit_xml:
+                suite_mod.write_suite_junit(verdicts, junit_xml)
+                console.print(f"junit xml: {junit_xml}", highlight=False)
+        if save_baseline:
+            if passed:
+                suite_mod.save_suite_baseline(outcome, save_baseline)
+                console.print(f"baseline saved: {save_baseline}", highlight=False)
+            else:
+                why = f"baseline not saved ({save_baseline}): a workload regressed"
+                err_console.print(why, highlight=False)
+    except AdacliError as e:
+        raise fail(e) from None
+    if not passed:
+        raise typer.Exit(1)
+
+
 # --- gate (adacli/gate.py) -------------------------------------------------------------------------
 
 

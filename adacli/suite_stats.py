@@ -30,7 +30,6 @@ from collections.abc import Mapping, Sequence
 from itertools import combinations
 
 TAU_MAX = 4.0
-ALPHA = 0.05
 #: taus at which results.json stores the profile curves (every 0.05; the score is exact, not sampled)
 TAUS = [round(1.0 + 0.05 * i, 2) for i in range(int((TAU_MAX - 1.0) / 0.05) + 1)]
 
@@ -126,16 +125,19 @@ def workload_verdicts(per_seed: Mapping[str, Sequence[float]]) -> dict[tuple[str
     The per-seed lists are paired by position (the same seed) and lower is better (censored seeds carry
     the budget + 1 step). Paired test per pair, Holm-adjusted over this workload's pairs.
     """
-    from adacli.stats import holm, paired_test
+    from adacli.stats import holm_adjust, paired_test
 
     pairs = list(combinations(per_seed, 2))
-    tests = [paired_test(list(per_seed[a]), list(per_seed[b])) for a, b in pairs]
-    adjusted = holm([t.p_value if t.p_value is not None else 1.0 for t in tests])
+    tests = holm_adjust(
+        [
+            paired_test(list(per_seed[a]), list(per_seed[b]), labels=(a, b), higher_is_better=False)
+            for a, b in pairs
+        ],
+        higher_is_better=False,
+    )
     out: dict[tuple[str, str], str] = {}
-    for (a, b), t, p in zip(pairs, tests, adjusted, strict=True):
-        verdict = "tie"
-        if p < ALPHA and t.mean_diff is not None and t.mean_diff != 0:
-            verdict = "win" if t.mean_diff < 0 else "loss"  # a - b < 0: a needs less time
+    for (a, b), t in zip(pairs, tests, strict=True):
+        verdict = {"a": "win", "b": "loss"}.get(t.better or "", "tie")
         out[(a, b)] = verdict
         out[(b, a)] = {"win": "loss", "loss": "win", "tie": "tie"}[verdict]
     return out
