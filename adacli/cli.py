@@ -298,8 +298,14 @@ def suite_cmd(
     outcome = _run_suite(suite_mod, suite, out, resume, scale)
     _show_suite(outcome.results)
     console.print(f"suite folder: {outcome.suite_dir}", highlight=False, soft_wrap=True)
+    failed = {r.workload.name: sum(t.status == "failed" for t in r.outcome.trials) for r in outcome.runs}
     if baselines is not None or save_baseline:
-        _gate_suite(suite_mod, outcome, baselines, baseline, save_baseline, junit_xml)
+        _gate_suite(suite_mod, outcome, baselines, baseline, save_baseline, junit_xml, any(failed.values()))
+    if any(failed.values()):  # a trial that raised is a failure, not a result
+        where = ", ".join(f"workload {name}" for name, n in failed.items() if n)
+        msg = f"[bold red]error:[/] {sum(failed.values())} trial(s) failed ({where})"
+        err_console.print(msg, highlight=False)
+        raise typer.Exit(1)
 
 
 def _run_suite(suite_mod, suite, out, resume, scale):
@@ -344,12 +350,12 @@ def _show_suite(results) -> None:
         console.print(suite_report.wins_matrix(results))
 
 
-def _gate_suite(suite_mod, outcome, baselines, baseline, save_baseline, junit_xml) -> None:
+def _gate_suite(suite_mod, outcome, baselines, baseline, save_baseline, junit_xml, failed) -> None:
     """suite --baseline / --save-baseline: one verdict line and gate table per workload; exit 1 on any
-    regression (then no baseline is saved)."""
+    regression (then no baseline is saved, nor when a trial failed)."""
     from adacli import gate
 
-    passed = True
+    passed = not failed
     try:
         if baselines is not None:
             verdicts = suite_mod.gate_suite(outcome, baselines, baseline)
@@ -357,10 +363,12 @@ def _gate_suite(suite_mod, outcome, baselines, baseline, save_baseline, junit_xm
                 console.print(gate.gate_table(result, title=f"regression gate: {name}"))
                 for note in result.notes:
                     console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)
-            for name, result in verdicts:
+            for name, result in verdicts:  # one verdict line per workload, after the tables
                 n_fail = len(result.failures)
-                verdict = "[green]PASS[/]" if result.passed else f"[bold red]FAIL[/] ({n_fail} regression(s))"
-                console.print(f"{verdict} {name}", highlight=False)
+                line = f"[green]PASS[/] {name}"
+                if not result.passed:
+                    line = f"[bold red]FAIL[/] {name}: {n_fail} regression(s)"
+                console.print(line, highlight=False)
             passed = all(r.passed for _, r in verdicts)
             if junit_xml:
                 suite_mod.write_suite_junit(verdicts, junit_xml)
@@ -370,7 +378,8 @@ def _gate_suite(suite_mod, outcome, baselines, baseline, save_baseline, junit_xm
                 suite_mod.save_suite_baseline(outcome, save_baseline)
                 console.print(f"baseline saved: {save_baseline}", highlight=False)
             else:
-                why = f"baseline not saved ({save_baseline}): a workload regressed"
+                why = "a trial failed" if failed else "a regression"
+                why = f"baseline not saved ({save_baseline}): {why}"
                 err_console.print(why, highlight=False)
     except AdacliError as e:
         raise fail(e) from None

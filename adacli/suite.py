@@ -120,6 +120,18 @@ def _at(message: str, file: Path, lines: dict[tuple, int], path: tuple, **kw: An
     return InputError(message, file=str(file), line=_line(lines, path), field=_fmt_path(path), **kw)
 
 
+def _check_keys(
+    data: dict[str, Any], fields: list[str], file: Path, lines: dict[tuple, int], at: tuple
+) -> None:
+    """Unknown keys first: pydantic would report the key a typo left "missing" before the typo itself."""
+    from adacli.errors import closest
+
+    unknown = next((k for k in data if k not in fields), None)
+    if unknown is not None:
+        msg = f"unknown key {unknown!r}"
+        raise _at(msg, file, lines, (*at, unknown), allowed=fields, suggestion=closest(str(unknown), fields))
+
+
 def _prefixed(e: InputError, prefix: str) -> InputError:
     """The error with its field path under ``prefix`` (an inline workload's keys live in the suite)."""
     field_ = f"{prefix}.{e.field}" if e.field else prefix
@@ -144,6 +156,7 @@ def _workload(
     if "optimizers" in entry:
         msg = "a workload has no optimizers of its own: the suite's list runs on every workload"
         raise _at(msg, suite_file, lines, (*here, "optimizers"))
+    _check_keys(entry, ["recipe", *Recipe.model_fields], suite_file, lines, here)
     overrides = {k: v for k, v in entry.items() if k != "recipe"}
     sub_lines = {p[2:]: n for p, n in lines.items() if p[:2] == here and len(p) > 2}
     prefix = _fmt_path(here)
@@ -187,6 +200,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     suite_file = Path(path)
     file = str(suite_file)
     data, lines = _read_yaml(suite_file, "suite")
+    _check_keys(data, list(SuiteSpec.model_fields), suite_file, lines, ())
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as e:
