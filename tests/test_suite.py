@@ -250,11 +250,11 @@ def test_jobs_2_and_resume_give_the_same_suite_results(serial, tmp_path):
 
 def test_suite_gate_per_workload(serial, tmp_path):
     base = tmp_path / "base.json"
-    r = invoke("suite", str(serial["suite"]), "--out", str(tmp_path / "a"), "--save-baseline", str(base))
+    r = invoke("suite", str(serial["suite"]), "--resume", str(serial["dir"]), "--save-baseline", str(base))
     assert r.exit_code == 0 and "baseline saved" in r.output, r.output
     junit = tmp_path / "gate.xml"
     r = invoke("suite", str(serial["suite"]), "--out", str(tmp_path / "b"), "--baseline", str(base),
-               "--junit-xml", str(junit))  # fmt: skip
+               "--junit-xml", str(junit), "--threads", "1")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "PASS digits" in r.output and "PASS vit" in r.output
     suites = ET.parse(junit).getroot().findall("testsuite")
