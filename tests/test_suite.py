@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
+import threading
+import time
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
 import torch
+
+# the real local Ray cluster of the executor tests (started with `ray start --head`, 127.0.0.1)
+from test_executors import env, ray_cluster  # noqa: F401
 from typer.testing import CliRunner
 
 from adacli import suite_stats
@@ -290,3 +297,46 @@ def test_suite_baseline_from_another_setup_is_refused_before_training(serial, tm
     )
     assert r.exit_code == 2 and "workload 'digits': the baseline was made with a different setup" in r.output
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_ray_gives_the_same_suite_results(serial, request, tmp_path):
+    """One real Ray cluster (bound to 127.0.0.1, stopped by the fixture) runs every workload of the suite."""
+    cluster = request.getfixturevalue("ray_cluster")
+    out = tmp_path / "ray"
+    r = invoke("suite", str(serial["suite"]), "--out", str(out), "--executor", "ray",
+               "--ray-address", cluster, "--cpus-per-trial", "1")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert suite_figures(out) == suite_figures(serial["dir"])
+    run = json.loads((out / "vit" / "results.json").read_text())
+    assert run["environment"]["executor"]["kind"] == "ray"
+
+
+def test_ctrl_c_saves_the_suite_and_resume_completes_it(serial, tmp_path):
+    """A real SIGINT once the second workload has a finished trial: exit 130, the first workload complete
+    in the suite's results.json; --resume runs only what is missing and gives the serial figures."""
+    out = tmp_path / "cut"
+    sent = threading.Event()
+
+    def ctrl_c_in_second_workload() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if list((out / "vit" / "trials").glob("*.json")):
+                os.kill(os.getpid(), signal.SIGINT)
+                sent.set()
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=ctrl_c_in_second_workload, daemon=True)
+    watcher.start()
+    r = invoke("suite", str(serial["suite"]), "--out", str(out), "--threads", "1")
+    watcher.join(5)
+    assert sent.is_set() and r.exit_code == 130, r.output
+    assert f"--resume {out}" in " ".join(r.output.split())
+    data = json.loads((out / "results.json").read_text())
+    assert data["status"] == "interrupted"
+    assert [w["status"] for w in data["workloads"]] == ["complete", "interrupted"]
+    r = invoke("suite", str(serial["suite"]), "--resume", str(out), "--threads", "1")
+    assert r.exit_code == 0, r.output
+    assert "trials run: 0, reused: 4" in r.output  # the first workload is not trained again
+    assert suite_figures(out) == suite_figures(serial["dir"])
