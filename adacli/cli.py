@@ -77,6 +77,9 @@ def compare_cmd(
     resume: str | None = typer.Option(
         None, "--resume", metavar="RUN_DIR", help="continue a run folder: finished trials are not run again"
     ),
+    reference: str | None = typer.Option(
+        None, "--reference", metavar="LABEL", help="add a 'Δ vs LABEL' column (overrides the recipe's)"
+    ),
 ) -> None:
     """Train every optimizer of a recipe on the same model, data and budget, and compare them."""
     import json
@@ -88,6 +91,7 @@ def compare_cmd(
         recipe = load_recipe(recipe_file)
         recipe = compare.apply_overrides(recipe, device=device, seeds=seeds, steps=steps)
         check_environment(recipe, recipe_file)
+        recipe = _with_reference(recipe, reference, recipe_file)
         gate_base = _gate_precheck(recipe, baseline, junit_xml)
         scale = _scale_options(
             recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads, resume
@@ -105,6 +109,7 @@ def compare_cmd(
                 summaries=outcome.summaries,
                 target=outcome.target,
                 status=outcome.status,
+                verdict=outcome.verdict,
             )
             payload = report.run_json(run)
             if getattr(outcome, "sweep", None):
@@ -115,7 +120,8 @@ def compare_cmd(
         if getattr(outcome, "sweep", None):
             console.print(sweep_report.sweep_table(outcome.sweep))
             title += " (chosen configurations)"
-        console.print(report.summary_table(outcome.summaries, outcome.target, title=title))
+        table = report.summary_table(outcome.summaries, outcome.target, title=title, verdict=outcome.verdict)
+        console.print(table)
         if isinstance(outcome, scaleout.ScaleOutcome):
             console.print(f"trials run: {outcome.ran}, reused: {outcome.reused}", highlight=False)
         console.print(f"run folder: {outcome.run_dir}", highlight=False, soft_wrap=True)
@@ -161,6 +167,19 @@ def compare_cmd(
         )
 
 
+def _with_reference(recipe, reference: str | None, recipe_file: str):
+    """The recipe with ``--reference`` applied; an unknown label (option or recipe key) is exit 2."""
+    from adacli.optim.registry import assign_labels
+    from adacli.verdict import check_reference
+
+    labels = assign_labels(recipe.optimizers)
+    if reference is not None:
+        check_reference(reference, labels, field_name="--reference")
+        return recipe.model_copy(update={"reference": reference})
+    check_reference(recipe.reference, labels, file=recipe_file, line=recipe.line_of("reference"))
+    return recipe
+
+
 def _scale_options(recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads, resume):
     """compare's --jobs/--executor/--ray-address/--resume: None for a plain serial run, else the keyword
     arguments of scaleout.run_scaled (bad combinations: InputError, exit 2, before any training)."""
@@ -204,6 +223,9 @@ def report_cmd(
     run_dir: str = typer.Argument(..., help="a run folder written by `adacli compare`"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of a table"),
     no_plot: bool = typer.Option(False, "--no-plot", help="do not re-draw curves.png"),
+    reference: str | None = typer.Option(
+        None, "--reference", metavar="LABEL", help="add a 'Δ vs LABEL' column (overrides the stored one)"
+    ),
 ) -> None:
     """Re-render the summary table (and re-draw curves.png) from a saved run folder."""
     import json
@@ -212,6 +234,11 @@ def report_cmd(
 
     try:
         run = report.load_run(run_dir)
+        if reference is not None and run.verdict is not None:
+            from adacli.verdict import check_reference
+
+            check_reference(reference, [s.optimizer for s in run.summaries], field_name="--reference")
+            run.verdict.reference = reference
     except AdacliError as e:
         raise fail(e) from None
     curves = None
@@ -229,7 +256,7 @@ def report_cmd(
         from adacli import sweep_report
 
         console.print(sweep_report.sweep_table(run.extra["sweep"]))
-    console.print(report.summary_table(run.summaries, run.target, title=title))
+    console.print(report.summary_table(run.summaries, run.target, title=title, verdict=run.verdict))
     if curves is not None:
         console.print(f"curves: {curves}", highlight=False)
 
@@ -630,6 +657,7 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
         recipe = load_recipe(recipe_file)
         check_environment(recipe, recipe_file)
         labels = assign_labels(recipe.optimizers)
+        _with_reference(recipe, None, recipe_file)
         resolved = [resolve_optimizer(s.name, s.hparams) for s in recipe.optimizers]
     except AdacliError as e:
         raise fail(e) from None

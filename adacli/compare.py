@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import torch
 
-from adacli import metrics, report
+from adacli import metrics, report, verdict
 from adacli.recipe import Recipe
 from adacli.results import OptimizerSummary, Target, TrialResult
 from adacli.trial import TrialConfig, initial_model, resolve_device, run_trial, state_fingerprint
@@ -58,6 +58,7 @@ class CompareOutcome:
     status: str = "complete"  # complete | interrupted
     planned: int = 0
     environment: dict[str, Any] = field(default_factory=dict)
+    verdict: verdict.Verdict | None = None  # the statistics stage's comparisons, best sets, power line
 
 
 class CompareInterrupted(KeyboardInterrupt):
@@ -196,6 +197,7 @@ def run_compare(
         status = "complete"
 
     summaries, target = _summarize(trials, recipe)
+    analysis = verdict.analyze(trials, summaries, target, reference=recipe.reference)
     report.save_run(
         run_dir,
         recipe=recipe_json,
@@ -205,8 +207,9 @@ def run_compare(
         target=target,
         status=status,
         plot=bool(trials),
+        extra=analysis.to_dict(),
     )
-    outcome = CompareOutcome(run_dir, trials, summaries, target, status, len(plan), environment)
+    outcome = CompareOutcome(run_dir, trials, summaries, target, status, len(plan), environment, analysis)
     if status == "interrupted":
         raise CompareInterrupted(outcome)
     return outcome

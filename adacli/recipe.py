@@ -151,6 +151,9 @@ class Recipe(_Strict):
     optimizers: list[OptimizerSpec] = Field(min_length=1)
     gate: GateSpec = Field(default_factory=GateSpec)
     sweep: SweepSpec = Field(default_factory=SweepSpec)
+    reference: str | None = Field(
+        None, description="label of the reference optimizer: the table gains a 'Δ vs ref' column"
+    )
 
     # Where the recipe came from (set by load_recipe): for error messages of later checks.
     _file: str | None = PrivateAttr(None)

@@ -206,18 +206,27 @@ def best_rows(summaries: Sequence[OptimizerSummary]) -> dict[str, set[int]]:
 
 
 def summary_table(
-    summaries: Sequence[OptimizerSummary], target: Target | None, title: str | None = None
+    summaries: Sequence[OptimizerSummary],
+    target: Target | None,
+    title: str | None = None,
+    verdict: Any = None,
 ) -> Table:
     """One row per optimizer label: the figures of DESIGN.md section 4, mean ± std over seeds.
 
-    The best value in each column is bold green; the caption states the target and the seed counts, so
-    the table can be read without the docs.
+    With a ``verdict`` (:class:`adacli.verdict.Verdict`) a cell is bold green when its row is not
+    significantly worse than the best (paired by seed, Holm-adjusted), so ties show as ties, and a
+    reference adds a "Δ vs <ref>" column; without one, the best value of each column is bold green. The
+    caption states the target, the seed counts and how to read the marks, so the table can be read
+    without the docs.
     """
     table = Table(title=title, title_justify="left", caption_justify="left")
     table.add_column("optimizer", no_wrap=True)
+    ref = verdict.reference if verdict is not None else None
     for header, *_ in COLUMNS:
         table.add_column(header, justify="right")
-    best = best_rows(summaries)
+        if header == "test acc %" and ref is not None:
+            table.add_column(f"Δ vs {ref}", justify="right", no_wrap=True)
+    best = best_rows(summaries) if verdict is None else verdict_best_rows(summaries, verdict)
     for i, s in enumerate(summaries):
         label = Text(s.optimizer)
         label.append(f" ×{s.n_trials}" if s.n_trials != 1 else "", style="dim")
@@ -229,15 +238,80 @@ def summary_table(
         for header, name, fmt, _better, with_std in COLUMNS:
             style = "bold green" if i in best.get(header, set()) else ""
             cells.append(Text(_cell(s, name, fmt, with_std), style=style))
+            if header == "test acc %" and ref is not None:
+                cells.append(Text(delta_cell(verdict, s.optimizer, ref)))
         table.add_row(*cells)
     caption = [target.description if target is not None else "target: none"]
     caption.append(
         "mean ± std over seeds (diverged trials excluded from the means); gap = train-eval − test accuracy; "
         "to target: first step (training seconds) where the smoothed loss reaches the target, "
-        "(k/n) = seeds that reached it, >budget = none did; best per column in bold green"
+        "(k/n) = seeds that reached it, >budget = none did"
+        + ("; best per column in bold green" if verdict is None else "")
     )
-    table.caption = "\n".join(caption)
+    if verdict is not None:
+        caption += verdict_caption(verdict, len(summaries))
+    table.caption = Text("\n".join(caption))
     return table
+
+
+def verdict_best_rows(summaries: Sequence[OptimizerSummary], verdict: Any) -> dict[str, set[int]]:
+    """For each column header, the rows in the verdict's best set of that metric (not significantly
+    worse than the best). A column whose every row is in the best set has no mark (nothing stands out);
+    the state column, which does not vary by seed, keeps the smallest value."""
+    out: dict[str, set[int]] = {}
+    if len(summaries) < 2:
+        return out
+    raw = best_rows(summaries)
+    for header, name, *_ in COLUMNS:
+        if name not in verdict.best:
+            if header in raw:
+                out[header] = raw[header]
+            continue
+        labels = set(verdict.best[name])
+        rows = {i for i, s in enumerate(summaries) if s.optimizer in labels}
+        if rows and len(rows) < len(summaries):
+            out[header] = rows
+    return out
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.1f}" if abs(x) >= 0.05 else "0.0"
+
+
+def delta_cell(verdict: Any, label: str, reference: str) -> str:
+    """``+1.2 [+0.4, +2.0] *``: the mean paired difference in test accuracy of ``label`` minus the
+    reference (points) with its 95% CI, ``*`` when significant (Holm-adjusted)."""
+    if label == reference:
+        return "ref"
+    r = verdict.pair("final_test_accuracy", label, reference)
+    if r is None or r.mean_diff is None:
+        return "–"
+    if r.test == "identical":
+        return "identical"
+    cell = _signed(r.mean_diff)
+    if r.ci95 is not None:
+        cell += f" [{_signed(r.ci95[0])}, {_signed(r.ci95[1])}]"
+    return cell + (" *" if r.significant else "")
+
+
+def verdict_caption(verdict: Any, n_rows: int) -> list[str]:
+    """The caption lines that explain the verdict's marks, plus the power line when there is one."""
+    lines: list[str] = []
+    if n_rows > 1 and not verdict.has_verdict:
+        lines.append("one seed: no verdict, only values (no row is marked best)")
+    elif n_rows > 1:
+        lines.append(
+            "bold green: not significantly worse than the best (paired t-test over seeds, Holm-adjusted, "
+            "α = 0.05); several rows may share it, none are marked when all do"
+        )
+    if verdict.reference is not None:
+        lines.append(
+            f"Δ vs {verdict.reference}: mean paired difference in test accuracy, row − {verdict.reference} "
+            "(points) [95% CI]; * = significant"
+        )
+    if verdict.power is not None:
+        lines.append(str(verdict.power.get("text", "")))
+    return lines
 
 
 # --- files -----------------------------------------------------------------------------------------
@@ -256,6 +330,7 @@ class RunData:
     status: str = "complete"  # complete | interrupted | running (a run that never finished)
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # any other top-level keys of results.json
+    verdict: Any = None  # adacli.verdict.Verdict: comparisons, best, reference, power (see load_run)
 
 
 def _slug(text: str) -> str:
@@ -373,6 +448,7 @@ def summary_rows(summaries: Sequence[OptimizerSummary], target: Target | None) -
             row[f"{name}_mean"] = st.mean
             row[f"{name}_std"] = st.std
             row[f"{name}_n"] = st.n
+            row[f"{name}_ci95_lo"], row[f"{name}_ci95_hi"] = st.ci95 if st.ci95 else (None, None)
         row["state_bytes"] = s.state_bytes
         row["peak_memory_bytes"] = s.peak_memory_bytes
         row["hparams"] = json.dumps(_encode(s.hparams), sort_keys=True, default=str)
@@ -450,6 +526,7 @@ def load_run(run_dir: str | Path) -> RunData:
         raise InputError(f"invalid trial record ({e})", file=str(path), field="trials") from None
     status = str(data.get("status", "complete"))
     known = {"schema_version", "status", "recipe", "environment", "trials", "summary", "target"}
+    known |= VERDICT_KEYS
     extra = {k: v for k, v in data.items() if k not in known}
 
     if status == "complete":
@@ -476,9 +553,11 @@ def load_run(run_dir: str | Path) -> RunData:
         summaries = metrics.summarize(trials, target)
         if status == "running":
             status = "interrupted"  # nobody is writing it any more when we read it back
+    recipe = data.get("recipe") or {}
+    stored = data if status == "complete" and "comparisons" in data else None
     return RunData(
         run_dir=run_dir,
-        recipe=data.get("recipe") or {},
+        recipe=recipe,
         environment=data.get("environment") or {},
         trials=trials,
         summaries=summaries,
@@ -486,7 +565,28 @@ def load_run(run_dir: str | Path) -> RunData:
         status=status,
         schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
         extra=extra,
+        verdict=_load_verdict(stored, trials, summaries, target, recipe.get("reference")),
     )
+
+
+VERDICT_KEYS = {"comparisons", "best", "reference", "power"}
+
+
+def _load_verdict(
+    stored: dict[str, Any] | None,
+    trials: list[TrialResult],
+    summaries: list[OptimizerSummary],
+    target: Target | None,
+    reference: Any,
+) -> Any:
+    """The stored verdict of a complete run; for a run folder written before adacli kept one (or an
+    unfinished run, whose summary was just recomputed) the statistics stage runs on the stored trials.
+    This is the one place where this module computes statistics."""
+    from adacli import verdict
+
+    if stored is not None:
+        return verdict.Verdict.from_dict(stored)
+    return verdict.analyze(trials, summaries, target, reference if isinstance(reference, str) else None)
 
 
 def run_json(run: RunData) -> dict[str, Any]:
@@ -497,6 +597,7 @@ def run_json(run: RunData) -> dict[str, Any]:
             "status": run.status,
             "target": _target_to_dict(run.target),
             "summary": [s.to_dict() for s in run.summaries],
+            **(run.verdict.to_dict() if run.verdict is not None else {}),
         }
     )
 

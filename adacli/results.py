@@ -75,11 +75,16 @@ class TrialResult:
 
 @dataclass
 class Stat:
-    """Mean and standard deviation over seeds (std is 0 for one seed); None when no seed has a value."""
+    """Mean and standard deviation over seeds (std is 0 for one seed); None when no seed has a value.
+
+    ``ci95`` is the 95% Student-t confidence interval of the mean (None for fewer than two seeds); the
+    statistics stage (:mod:`adacli.verdict`) fills it in.
+    """
 
     mean: float | None
     std: float | None = None
     n: int = 0
+    ci95: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from adacli import metrics, report, sweep, trialcache
+from adacli import metrics, report, sweep, trialcache, verdict
 from adacli.compare import CompareInterrupted, CompareOutcome, apply_overrides, default_run_dir
 from adacli.errors import InputError
 from adacli.executors import ProgressEvent, TrialTask, WorkerSetup, make_executor
@@ -290,6 +290,7 @@ def run_scaled(
         finals = [r for t, r in ordered if t.role == "final"]
         target = metrics.resolve_target(finals, recipe.target)
         summaries = metrics.summarize(finals, target)
+        analysis = verdict.analyze(finals, summaries, target, reference=recipe.reference)
         sweep_info = (
             _sweep_info(recipe, sweeps, choices, [r for t, r in ordered if t.role == "sweep"], environment)
             if swept
@@ -309,7 +310,7 @@ def run_scaled(
             target=target,
             status=status,
             plot=bool(finals),
-            extra={"sweep": sweep_info} if sweep_info is not None else None,
+            extra={**({"sweep": sweep_info} if sweep_info is not None else {}), **analysis.to_dict()},
         )
         if sweep_info is not None and sweep_info["trials"]:
             from adacli.sweep_report import plot_lr_sensitivity
@@ -323,6 +324,7 @@ def run_scaled(
             status,
             planned,
             environment,
+            analysis,
             sweep_info,
             counts["ran"],
             counts["reused"],

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from adacli import metrics, report
+from adacli import metrics, report, verdict
 from adacli.cli import app
 from adacli.errors import InputError
 from adacli.recipe import TargetSpec
@@ -91,7 +91,7 @@ def test_save_run_writes_strict_json_with_the_documented_layout(run_dir):
     s = {e["optimizer"]: e for e in data["summary"]}
     assert list(s) == ["adabelief", "adam", "sgd"]
     for key in ("final_test_accuracy", "generalization_gap", "steps_to_target", "seconds_to_target"):
-        assert set(s["adam"][key]) == {"mean", "std", "n"}
+        assert set(s["adam"][key]) == {"mean", "std", "n", "ci95"}
     assert s["adabelief"]["final_test_accuracy"]["mean"] == pytest.approx(81.0)  # percent
     assert s["adabelief"]["generalization_gap"]["mean"] == pytest.approx(3.0)
     assert s["adabelief"]["step_time_ms"]["mean"] == pytest.approx(10.5)
@@ -109,7 +109,9 @@ def test_load_run_round_trip(run_dir):
     assert run.trials[4].losses[:2] == [2.0, 40.0] and math.isinf(run.trials[4].losses[2])
     target = metrics.resolve_target(trials, TargetSpec())
     assert run.target == target
-    assert run.summaries == metrics.summarize(trials, target)
+    expected = metrics.summarize(trials, target)
+    verdict.add_ci95(expected)  # a folder saved without intervals gains them when loaded
+    assert run.summaries == expected
 
 
 def test_summary_csv_content(run_dir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -142,3 +143,85 @@ def test_seeds_needed_edge_cases() -> None:
 def test_result_round_trips_through_json() -> None:
     r = stats.paired_test(SLEEP_1, SLEEP_2, metric="final_test_accuracy", labels=("d1", "d2"))
     assert stats.PairedResult.from_dict(r.to_dict()) == r
+
+
+def test_batch_equals_one_by_one() -> None:
+    pairs = [
+        (SLEEP_1, SLEEP_2),
+        ([1.0, 2.0, 3.5], [0.0, 1.0, 2.0]),
+        ([1.0, 2.2, 3.5], [0.0, 1.0, 2.0]),  # same n as the previous: stacked with it
+        ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]),  # identical
+        ([2.0, 3.0, 5.0], [1.0, 2.0, 4.0]),  # constant difference
+        ([4.0], [1.0]),  # one seed
+        ([*SLEEP_2[:7], None, 1.0, 2.0], [*SLEEP_1[:7], 1.0, None, 2.5]),  # missing seeds, n = 8
+    ]
+    labels = [(f"a{i}", f"b{i}") for i in range(len(pairs))]
+    batch = stats.paired_tests(pairs, metric="m", labels=labels, censored=list(range(len(pairs))))
+    singles = [
+        stats.paired_test(a, b, metric="m", labels=lab, censored=i)
+        for i, ((a, b), lab) in enumerate(zip(pairs, labels, strict=True))
+    ]
+    assert batch == singles
+    tests = ["paired-t", "paired-t", "paired-t", "identical", "paired-t", "none", "paired-t"]
+    assert [r.test for r in batch] == tests
+    assert batch[-1].n == 8 and batch[-1].wilcoxon_p is not None
+
+
+def test_wilcoxon_with_ties_uses_the_normal_approximation():
+    # censored times tie at budget + 1: scipy's "auto" would run a slow permutation test here
+    from scipy.stats import wilcoxon
+
+    a = [101.0, 101.0, 101.0, 101.0, 101.0, 60.0, 101.0]
+    b = [40.0, 50.0, 40.0, 101.0, 45.0, 55.0, 30.0]  # one zero difference, tied |differences|
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    r = stats.paired_test(a, b, higher_is_better=False)
+    assert r.wilcoxon_p == pytest.approx(wilcoxon(d, method="asymptotic").pvalue, rel=1e-12)
+
+
+def _floats():
+    from hypothesis import strategies as hs
+
+    return hs.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinity=False)
+
+
+def test_holm_properties():
+    from hypothesis import given, settings
+    from hypothesis import strategies as hs
+
+    @settings(max_examples=200, deadline=None)
+    @given(hs.lists(hs.floats(min_value=0.0, max_value=1.0), max_size=12))
+    def check(ps: list[float]) -> None:
+        adj = stats.holm(ps)
+        assert all(p <= a <= 1.0 for p, a in zip(ps, adj, strict=True))  # never below the raw p-value
+        order = sorted(range(len(ps)), key=lambda i: ps[i])
+        assert all(adj[i] <= adj[j] for i, j in itertools.pairwise(order))  # order kept
+        assert all(a <= min(1.0, len(ps) * p) for p, a in zip(ps, adj, strict=True))  # Bonferroni bound
+
+    check()
+
+
+def test_paired_test_is_antisymmetric_and_never_nan():
+    from hypothesis import given, settings
+    from hypothesis import strategies as hs
+
+    @settings(max_examples=150, deadline=None)
+    @given(hs.lists(hs.tuples(_floats(), _floats()), min_size=0, max_size=9))
+    def check(pairs: list[tuple[float, float]]) -> None:
+        a, b = [x for x, _ in pairs], [y for _, y in pairs]
+        ab, ba = stats.paired_test(a, b), stats.paired_test(b, a)
+        assert ab.n == ba.n == len(pairs) and ab.test == ba.test
+        assert ab.p_value == ba.p_value and ab.significant == ba.significant
+        if ab.mean_diff is not None:
+            assert ba.mean_diff == pytest.approx(-ab.mean_diff, abs=1e-9)
+        for x in (ab.mean_diff, ab.p_value, ab.wilcoxon_p, *(ab.ci95 or [])):
+            assert x is None or math.isfinite(x)
+        if ab.significant:
+            assert {ab.better, ba.better} == {"a", "b"}
+
+    check()
+
+
+def test_differences_equal_but_for_rounding_behave_like_constant_ones(recwarn):
+    r = stats.paired_test([2.0, 2.0000000000000004, 2.0], [1.0, 1.0, 1.0])
+    assert r.test == "paired-t" and r.p_value < 1e-20 and r.significant
+    assert not [w for w in recwarn if "Precision loss" in str(w.message)]  # no scipy noise on the terminal
