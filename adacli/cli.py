@@ -347,7 +347,8 @@ def _run_suite(suite_mod, suite, out, resume, scale):
 
     def done(i: int, run) -> None:
         o = run.outcome
-        console.print(report.summary_table(o.summaries, o.target, title=f"{run.workload.name}"))
+        title = run.workload.name + ("" if o.status == "complete" else f" ({o.status})")
+        console.print(report.summary_table(o.summaries, o.target, title=title, verdict=o.verdict))
         console.print(f"trials run: {o.ran}, reused: {o.reused}", highlight=False)
 
     try:

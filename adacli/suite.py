@@ -171,6 +171,8 @@ def _workload(
     if spec.seeds is not None and "seeds" not in entry:
         data["seeds"] = spec.seeds
     data["optimizers"] = raw_optimizers
+    if "reference" not in entry:  # the optimizers are the suite's, and so is the reference of each table
+        data["reference"] = spec.reference
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as e:
@@ -240,10 +242,13 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
 def check_suite(suite: Suite) -> None:
     """The environment checks of every workload (data, device, model, optimizers) before any training."""
     from adacli.recipe import check_environment
+    from adacli.verdict import check_reference
 
     for i, w in enumerate(suite.workloads):
         try:
             check_environment(w.recipe, w.recipe.source_file)
+            check_reference(w.recipe.reference, suite.labels, file=w.recipe.source_file,
+                            line=w.recipe.line_of("reference"))  # fmt: skip
         except InputError as e:
             if w.recipe_path is None and e.file == suite.file:
                 raise _prefixed(e, f"workloads[{i}]") from None
