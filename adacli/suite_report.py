@@ -108,12 +108,14 @@ def plot_profiles(results: dict[str, Any], path: str | Path) -> None:
     fig = Figure(figsize=(7, 4.5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
+    styles = ("-", "--", "-.", ":")  # equal profiles (two labels of one optimizer) stay visible
     for i, (label, curve) in enumerate(prof["curves"].items()):
         ax.step(
             prof["taus"],
             curve,
             where="post",
             color=f"C{i % 10}",
+            linestyle=styles[i % len(styles)],
             linewidth=1.8,
             label=f"{label} (score {results['scores'][label]:.3f})",
         )
