@@ -212,3 +212,15 @@ def test_po_listed_and_missing_extra_is_a_clear_input_error(monkeypatch):
     with pytest.raises(InputError, match=r"adacli\[optimizers\]"):
         resolve_optimizer("po:yogi")
     assert optimizer_names()["pytorch_optimizer"] == []
+
+
+def test_list_optimizers_shows_the_po_names():
+    from typer.testing import CliRunner
+
+    from adacli.cli import app
+
+    r = CliRunner().invoke(app, ["list", "optimizers"])
+    assert r.exit_code == 0
+    for name in ("po:adabound", "po:yogi", "po:msvag", "po:fromage", "po:radam"):
+        assert name in r.output
+    assert "pytorch_optimizer.optimizer.adabound.AdaBound" in r.output

@@ -340,3 +340,23 @@ def test_ctrl_c_saves_the_suite_and_resume_completes_it(serial, tmp_path):
     assert r.exit_code == 0, r.output
     assert "trials run: 0, reused: 4" in r.output  # the first workload is not trained again
     assert suite_figures(out) == suite_figures(serial["dir"])
+
+
+def test_shipped_suite_and_paper_recipes_load():
+    """recipes/suite_cpu.yaml: >= 4 offline workloads of different timm families; the paper recipes name
+    all nine optimizers of the AdaBelief paper."""
+    from adacli.optim.registry import assign_labels, resolve_optimizer
+    from adacli.recipe import load_recipe
+    from adacli.suite import check_suite, load_suite
+
+    suite = load_suite(RECIPES / "suite_cpu.yaml")
+    check_suite(suite)  # data offline, models and optimizers resolve
+    assert len(suite.workloads) >= 4 and len({w.recipe.model.name for w in suite.workloads}) >= 4
+    assert {w.recipe.dataset.name for w in suite.workloads} <= {"digits", "synthetic"}
+    paper = ["sgd", "adam", "adamw", "radam", "adabound", "yogi", "msvag", "fromage", "adabelief"]
+    for name in ("paper_cifar10.yaml", "paper_digits.yaml"):
+        recipe = load_recipe(RECIPES / name)
+        assert assign_labels(recipe.optimizers) == paper
+        for spec in recipe.optimizers:
+            resolve_optimizer(spec.name, spec.hparams)
+        assert recipe.schedule is not None and recipe.schedule.name == "step"
