@@ -304,9 +304,27 @@ def _suite_dir(suite: Suite, out_dir: str | Path | None, resume: str | Path | No
     path = Path(resume)
     if not path.is_dir():
         raise InputError("suite folder to resume not found", file=str(path), field="--resume")
+    if _kind(path / "results.json") not in (SUITE_KIND, None):  # a compare run folder, not a suite's
+        raise InputError(
+            f'not a suite folder (its results.json has no "kind": "{SUITE_KIND}"); resume a run folder '
+            "with adacli compare --resume",
+            file=str(path),
+            field="--resume",
+        )
     if out_dir is not None and Path(out_dir).resolve() != path.resolve():
         raise InputError("--resume writes into the folder it resumes; drop --out", field="--out")
     return path
+
+
+def _kind(results_file: Path) -> str | None:
+    """The ``kind`` of a results.json ("" for a run folder's), None when there is none to read."""
+    import json
+
+    try:
+        data = json.loads(results_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return str(data.get("kind", "")) if isinstance(data, dict) else ""
 
 
 def _run_one(run: WorkloadRun, resume: bool, progress: Any, scale: dict[str, Any]) -> None:

@@ -314,7 +314,12 @@ def test_ray_gives_the_same_suite_results(serial, request, tmp_path):
 
 def test_ctrl_c_saves_the_suite_and_resume_completes_it(serial, tmp_path):
     """A real SIGINT once the second workload has a finished trial: exit 130, the first workload complete
-    in the suite's results.json; --resume runs only what is missing and gives the serial figures."""
+    in the suite's results.json; --resume runs only what is missing. (The second workload trains for a
+    second per trial, so the signal surely lands while it trains.)"""
+    vit_budget = "budget: {steps: 8, batch_size: 32, eval_every: 4}\n    device: cpu"
+    text = GOOD.replace(vit_budget, "budget: {seconds: 1.0, batch_size: 32, eval_every: 4}\n    device: cpu")
+    assert text != GOOD
+    path = write_suite(tmp_path, text)
     out = tmp_path / "cut"
     sent = threading.Event()
 
@@ -329,17 +334,22 @@ def test_ctrl_c_saves_the_suite_and_resume_completes_it(serial, tmp_path):
 
     watcher = threading.Thread(target=ctrl_c_in_second_workload, daemon=True)
     watcher.start()
-    r = invoke("suite", str(serial["suite"]), "--out", str(out), "--threads", "1")
+    r = invoke("suite", str(path), "--out", str(out), "--threads", "1")
     watcher.join(5)
     assert sent.is_set() and r.exit_code == 130, r.output
     assert f"--resume {out}" in " ".join(r.output.split())
     data = json.loads((out / "results.json").read_text())
     assert data["status"] == "interrupted"
     assert [w["status"] for w in data["workloads"]] == ["complete", "interrupted"]
-    r = invoke("suite", str(serial["suite"]), "--resume", str(out), "--threads", "1")
+    done = len(list((out / "vit" / "trials").glob("*.json")))
+    assert 1 <= done < 4
+    r = invoke("suite", str(path), "--resume", str(out), "--threads", "1")
     assert r.exit_code == 0, r.output
     assert "trials run: 0, reused: 4" in r.output  # the first workload is not trained again
-    assert suite_figures(out) == suite_figures(serial["dir"])
+    assert f"trials run: {4 - done}, reused: {done}" in r.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["status"] == "complete" and data["n_workloads"] == 2
+    assert data["workloads"][0]["per_seed"] == suite_figures(serial["dir"])["per_seed"]["digits"]
 
 
 def test_shipped_suite_and_paper_recipes_load():
@@ -360,3 +370,8 @@ def test_shipped_suite_and_paper_recipes_load():
         for spec in recipe.optimizers:
             resolve_optimizer(spec.name, spec.hparams)
         assert recipe.schedule is not None and recipe.schedule.name == "step"
+
+
+def test_resume_refuses_a_run_folder_that_is_not_a_suite(serial):
+    r = invoke("suite", str(serial["suite"]), "--resume", str(serial["dir"] / "digits"))
+    assert r.exit_code == 2 and 'not a suite folder (its results.json has no "kind": "suite")' in r.output
