@@ -332,10 +332,15 @@ def test_ctrl_c_saves_the_suite_and_resume_completes_it(serial, tmp_path):
                 return
             time.sleep(0.01)
 
+    # as in a terminal: a test process started in the background inherits SIGINT ignored
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
     watcher = threading.Thread(target=ctrl_c_in_second_workload, daemon=True)
     watcher.start()
-    r = invoke("suite", str(path), "--out", str(out), "--threads", "1")
-    watcher.join(5)
+    try:
+        r = invoke("suite", str(path), "--out", str(out), "--threads", "1")
+        watcher.join(5)
+    finally:
+        signal.signal(signal.SIGINT, saved)
     assert sent.is_set() and r.exit_code == 130, r.output
     assert f"--resume {out}" in " ".join(r.output.split())
     data = json.loads((out / "results.json").read_text())
