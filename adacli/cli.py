@@ -220,7 +220,7 @@ def _scale_options(recipe, jobs, executor, ray_address, cpus_per_trial, gpus_per
 
 @app.command("report")
 def report_cmd(
-    run_dir: str = typer.Argument(..., help="a run folder written by `adacli compare`"),
+    run_dir: str = typer.Argument(..., help="a run folder of `adacli compare` (or a suite folder)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of a table"),
     no_plot: bool = typer.Option(False, "--no-plot", help="do not re-draw curves.png"),
     reference: str | None = typer.Option(
@@ -232,6 +232,8 @@ def report_cmd(
 
     from adacli import report
 
+    if _report_suite(run_dir, as_json=as_json, no_plot=no_plot):
+        return
     try:
         run = report.load_run(run_dir)
         if reference is not None and run.verdict is not None:
@@ -365,6 +367,29 @@ def _run_suite(suite_mod, suite, out, resume, scale):
         raise typer.Exit(130) from None
     except AdacliError as e:
         raise fail(e) from None
+
+
+def _report_suite(folder: str, *, as_json: bool, no_plot: bool) -> bool:
+    """adacli report on a suite folder: its tables (and profiles.png) again; False for a run folder."""
+    import json
+    from pathlib import Path
+
+    from adacli import suite as suite_mod
+    from adacli import suite_report
+
+    path = Path(folder) / "results.json"
+    if suite_mod.results_kind(path) != suite_mod.SUITE_KIND:
+        return False
+    results = json.loads(path.read_text())
+    if as_json:
+        typer.echo(json.dumps(results, indent=1))
+        return True
+    _show_suite(results)
+    if not no_plot and results.get("scores"):
+        suite_report.plot_profiles(results, Path(folder) / suite_mod.PROFILES_PNG)
+    for w in results.get("workloads", []):
+        console.print(f"{w['name']}: {Path(folder) / w['run_dir']} ({w['status']})", highlight=False)
+    return True
 
 
 def _show_suite(results) -> None:

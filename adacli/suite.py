@@ -304,7 +304,7 @@ def _suite_dir(suite: Suite, out_dir: str | Path | None, resume: str | Path | No
     path = Path(resume)
     if not path.is_dir():
         raise InputError("suite folder to resume not found", file=str(path), field="--resume")
-    if _kind(path / "results.json") not in (SUITE_KIND, None):  # a compare run folder, not a suite's
+    if results_kind(path / "results.json") not in (SUITE_KIND, None):  # a compare run folder, not a suite's
         raise InputError(
             f'not a suite folder (its results.json has no "kind": "{SUITE_KIND}"); resume a run folder '
             "with adacli compare --resume",
@@ -316,7 +316,7 @@ def _suite_dir(suite: Suite, out_dir: str | Path | None, resume: str | Path | No
     return path
 
 
-def _kind(results_file: Path) -> str | None:
+def results_kind(results_file: Path) -> str | None:
     """The ``kind`` of a results.json ("" for a run folder's), None when there is none to read."""
     import json
 

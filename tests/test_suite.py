@@ -380,3 +380,12 @@ def test_shipped_suite_and_paper_recipes_load():
 def test_resume_refuses_a_run_folder_that_is_not_a_suite(serial):
     r = invoke("suite", str(serial["suite"]), "--resume", str(serial["dir"] / "digits"))
     assert r.exit_code == 2 and 'not a suite folder (its results.json has no "kind": "suite")' in r.output
+
+
+def test_report_re_renders_a_suite_folder(serial):
+    r = invoke("report", str(serial["dir"]), "--no-plot")
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "speed-up vs adam" in out and "digits:" in out and "(complete)" in out
+    r = invoke("report", str(serial["dir"]), "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["kind"] == "suite"
