@@ -256,7 +256,7 @@ def _executor_options(jobs, executor, ray_address, cpus_per_trial, gpus_per_tria
 
 @app.command("report")
 def report_cmd(
-    run_dir: str = typer.Argument(..., help="a run folder written by `adacli compare`"),
+    run_dir: str = typer.Argument(..., help="a run folder of `adacli compare` (or a suite folder)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of a table"),
     no_plot: bool = typer.Option(False, "--no-plot", help="do not re-draw curves.png and report.html"),
     html_file: str | None = typer.Option(
@@ -274,6 +274,8 @@ def report_cmd(
 
     from adacli import report
 
+    if _report_suite(run_dir, as_json=as_json, no_plot=no_plot):
+        return
     try:
         run = report.load_run(run_dir)
         if reference is not None and run.verdict is not None:
@@ -362,6 +364,183 @@ def _write_markdown(target: str, text: str) -> None:
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+# --- suite (adacli/suite.py) -----------------------------------------------------------------------
+
+
+@app.command("suite")
+def suite_cmd(
+    suite_file: str = typer.Argument(..., metavar="SUITE", help="a suite YAML file"),
+    device: str | None = typer.Option(None, "--device", help="override every workload: auto|cpu|cuda|mps"),
+    seeds: int | None = typer.Option(None, "--seeds", min=1, help="override every workload: seeds 0..N-1"),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="override every budget: N training steps"),
+    out: str | None = typer.Option(None, "--out", help="suite folder (default runs/<name>/<timestamp>/)"),
+    save_baseline: str | None = typer.Option(
+        None, "--save-baseline", metavar="FILE", help="write a gate baseline of every workload into FILE"
+    ),
+    baseline: str | None = typer.Option(
+        None, "--baseline", metavar="FILE", help="judge each workload against FILE; exit 1 on a regression"
+    ),
+    junit_xml: str | None = typer.Option(None, "--junit-xml", help="with --baseline: verdicts as JUnit XML"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="run N trials at once in local worker processes"),
+    executor: str | None = typer.Option(
+        None, "--executor", metavar="serial|local|ray", help="where trials run [serial; local with --jobs N]"
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", metavar="ADDR", help="ray: cluster address [start a local Ray instance]"
+    ),
+    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="ray: CPUs reserved per trial"),
+    gpus_per_trial: float | None = typer.Option(
+        None, "--gpus-per-trial", help="ray: GPUs per trial [1 for CUDA recipes, else 0]"
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="torch threads per trial [serial: all; local: cores/jobs; ray: CPUs/trial]"
+    ),
+    resume: str | None = typer.Option(
+        None, "--resume", metavar="SUITE_DIR", help="continue a suite folder: finished trials are reused"
+    ),
+) -> None:
+    """Run one optimizer list on several workloads: per-workload tables, then performance profiles,
+    scores, speed-ups, ranks and win/tie/loss across workloads."""
+    from adacli import suite as suite_mod
+
+    try:
+        suite = suite_mod.load_suite(suite_file)
+        suite = suite_mod.apply_overrides(suite, device=device, seeds=seeds, steps=steps)
+        warnings = suite_mod.check_suite(suite)
+        baselines = None
+        if baseline is not None:
+            baselines = suite_mod.load_suite_baseline(baseline)
+            suite_mod.check_suite_baseline(suite, baselines, baseline)
+        elif junit_xml:
+            from adacli.errors import InputError
+
+            raise InputError("needs --baseline (it holds the gate's verdicts)", field="--junit-xml")
+        scale = _executor_options(jobs, executor, ray_address, cpus_per_trial, gpus_per_trial, threads)
+    except AdacliError as e:
+        raise fail(e) from None
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {_escape(warning)}", highlight=False, soft_wrap=True)
+    outcome = _run_suite(suite_mod, suite, out, resume, scale)
+    _show_suite(outcome.results)
+    console.print(f"suite folder: {outcome.suite_dir}", highlight=False, soft_wrap=True)
+    failed = {r.workload.name: sum(t.status == "failed" for t in r.outcome.trials) for r in outcome.runs}
+    if baselines is not None or save_baseline:
+        _gate_suite(suite_mod, outcome, baselines, baseline, save_baseline, junit_xml, any(failed.values()))
+    if any(failed.values()):  # a trial that raised is a failure, not a result
+        where = ", ".join(f"workload {name}" for name, n in failed.items() if n)
+        msg = f"[bold red]error:[/] {sum(failed.values())} trial(s) failed ({where})"
+        err_console.print(msg, highlight=False)
+        raise typer.Exit(1)
+
+
+def _run_suite(suite_mod, suite, out, resume, scale):
+    """Every workload with compare's live display and its table as it finishes; Ctrl-C exits 130."""
+    from adacli import report, sweep_report
+
+    n = len(suite.workloads)
+
+    def progress(i: int, w):
+        console.rule(f"workload {i + 1}/{n}: {w.name}", align="left")
+        return sweep_report.WorkersProgress(console)
+
+    def done(i: int, run) -> None:
+        o = run.outcome
+        title = run.workload.name + ("" if o.status == "complete" else f" ({o.status})")
+        console.print(report.summary_table(o.summaries, o.target, title=title, verdict=o.verdict))
+        console.print(f"trials run: {o.ran}, reused: {o.reused}", highlight=False)
+
+    try:
+        return suite_mod.run_suite(
+            suite, out_dir=out, resume=resume, progress=progress, on_done=done, **scale
+        )
+    except suite_mod.SuiteInterrupted as e:
+        d = e.outcome.suite_dir
+        err_console.print(
+            f"interrupted: finished trials saved in {d}; continue with --resume {d}", highlight=False
+        )
+        if e.outcome.results.get("scores"):
+            _show_suite(e.outcome.results)
+        raise typer.Exit(e.exit_code) from None
+    except AdacliError as e:
+        raise fail(e) from None
+
+
+def _report_suite(folder: str, *, as_json: bool, no_plot: bool) -> bool:
+    """adacli report on a suite folder: its tables (and profiles.png, report.html) again; False for a run
+    folder."""
+    import json
+    from pathlib import Path
+
+    from adacli import suite as suite_mod
+    from adacli import suite_report
+
+    path = Path(folder) / "results.json"
+    if suite_mod.results_kind(path) != suite_mod.SUITE_KIND:
+        return False
+    results = json.loads(path.read_text())
+    if as_json:
+        typer.echo(json.dumps(results, indent=1))
+        return True
+    _show_suite(results)
+    if not no_plot:
+        from adacli.report_html import write_suite_html
+
+        if results.get("scores"):
+            suite_report.plot_profiles(results, Path(folder) / suite_mod.PROFILES_PNG)
+        console.print(f"wrote {write_suite_html(folder)}", highlight=False, soft_wrap=True)
+    for w in results.get("workloads", []):
+        console.print(f"{w['name']}: {Path(folder) / w['run_dir']} ({w['status']})", highlight=False)
+    return True
+
+
+def _show_suite(results) -> None:
+    from adacli import suite_report
+
+    if not results.get("scores"):
+        return
+    console.print(suite_report.times_table(results))
+    console.print(suite_report.suite_table(results))
+    if len(results["labels"]) > 2:
+        console.print(suite_report.wins_matrix(results))
+
+
+def _gate_suite(suite_mod, outcome, baselines, baseline, save_baseline, junit_xml, failed) -> None:
+    """suite --baseline / --save-baseline: one verdict line and gate table per workload; exit 1 on any
+    regression (then no baseline is saved, nor when a trial failed)."""
+    from adacli import gate
+
+    passed = not failed
+    try:
+        if baselines is not None:
+            verdicts = suite_mod.gate_suite(outcome, baselines, baseline)
+            for name, result in verdicts:
+                console.print(gate.gate_table(result, title=f"regression gate: {name}"))
+                for note in result.notes:
+                    console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)
+            for name, result in verdicts:  # one verdict line per workload, after the tables
+                n_fail = len(result.failures)
+                line = f"[green]PASS[/] {name}"
+                if not result.passed:
+                    line = f"[bold red]FAIL[/] {name}: {n_fail} regression(s)"
+                console.print(line, highlight=False)
+            passed = all(r.passed for _, r in verdicts)
+            if junit_xml:
+                suite_mod.write_suite_junit(verdicts, junit_xml)
+                console.print(f"junit xml: {junit_xml}", highlight=False)
+        if save_baseline:
+            if passed:
+                suite_mod.save_suite_baseline(outcome, save_baseline)
+                console.print(f"baseline saved: {save_baseline}", highlight=False)
+            else:
+                why = "a trial failed" if failed else "a regression"
+                why = f"baseline not saved ({save_baseline}): {why}"
+                err_console.print(why, highlight=False)
+    except AdacliError as e:
+        raise fail(e) from None
+    if not passed:
+        raise typer.Exit(1)
 
 
 # --- gate (adacli/gate.py) -------------------------------------------------------------------------
@@ -764,22 +943,34 @@ def _optimizers_table():
     from rich.table import Table
 
     from adacli.errors import InputError
-    from adacli.optim.registry import TIMM_PREFIX, optimizer_names, resolve_optimizer
+    from adacli.optim.registry import (
+        PO_EXTRA_HINT,
+        PO_PREFIX,
+        TIMM_PREFIX,
+        optimizer_names,
+        resolve_optimizer,
+    )
 
     names = optimizer_names()
-    table = Table(title="optimizers (plain names: adacli, then torch, then timm; timm:NAME is always timm)")
+    table = Table(
+        title="optimizers (plain names: adacli, then torch, then timm; timm:NAME is always timm; "
+        "po:NAME is pytorch-optimizer)"
+    )
     table.add_column("name")
     table.add_column("source")
     table.add_column("class")
     shadowed = {"adabelief", *names["torch"]}
     rows = [(n, "adacli") for n in names["adacli"]] + [(n, "torch") for n in names["torch"]]
     rows += [(TIMM_PREFIX + n if n in shadowed else n, "timm") for n in names["timm"]]
+    rows += [(PO_PREFIX + n, "pytorch_optimizer") for n in names["pytorch_optimizer"]]
     for name, source in rows:
         try:
             cls = resolve_optimizer(name).qualname
         except InputError as e:
             cls = f"[dim]unavailable: {e.message.split(': ', 1)[-1]}[/]"
         table.add_row(name, source, cls)
+    if not names["pytorch_optimizer"]:
+        table.add_row("po:NAME", "pytorch_optimizer", f"[dim]not installed: {PO_EXTRA_HINT}[/]")
     table.add_row("package.module:Class", "import", "your torch.optim.Optimizer subclass")
     return table
 

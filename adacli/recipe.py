@@ -354,11 +354,12 @@ def _yaml_with_lines(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     return data, lines
 
 
-def _field_model(path: Path_) -> type[BaseModel] | None:
-    """The pydantic model that holds the keys at ``path`` (e.g. ('optimizers', 0) -> OptimizerSpec)."""
+def _field_model(path: Path_, root: type[BaseModel] | None = None) -> type[BaseModel] | None:
+    """The pydantic model that holds the keys at ``path`` (e.g. ('optimizers', 0) -> OptimizerSpec);
+    ``root``: the model of the whole file (default Recipe; a suite file has its own)."""
     import typing
 
-    model: Any = Recipe
+    model: Any = root or Recipe
     for part in path:
         if isinstance(part, int):
             continue
@@ -376,12 +377,12 @@ def _field_model(path: Path_) -> type[BaseModel] | None:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def _literal_values(path: Path_) -> list[str] | None:
+def _literal_values(path: Path_, root: type[BaseModel] | None = None) -> list[str] | None:
     import typing
 
     if not path or not isinstance(path[-1], str):
         return None
-    parent = _field_model(path[:-1])
+    parent = _field_model(path[:-1], root)
     if parent is None or path[-1] not in parent.model_fields:
         return None
     ann = parent.model_fields[path[-1]].annotation
@@ -391,7 +392,7 @@ def _literal_values(path: Path_) -> list[str] | None:
     return None
 
 
-def _data_path(data: Any, loc: tuple) -> Path_:
+def _data_path(data: Any, loc: tuple, root: type[BaseModel] | None = None) -> Path_:
     """The part of a pydantic error location that exists in the data (drops union tags like 'list[int]'),
     plus a missing field's name (so 'model.name' is named even though the key is absent)."""
     path: list[str | int] = []
@@ -403,7 +404,7 @@ def _data_path(data: Any, loc: tuple) -> Path_:
             path.append(part)
             cur = cur[part]
         else:
-            model = _field_model(tuple(path))
+            model = _field_model(tuple(path), root)
             if isinstance(part, str) and model is not None and part in model.model_fields:
                 path.append(part)
             break
@@ -422,23 +423,27 @@ def _short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _validation_error(e: Any, data: Any, lines: dict[Path_, int], file: str) -> InputError:
-    """The first pydantic error as one InputError: file, line, field path, what is allowed."""
+def _validation_error(
+    e: Any, data: Any, lines: dict[Path_, int], file: str, root: type[BaseModel] | None = None
+) -> InputError:
+    """The first pydantic error as one InputError: file, line, field path, what is allowed.
+
+    ``root``: the model validated (default Recipe), so that allowed keys and values come from it."""
     from adacli.errors import closest
 
     errors = e.errors(include_url=False)
     # An unknown key first: a misspelt required key ('optimisers') is also reported missing, and the
     # unknown key with its did-you-mean is the one that says what to fix.
     first = next((err for err in errors if err["type"] == "extra_forbidden"), errors[0])
-    path = _data_path(data, first["loc"])
-    same = [err for err in errors if _data_path(data, err["loc"]) == path]
+    path = _data_path(data, first["loc"], root)
+    same = [err for err in errors if _data_path(data, err["loc"], root) == path]
     kind = first["type"]
     line = _line(lines, path)
     field = _fmt_path(path) or None
 
     if kind == "extra_forbidden":
         key = path[-1] if path else first["loc"][-1]
-        model = _field_model(path[:-1])
+        model = _field_model(path[:-1], root)
         allowed = list(model.model_fields) if model else None
         return InputError(
             f"unknown key {key!r}",
@@ -459,7 +464,7 @@ def _validation_error(e: Any, data: Any, lines: dict[Path_, int], file: str) -> 
             suggestion=closest(value, DATASETS),
         )
     if kind == "literal_error":
-        allowed = _literal_values(path)
+        allowed = _literal_values(path, root)
         return InputError(
             f"{value!r} is not allowed",
             file=file,

@@ -179,6 +179,12 @@ def test_shipped_recipes_validate(path):
     from adacli.preflight import check_budget_settings, preflight
     from adacli.sweep import optimizer_configs
 
+    if path.read_text().find("\nworkloads:") >= 0:  # a suite: every workload must pass the recipe checks
+        from adacli.suite import load_suite
+
+        suite = load_suite(path)
+        assert suite.name == path.stem and len(suite.workloads) >= 4
+        return
     r = load_recipe(path)
     assert r.name == path.stem
     check_environment(r, path)

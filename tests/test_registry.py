@@ -175,3 +175,52 @@ def test_import_path_from_the_current_directory(tmp_path, monkeypatch):
     r = resolve_optimizer("cwd_opt_mod:CwdSGD", {"lr": 0.1})
     assert r.qualname == "cwd_opt_mod.CwdSGD" and r.hparams["lr"] == 0.1
     sys.modules.pop("cwd_opt_mod", None)
+
+
+# --- pytorch-optimizer (po:NAME): the AdaBelief paper's optimizer set --------------------------------
+
+PAPER_PO = ["po:radam", "po:adabound", "po:yogi", "po:msvag", "po:fromage"]
+
+
+@pytest.mark.parametrize("name", PAPER_PO)
+def test_paper_optimizers_resolve_build_and_step(name):
+    r = resolve_optimizer(name, {"lr": 1e-3})
+    assert r.source == "pytorch_optimizer"
+    assert r.cls.__module__.startswith("pytorch_optimizer")
+    assert r.hparams["lr"] == 1e-3 and len(r.hparams) > 1  # defaults recorded, not only what was given
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = r.build([p])
+    for _ in range(8):  # RAdam holds still while its variance estimate is short (the first ~5 steps)
+        p.grad = torch.ones(3)
+        opt.step()
+    assert not torch.equal(p.detach(), torch.ones(3))
+
+
+def test_po_rejects_unknown_hyperparameter_and_name():
+    # its classes swallow **kwargs: the registry must still reject a typo
+    with pytest.raises(InputError, match="unknown hyperparameter 'final_lrr'") as e:
+        resolve_optimizer("po:adabound", {"final_lrr": 0.1})
+    assert e.value.suggestion == "final_lr"
+    with pytest.raises(InputError, match="unknown pytorch-optimizer optimizer") as e:
+        resolve_optimizer("po:adabund")
+    assert e.value.suggestion == "po:adabound"
+
+
+def test_po_listed_and_missing_extra_is_a_clear_input_error(monkeypatch):
+    assert {"adabound", "yogi", "msvag", "fromage", "radam"} <= set(optimizer_names()["pytorch_optimizer"])
+    monkeypatch.setitem(sys.modules, "pytorch_optimizer", None)  # as if the extra were not installed
+    with pytest.raises(InputError, match=r"adacli\[optimizers\]"):
+        resolve_optimizer("po:yogi")
+    assert optimizer_names()["pytorch_optimizer"] == []
+
+
+def test_list_optimizers_shows_the_po_names():
+    from typer.testing import CliRunner
+
+    from adacli.cli import app
+
+    r = CliRunner().invoke(app, ["list", "optimizers"])
+    assert r.exit_code == 0
+    for name in ("po:adabound", "po:yogi", "po:msvag", "po:fromage", "po:radam"):
+        assert name in r.output
+    assert "pytorch_optimizer.optimizer.adabound.AdaBound" in r.output

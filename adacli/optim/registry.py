@@ -19,7 +19,12 @@ Naming scheme (first match wins):
    ``NAME`` when neither adacli nor torch has that name (``lamb``, ``lion``, ``adan``, ``madgrad`` ...).
    timm's plain names may differ from torch's: timm's ``sgd`` is Nesterov SGD with momentum 0.9 and its
    ``adabelief`` has ``rectify=False``; hence the explicit prefix.
-4. ``package.module:Class``: a user's own ``torch.optim.Optimizer`` subclass by import path
+4. ``po:NAME``: an optimizer of the optional ``pytorch-optimizer`` package (``pip install
+   'adacli[optimizers]'``), through its ``load_optimizer`` (source ``"pytorch_optimizer"``), e.g.
+   ``po:adabound``, ``po:yogi``, ``po:msvag``, ``po:fromage``, ``po:radam``: with torch and adacli it covers
+   every optimizer of the AdaBelief paper. Always written with the prefix, because several of its names
+   (``adabelief``, ``radam``, ``sgd`` ...) mean another implementation with other defaults.
+5. ``package.module:Class``: a user's own ``torch.optim.Optimizer`` subclass by import path
    (source ``"import"``).
 
 Weight decay: adacli applies ``weight_decay`` to every parameter, for every optimizer alike, because the
@@ -50,9 +55,11 @@ from adacli.errors import InputError, closest
 if TYPE_CHECKING:
     from adacli.recipe import OptimizerSpec
 
-Source = Literal["adacli", "torch", "timm", "import"]
+Source = Literal["adacli", "torch", "timm", "pytorch_optimizer", "import"]
 
 TIMM_PREFIX = "timm:"
+PO_PREFIX = "po:"
+PO_EXTRA_HINT = "pip install 'adacli[optimizers]' (the pytorch-optimizer package)"
 
 # torch.optim classes a trial cannot drive with one plain ``step()`` per batch, and why.
 _TORCH_UNSUPPORTED = {
@@ -163,12 +170,23 @@ def _timm_names() -> list[str]:
     return list(list_optimizers())
 
 
+def _po_names() -> list[str]:
+    """pytorch-optimizer's names (without ``po:``); empty when the optional package is not installed."""
+    try:
+        from pytorch_optimizer import get_supported_optimizers
+    except ImportError:
+        return []
+    return sorted(str(n).lower() for n in get_supported_optimizers())
+
+
 def optimizer_names() -> dict[str, list[str]]:
-    """Every resolvable name, by source (timm names without the prefix: ``timm:`` + name resolves)."""
+    """Every resolvable name, by source (timm names without the prefix: ``timm:`` + name resolves;
+    pytorch_optimizer names without theirs: ``po:`` + name resolves)."""
     return {
         "adacli": ["adabelief"],
         "torch": sorted(n for n in _torch_classes() if n not in _TORCH_UNSUPPORTED),
         "timm": sorted(_timm_names()),
+        "pytorch_optimizer": _po_names(),
         "import": ["package.module:Class"],
     }
 
@@ -361,6 +379,42 @@ def _resolve_timm(name: str, timm_name: str, given: dict[str, Any]) -> ResolvedO
     )
 
 
+def _resolve_po(name: str, po_name: str, given: dict[str, Any]) -> ResolvedOptimizer:
+    """``po:NAME``: pytorch-optimizer's class for NAME, hyperparameters checked against its signature.
+
+    Its classes take ``**kwargs`` and ignore what they do not know, so unknown keys are checked here
+    against the named parameters (a silently dropped ``weight_decy`` is the trap the registry exists for).
+    """
+    try:
+        from pytorch_optimizer import load_optimizer
+    except ImportError:
+        raise InputError(f"optimizer {name!r} needs the optional extra: {PO_EXTRA_HINT}") from None
+    names = _po_names()
+    key = po_name.strip().lower()
+    if key not in names:
+        raise InputError(
+            f"unknown pytorch-optimizer optimizer {po_name!r}",
+            allowed=[PO_PREFIX + n for n in names],
+            suggestion=(PO_PREFIX + s) if (s := suggest(key, names)) else None,
+        )
+    try:
+        cls = load_optimizer(key)
+    except Exception as e:  # some need extra packages (bitsandbytes, torchao) or a GPU
+        raise InputError(f"optimizer {name!r} is not available here: {_one_line(e)}") from e
+    defaults, required, _ = _signature_defaults(cls)
+    allowed = sorted(defaults) + sorted(set(required) - set(defaults))
+    unknown = [k for k in given if k not in allowed]
+    if unknown:
+        raise InputError(
+            f"unknown hyperparameter {unknown[0]!r} for optimizer {name!r} "
+            f"({cls.__module__}.{cls.__qualname__})",
+            allowed=allowed,
+            suggestion=suggest(unknown[0], allowed),
+        )
+    hp, skip = _fill(name, cls, given)
+    return ResolvedOptimizer(name=name, source="pytorch_optimizer", cls=cls, hparams=hp, _skip=skip)
+
+
 def resolve_optimizer(name: str, hparams: dict[str, Any] | None = None) -> ResolvedOptimizer:
     """Resolve a recipe's optimizer name and hyperparameters; InputError on unknown names or keys."""
     given = dict(hparams or {})
@@ -377,6 +431,9 @@ def resolve_optimizer(name: str, hparams: dict[str, Any] | None = None) -> Resol
 
     if lower.startswith(TIMM_PREFIX):
         return _resolve_timm(name, name[len(TIMM_PREFIX) :], given)
+
+    if lower.startswith(PO_PREFIX):
+        return _resolve_po(name, name[len(PO_PREFIX) :], given)
 
     if ":" in name:
         return _resolve_import(name, given)
@@ -396,7 +453,8 @@ def resolve_optimizer(name: str, hparams: dict[str, Any] | None = None) -> Resol
     allowed = _all_plain_names()
     raise InputError(
         f"unknown optimizer {name!r} (use package.module:Class for your own)",
-        allowed=[n for n in allowed if not n.startswith(TIMM_PREFIX)] + ["timm:NAME", "package.module:Class"],
+        allowed=[n for n in allowed if not n.startswith(TIMM_PREFIX)]
+        + ["timm:NAME", "po:NAME", "package.module:Class"],
         suggestion=suggest(name, allowed),
     )
 
