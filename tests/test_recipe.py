@@ -180,10 +180,11 @@ def test_shipped_recipes_validate(path):
     from adacli.sweep import optimizer_configs
 
     if path.read_text().find("\nworkloads:") >= 0:  # a suite: every workload must pass the recipe checks
-        from adacli.suite import load_suite
+        from adacli.suite import check_suite, load_suite
 
         suite = load_suite(path)
-        assert suite.name == path.stem and len(suite.workloads) >= 4
+        assert suite.spec.name == path.stem and len(suite.workloads) >= 4
+        assert check_suite(suite) == []  # every workload passes the preflight, with no warning
         return
     r = load_recipe(path)
     assert r.name == path.stem

@@ -278,14 +278,25 @@ def test_suite_gate_per_workload(serial, tmp_path):
 
 
 def test_a_trial_that_raises_fails_the_suite(tmp_path):
-    # test_vit's 16-pixel patches cannot cut 8-pixel images: every vit trial raises (exit 1, results kept)
-    path = write_suite(
-        tmp_path, GOOD.replace("image_size: 16", "image_size: 8").replace("seeds: 2", "seeds: 1")
-    )
-    r = invoke("suite", str(path), "--out", str(tmp_path / "out"), "--steps", "3")
+    # a user optimizer that raises at its third step (the preflight builds users' optimizers but does not
+    # step them): every crash trial fails, the suite saves everything and exits 1
+    crash = '  - {name: "compare_user_optim:CrashingSGD", label: crash}'
+    sgd = "  - {name: sgd, lr: 0.05, momentum: 0.9, label: sgd-m}"
+    suite = GOOD.replace("seeds: 2", "seeds: 1").replace(sgd, crash)
+    r = invoke("suite", str(write_suite(tmp_path, suite)), "--out", str(tmp_path / "out"), "--steps", "3")
     assert r.exit_code == 1, r.output
-    assert "2 trial(s) failed (workload vit)" in " ".join(r.output.split())
+    assert "2 trial(s) failed (workload digits, workload vit)" in " ".join(r.output.split())
     assert json.loads((tmp_path / "out" / "results.json").read_text())["status"] == "complete"
+
+
+def test_a_workload_that_cannot_train_is_exit_2_before_any_training(tmp_path):
+    # test_vit's 16-pixel patches cannot cut 8-pixel images: the preflight says so, nothing runs
+    path = write_suite(tmp_path, GOOD.replace("image_size: 16", "image_size: 8"))
+    r = invoke("suite", str(path), "--out", str(tmp_path / "out"))
+    assert r.exit_code == 2, r.output
+    message = " ".join(r.output.split())
+    assert "workloads[1].dataset.image_size: test_vit needs image sizes divisible by 16" in message
+    assert not (tmp_path / "out").exists()
 
 
 def test_suite_baseline_from_another_setup_is_refused_before_training(serial, tmp_path):
