@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -34,9 +35,10 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
+from adacli.optim._math import _LOW_PRECISION, _foreach_update, _step_value, rectification
+
 __all__ = ["FusedUnavailableError", "cpu_kernel_available", "fused_adabelief", "fused_is_default"]
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 # Elements per work item of the OpenMP loop: small enough to balance two or more threads over a model's
@@ -304,10 +306,6 @@ def _scalars(
     maximize: bool,
 ) -> tuple[list[float], int]:
     """The per-step scalars and flag bits a fused kernel takes (host arithmetic as in the reference)."""
-    import math
-
-    from adacli.optim.adabelief import rectification
-
     decay, l2, flags = 1.0, 0.0, 0
     if weight_decouple:
         if weight_decay != 0:
@@ -356,8 +354,6 @@ def fused_adabelief(
     """The fused path: one kernel call per (device, dtype, step) group of tensors."""
     if not params:
         return
-    from adacli.optim.adabelief import _step_value
-
     hyper = dict(
         amsgrad=amsgrad,
         beta1=beta1,
@@ -444,7 +440,6 @@ def _run_cuda(
     format. Both give the same update; the kernel is just faster.
     """
     from adacli.optim._triton import run_triton
-    from adacli.optim.adabelief import _foreach_update
 
     if sub[0][0].dtype in _TRITON_DTYPES:
         columns = list(zip(*[lst for lst in sub if lst], strict=True))

@@ -27,9 +27,15 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
-__all__ = ["AdaBelief", "adabelief", "default_path", "rectification"]
+from adacli.optim import _fused
+from adacli.optim._math import (
+    _LOW_PRECISION,
+    _foreach_update,
+    _step_value,
+    rectification,
+)
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+__all__ = ["AdaBelief", "adabelief", "default_path", "rectification"]
 
 # Per-group keys the official release does not store in its param groups; an official checkpoint's groups
 # get them from this optimizer's constructor arguments when loaded.
@@ -44,48 +50,11 @@ _FLAG_KEYS = (
 )
 
 
-def rectification(step: float, beta1: float, beta2: float, degenerated_to_sgd: bool) -> tuple[str, float]:
-    """The RAdam rectification decision for one step, computed exactly as the official code does.
-
-    Returns ``(kind, step_size)``: kind ``"adaptive"`` means ``p -= lr * step_size * m / (sqrt(s) + eps)``,
-    ``"sgd"`` means ``p -= lr * step_size * m``, ``"none"`` means no parameter update this step (the moments
-    still advance). ``step_size`` already contains the first-moment bias correction.
-    """
-    bias_correction1 = 1 - beta1**step
-    beta2_t = beta2**step
-    n_sma_max = 2 / (1 - beta2) - 1
-    n_sma = n_sma_max - 2 * step * beta2_t / (1 - beta2_t)
-    if n_sma >= 5:
-        step_size = (
-            math.sqrt(
-                (1 - beta2_t)
-                * (n_sma - 4)
-                / (n_sma_max - 4)
-                * (n_sma - 2)
-                / n_sma
-                * n_sma_max
-                / (n_sma_max - 2)
-            )
-            / bias_correction1
-        )
-        return "adaptive", step_size
-    if degenerated_to_sgd:
-        return "sgd", 1.0 / bias_correction1
-    return "none", -1.0
-
-
-def _step_value(step: Tensor | float) -> float:
-    """The host value of a step counter (a CPU tensor: reading it never synchronises with a GPU)."""
-    return step.item() if isinstance(step, Tensor) else float(step)
-
-
 def default_path(device: torch.device | str) -> str:
     """The path ``foreach=None, fused=None`` selects on a device: ``"fused"``, ``"foreach"`` or ``"single"``.
 
     Chosen from measurements (README, AdaBelief section): see ``adacli.optim._fused.fused_is_default``.
     """
-    from adacli.optim import _fused
-
     if _fused.fused_is_default(torch.device(device)):
         return "fused"
     return "foreach"
@@ -329,7 +298,7 @@ def adabelief(
     else:
         path = "single"
     if path == "fused":
-        from adacli.optim._fused import fused_adabelief as func
+        func = _fused.fused_adabelief
     elif path == "foreach":
         func = _multi_tensor_adabelief
     else:
@@ -535,73 +504,3 @@ def _cpu_chunks(lists: list[list[Tensor]], chunk: int) -> list[list[list[Tensor]
             flush()
     flush()
     return chunks
-
-
-def _foreach_update(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avgs: list[Tensor],
-    exp_avg_vars: list[Tensor],
-    max_exp_avg_vars: list[Tensor],
-    *,
-    step: float,
-    amsgrad: bool,
-    beta1: float,
-    beta2: float,
-    lr: float,
-    weight_decay: float,
-    eps: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-    maximize: bool,
-) -> None:
-    """One step for same-device, same-dtype tensors that share a step count."""
-    low = params[0].dtype in _LOW_PRECISION
-    work = [p.float() for p in params] if low else params
-    owned = False  # whether `grads` holds tensors we allocated (and may modify in place)
-    if maximize:
-        grads = torch._foreach_neg(grads)
-        owned = True
-    if grads[0].dtype != work[0].dtype:
-        grads = [g.to(work[0].dtype) for g in grads]
-        owned = True
-
-    if weight_decouple:
-        if weight_decay != 0:
-            torch._foreach_mul_(work, 1.0 - (weight_decay if fixed_decay else lr * weight_decay))
-    elif weight_decay != 0:
-        if owned:
-            torch._foreach_add_(grads, work, alpha=weight_decay)
-        else:
-            grads = torch._foreach_add(grads, work, alpha=weight_decay)
-
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-
-    torch._foreach_mul_(exp_avgs, beta1)
-    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta1)
-    residual = torch._foreach_sub(grads, exp_avgs)
-    torch._foreach_mul_(exp_avg_vars, beta2)
-    torch._foreach_addcmul_(exp_avg_vars, residual, residual, value=1 - beta2)
-    torch._foreach_add_(exp_avg_vars, eps)
-    if amsgrad:
-        torch._foreach_maximum_(max_exp_avg_vars, exp_avg_vars)
-
-    if not rectify:
-        denom = torch._foreach_sqrt(max_exp_avg_vars if amsgrad else exp_avg_vars)
-        torch._foreach_div_(denom, math.sqrt(bias_correction2))
-        torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(work, exp_avgs, denom, value=-lr / bias_correction1)
-    else:
-        kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
-        if kind == "adaptive":
-            denom = torch._foreach_sqrt(exp_avg_vars)
-            torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(work, exp_avgs, denom, value=-step_size * lr)
-        elif kind == "sgd":
-            torch._foreach_add_(work, exp_avgs, alpha=-step_size * lr)
-
-    if low:
-        torch._foreach_copy_(params, work)
