@@ -14,11 +14,14 @@ arithmetic exactly (DESIGN.md section 2) while fixing those defects, and runs it
 
 The step counter is a float32 CPU tensor per parameter, as in torch's Adam with ``capturable=False``: bias
 corrections and the RAdam rectification term are computed on the host from it, so ``step()`` never reads a
-CUDA tensor back (no host synchronisation).
+CUDA tensor back (no host synchronisation). With ``capturable=True`` (for CUDA graphs) the counters and the
+learning rate live on the parameters' device and those scalars are computed there
+(``adacli.optim._math.device_coefficients``), so ``step()`` issues no host work that depends on the step.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,7 +34,9 @@ from adacli.optim import _fused
 from adacli.optim._math import (
     _LOW_PRECISION,
     _foreach_update,
+    _foreach_update_capturable,
     _step_value,
+    device_coefficients,
     rectification,
 )
 
@@ -47,6 +52,7 @@ _FLAG_KEYS = (
     "maximize",
     "foreach",
     "fused",
+    "capturable",
 )
 
 
@@ -65,8 +71,11 @@ class AdaBelief(Optimizer):
 
     Arguments and defaults are the official ones (``lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0,
     amsgrad=False, weight_decouple=True, fixed_decay=False, rectify=True, degenerated_to_sgd=True``) plus
-    ``maximize``, ``foreach`` and ``fused`` as in ``torch.optim.Adam``. Every argument may be set per param
-    group. fp16/bf16 parameters keep fp32 optimizer state (the update is computed in fp32 and rounded once).
+    ``maximize``, ``foreach``, ``fused`` and ``capturable`` as in ``torch.optim.Adam``. Every argument may be
+    set per param group. ``capturable=True`` keeps step counters (and a Tensor ``lr``) on the parameters'
+    device so that ``step()`` can be captured in a CUDA graph; a Tensor ``lr`` (e.g. ``torch.tensor(1e-3)``)
+    is what torch's LR schedulers update in place, which a captured step then reads. fp16/bf16 parameters
+    keep fp32 optimizer state (the update is computed in fp32 and rounded once).
     ``foreach=None, fused=None`` picks the fastest measured path for the parameters' device
     (:func:`default_path`).
     """
@@ -74,7 +83,7 @@ class AdaBelief(Optimizer):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 1e-3,
+        lr: float | Tensor = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-16,
         weight_decay: float = 0,
@@ -87,9 +96,10 @@ class AdaBelief(Optimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        capturable: bool = False,
     ) -> None:
-        if isinstance(lr, Tensor):
-            raise ValueError("AdaBelief takes lr as a Python float (a Tensor lr is not supported)")
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("a Tensor lr must hold one element")
         if not lr >= 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not eps >= 0.0:
@@ -115,6 +125,7 @@ class AdaBelief(Optimizer):
             maximize=maximize,
             foreach=foreach,
             fused=fused,
+            capturable=capturable,
         )
         super().__init__(params, defaults)
 
@@ -128,9 +139,16 @@ class AdaBelief(Optimizer):
             group.pop("buffer", None)  # the official release's shared rectification cache: not ours
             for key in ("amsgrad", *_FLAG_KEYS):
                 group.setdefault(key, defaults.get(key, _CONSTRUCTOR_DEFAULTS[key]))
-        for p_state in self.state.values():
-            if "step" in p_state:
-                p_state["step"] = _as_step_tensor(p_state["step"])
+        self._place_steps()
+
+    def _place_steps(self) -> None:
+        """Step counters go to the parameter's device for capturable groups, else to the CPU."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p_state = self.state.get(p)
+                if p_state and "step" in p_state:
+                    device = p.device if group["capturable"] else None
+                    p_state["step"] = _as_step_tensor(p_state["step"], device)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state_dict from this class or from the official ``adabelief_pytorch.AdaBelief``.
@@ -153,6 +171,7 @@ class AdaBelief(Optimizer):
                     p_state[key] = _as_step_tensor(value)
                 elif isinstance(value, Tensor) and value.is_floating_point():
                     p_state[key] = value.to(device=p.device, dtype=_state_dtype(p), copy=True)
+        self._place_steps()
 
     def _init_group(
         self,
@@ -178,7 +197,8 @@ class AdaBelief(Optimizer):
             state = self.state[p]
             dtype = _state_dtype(p)
             if len(state) == 0:
-                state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                step_device = p.device if group["capturable"] else None
+                state["step"] = torch.zeros((), dtype=torch.float32, device=step_device)
                 state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
                 state["exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
             if group["amsgrad"] and "max_exp_avg_var" not in state:
@@ -196,6 +216,7 @@ class AdaBelief(Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        self._check_capture()
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -229,8 +250,19 @@ class AdaBelief(Optimizer):
                 rectify=group["rectify"],
                 degenerated_to_sgd=group["degenerated_to_sgd"],
                 maximize=group["maximize"],
+                capturable=group["capturable"],
+                cache=self.__dict__.setdefault("_fused_cache", {}),
             )
         return loss
+
+    def _check_capture(self) -> None:
+        """A step captured in a CUDA graph must be capturable: a host-side step count would be baked in."""
+        capturing = torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+        if capturing and not all(group["capturable"] for group in self.param_groups):
+            raise RuntimeError(
+                "AdaBelief step() is being captured in a CUDA graph but capturable=False: "
+                "construct it with capturable=True"
+            )
 
 
 _CONSTRUCTOR_DEFAULTS: dict[str, Any] = dict(
@@ -242,6 +274,7 @@ _CONSTRUCTOR_DEFAULTS: dict[str, Any] = dict(
     maximize=False,
     foreach=None,
     fused=None,
+    capturable=False,
 )
 
 
@@ -250,9 +283,11 @@ def _state_dtype(p: Tensor) -> torch.dtype:
     return torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
 
 
-def _as_step_tensor(step: Any) -> Tensor:
-    """A step counter as a float32 CPU tensor (official checkpoints store a Python int)."""
-    return torch.tensor(float(step), dtype=torch.float32)
+def _as_step_tensor(step: Any, device: torch.device | None = None) -> Tensor:
+    """A step counter as a float32 tensor, on the CPU unless ``device`` (official checkpoints hold ints)."""
+    if isinstance(step, Tensor):
+        return step.detach().to(device=device or "cpu", dtype=torch.float32, copy=True).reshape(())
+    return torch.tensor(float(step), dtype=torch.float32, device=device)
 
 
 # --- functional API ---------------------------------------------------------------------------------------
@@ -271,7 +306,7 @@ def adabelief(
     amsgrad: bool,
     beta1: float,
     beta2: float,
-    lr: float,
+    lr: float | Tensor,
     weight_decay: float,
     eps: float,
     weight_decouple: bool,
@@ -279,11 +314,16 @@ def adabelief(
     rectify: bool,
     degenerated_to_sgd: bool,
     maximize: bool,
+    capturable: bool = False,
+    cache: dict | None = None,
 ) -> None:
     """Functional AdaBelief: update ``params`` and the state lists in place, on the chosen path.
 
-    ``state_steps`` are float32 CPU tensors; each is incremented by one. ``foreach=None, fused=None`` picks
-    :func:`default_path` for the parameters' device.
+    ``state_steps`` are float32 tensors (on the CPU, or on the parameters' device when ``capturable``); each
+    is incremented by one. ``foreach=None, fused=None`` picks :func:`default_path` for the parameters'
+    device. ``cache``: a dict the caller keeps across steps (the fused CUDA path caches its address tables
+there). ``capturable``: the step-dependent scalars are computed on the device (foreach ops, or the
+    Triton kernel on CUDA); on the CPU the fused kernel reads the CPU counters directly (no device to sync).
     """
     if not params:
         return
@@ -297,8 +337,27 @@ def adabelief(
         path = "foreach"
     else:
         path = "single"
+    on_cpu = params[0].device.type == "cpu"
+    if capturable and not (path == "fused" and on_cpu):
+        if path == "fused":
+            _fused.fused_adabelief(
+                params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps,
+                amsgrad=amsgrad, beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps,
+                weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
+                degenerated_to_sgd=degenerated_to_sgd, maximize=maximize, capturable=True, cache=cache,
+            )  # fmt: skip
+        else:
+            _capturable_adabelief(
+                params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps,
+                amsgrad=amsgrad, beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps,
+                weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
+                degenerated_to_sgd=degenerated_to_sgd, maximize=maximize,
+            )  # fmt: skip
+        return
+    if isinstance(lr, Tensor):
+        lr = lr.item()  # free for a CPU tensor; capturable=True avoids this read for a CUDA one
     if path == "fused":
-        func = _fused.fused_adabelief
+        func = functools.partial(_fused.fused_adabelief, cache=cache)
     elif path == "foreach":
         func = _multi_tensor_adabelief
     else:
@@ -504,3 +563,52 @@ def _cpu_chunks(lists: list[list[Tensor]], chunk: int) -> list[list[list[Tensor]
             flush()
     flush()
     return chunks
+
+
+def _capturable_adabelief(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    amsgrad: bool,
+    beta1: float,
+    beta2: float,
+    lr: float | Tensor,
+    weight_decay: float,
+    eps: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+    maximize: bool,
+) -> None:
+    """The capturable foreach path: device step counters, device scalars, no host read of either.
+
+    Every parameter keeps its own step count (one ``(4, n)`` scalar tensor per (device, dtype) group holds
+    each tensor's scalars), so parameters that joined later still get their own bias corrections.
+    """
+    lists: list[list[Tensor]] = [params, grads, exp_avgs, exp_avg_vars]
+    if amsgrad:
+        lists.append(max_exp_avg_vars)
+    lists.append(state_steps)
+    grouped = Optimizer._group_tensors_by_device_and_dtype(lists)  # type: ignore[arg-type]
+    for device_lists, _ in grouped.values():
+        d_params = device_lists[0]
+        d_steps = device_lists[-1]
+        if any(st.device != d_params[0].device for st in d_steps):
+            raise RuntimeError("capturable=True needs every step counter on its parameter's device")
+        torch._foreach_add_(d_steps, 1.0)
+        work_dtype = torch.float32 if d_params[0].dtype in _LOW_PRECISION else d_params[0].dtype
+        coefs = device_coefficients(
+            d_steps, lr, dtype=work_dtype, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+            weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
+            degenerated_to_sgd=degenerated_to_sgd,
+        )  # fmt: skip
+        _foreach_update_capturable(
+            *device_lists[:4], device_lists[4] if amsgrad else [], coefs=coefs, amsgrad=amsgrad,
+            beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, weight_decouple=weight_decouple,
+            rectify=rectify, degenerated_to_sgd=degenerated_to_sgd, maximize=maximize,
+        )  # fmt: skip
