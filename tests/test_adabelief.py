@@ -13,6 +13,7 @@ import contextlib
 import copy
 import io
 import itertools
+import math
 
 import pytest
 import torch
@@ -26,6 +27,8 @@ official = pytest.importorskip("adabelief_pytorch")
 
 STEPS = 200
 PATHS = ("single", "foreach", "fused")
+# capturable=True on the CPU: device step counters and device scalars through the foreach ops, lr a Tensor
+WITH_CAPTURABLE = (*PATHS, "capturable")
 FLAGS = ("amsgrad", "weight_decouple", "fixed_decay", "rectify", "degenerated_to_sgd")
 # per-group hyperparameters (one row per group of the net below)
 GROUP_HYPER = (
@@ -64,7 +67,14 @@ def _group_params(net: nn.Module) -> list[list[nn.Parameter]]:
 
 
 def _path_kw(path: str) -> dict:
+    if path == "capturable":
+        return dict(foreach=True, capturable=True)
     return dict(foreach=path == "foreach", fused=path == "fused")
+
+
+def _lr(path: str, lr: float) -> float | torch.Tensor:
+    """The capturable path takes its lr as a Tensor (what torch's schedulers update in place)."""
+    return torch.tensor(lr) if path == "capturable" else lr
 
 
 def _quiet_official(params, **kw):
@@ -127,11 +137,12 @@ def test_parity_with_official(run, recorded, monkeypatch):
     monkeypatch.setattr(ab, "_CPU_CHUNK", 50)
     init, grads = recorded
     combos = RUNS[run]
-    nets = {name: copy.deepcopy(init) for name in (*PATHS, "official")}
+    nets = {name: copy.deepcopy(init) for name in (*WITH_CAPTURABLE, "official")}
     ours = {}
-    for path in PATHS:
+    for path in WITH_CAPTURABLE:
         groups = [
             {"params": ps, **GROUP_HYPER[g], **combos[g][0], "eps": combos[g][1]}
+            | {"lr": _lr(path, GROUP_HYPER[g]["lr"])}
             for g, ps in enumerate(_group_params(nets[path]))
         ]
         ours[path] = AdaBelief(groups, **_path_kw(path))
@@ -140,7 +151,7 @@ def test_parity_with_official(run, recorded, monkeypatch):
         for g, ps in enumerate(_group_params(nets["official"]))
     ]
     for step_grads in grads:
-        for path in PATHS:
+        for path in WITH_CAPTURABLE:
             for p, g in zip(nets[path].parameters(), step_grads, strict=True):
                 p.grad = g  # ours never writes to p.grad
             ours[path].step()
@@ -151,7 +162,7 @@ def test_parity_with_official(run, recorded, monkeypatch):
 
     ref_params = list(nets["official"].parameters())
     ref_state = [o.state[p] for o in officials for g in o.param_groups for p in g["params"]]
-    for path in PATHS:
+    for path in WITH_CAPTURABLE:
         params = list(nets[path].parameters())
         for i, (p, q) in enumerate(zip(params, ref_params, strict=True)):
             combo = combos[i // 2]
@@ -170,6 +181,9 @@ def test_parity_with_official(run, recorded, monkeypatch):
     for p_single, p_foreach, p_fused in zip(*(nets[path].parameters() for path in PATHS), strict=True):
         assert torch.equal(p_single, p_foreach)
         assert _rel(p_fused, p_single) <= 1e-6
+    # the capturable path computes the same scalars on the device (from an fp32 lr tensor)
+    for p_single, p_cap in zip(nets["single"].parameters(), nets["capturable"].parameters(), strict=True):
+        assert _rel(p_cap, p_single) <= 1e-6
     # and the reference path performs the official arithmetic: bit for bit
     for p_single, p_official in zip(nets["single"].parameters(), ref_params, strict=True):
         assert torch.equal(p_single, p_official)
@@ -220,7 +234,7 @@ def _train(opt: torch.optim.Optimizer, params: list[torch.Tensor], grads: list[l
         opt.step()
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_resume_gives_the_same_trajectory(path, recorded):
     init, grads = recorded
     kw = dict(weight_decay=1e-2, amsgrad=True, **_path_kw(path))
@@ -244,7 +258,7 @@ def test_resume_gives_the_same_trajectory(path, recorded):
         assert torch.equal(p, q)
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_official_checkpoint_loads_and_continues(path, recorded):
     """An official state_dict (int steps, no per-group flags) loads; training continues as official would."""
     init, grads = recorded
@@ -265,6 +279,7 @@ def test_official_checkpoint_loads_and_continues(path, recorded):
     assert "buffer" not in group
     step = ours.state[next(iter(a.parameters()))]["step"]
     assert isinstance(step, torch.Tensor) and step.device.type == "cpu" and step.item() == 20
+    assert step.dtype == torch.float32 and step.dim() == 0
     for step_grads in grads[20:120]:
         for p, q, g in zip(a.parameters(), b.parameters(), step_grads, strict=True):
             p.grad, q.grad = g, g.clone()
@@ -275,7 +290,7 @@ def test_official_checkpoint_loads_and_continues(path, recorded):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_half_precision_keeps_fp32_state(dtype, path, recorded):
     init, grads = recorded
     net = copy.deepcopy(init).to(dtype)
@@ -323,7 +338,7 @@ def test_paths_agree_on_other_dtypes(dtype, recorded):
         assert _rel(ps[2], ps[0]) <= max(tol, 1e-12)
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_maximize_equals_negated_gradients(path, recorded):
     init, grads = recorded
     a, b = copy.deepcopy(init), copy.deepcopy(init)
@@ -338,7 +353,7 @@ def test_maximize_equals_negated_gradients(path, recorded):
         assert torch.equal(p, q)
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_l2_decay_leaves_grad_untouched(path):
     p = nn.Parameter(torch.randn(10))
     g = torch.randn(10)
@@ -356,7 +371,7 @@ def test_sparse_gradients_raise_a_clear_error():
         opt.step()
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_closure(path):
     torch.manual_seed(0)
     lin = nn.Linear(3, 1)
@@ -451,7 +466,7 @@ def test_unwritable_kernel_cache_falls_back(monkeypatch, tmp_path):
 def test_parameters_added_later_take_their_own_step_count():
     """A parameter joining a group later has a smaller step: every path uses its own bias correction."""
     results = {}
-    for path in PATHS:
+    for path in WITH_CAPTURABLE:
         torch.manual_seed(0)
         a, b = nn.Parameter(torch.randn(5)), nn.Parameter(torch.randn(5))
         opt = AdaBelief([a, b], **_path_kw(path))
@@ -462,9 +477,78 @@ def test_parameters_added_later_take_their_own_step_count():
             opt.step()
         assert opt.state[a]["step"].item() == 12 and opt.state[b]["step"].item() == 5
         results[path] = (a.detach().clone(), b.detach().clone())
-    for path in ("foreach", "fused"):
+    for path in ("foreach", "fused", "capturable"):
         for x, y in zip(results[path], results["single"], strict=True):
             assert _rel(x, y) <= 1e-6
+
+
+@pytest.mark.parametrize("rectify", [True, False])
+def test_capturable_follows_a_scheduler_through_a_tensor_lr(rectify, recorded):
+    """torch's LR schedulers fill a Tensor lr in place; the capturable step reads it on the device.
+
+    The same LambdaLR drives a float lr on the reference path: the trajectories agree, the lr tensor is
+    the same object throughout (a captured graph keeps reading it), and the state keeps fp32 counters.
+    """
+    init, grads = recorded
+    nets = {path: copy.deepcopy(init) for path in ("single", "capturable")}
+    opts, scheds = {}, {}
+    for path, net in nets.items():
+        opts[path] = AdaBelief(
+            net.parameters(), lr=_lr(path, 1e-2), weight_decay=1e-2, rectify=rectify, **_path_kw(path)
+        )
+        scheds[path] = torch.optim.lr_scheduler.LambdaLR(opts[path], lambda i: 0.5 ** (i // 10))
+    lr_tensor = opts["capturable"].param_groups[0]["lr"]
+    for step_grads in grads[:40]:
+        for path, net in nets.items():
+            for p, g in zip(net.parameters(), step_grads, strict=True):
+                p.grad = g
+            opts[path].step()
+            scheds[path].step()
+    assert opts["capturable"].param_groups[0]["lr"] is lr_tensor
+    assert lr_tensor.item() == pytest.approx(1e-2 * 0.5**4)
+    for p, q in zip(nets["single"].parameters(), nets["capturable"].parameters(), strict=True):
+        assert _rel(q, p) <= 1e-6
+        assert opts["capturable"].state[q]["step"].item() == 40
+
+
+def test_device_coefficients_match_the_host_rectification():
+    """Device scalars equal the host ones to float64 rounding (torch's pow vs libm's differ by ~1 ulp)."""
+    from adacli.optim._math import device_coefficients
+
+    steps = [torch.tensor(float(t)) for t in range(1, 40)]
+    for degenerated in (True, False):
+        coefs = device_coefficients(
+            steps, torch.tensor(3e-3, dtype=torch.float64), dtype=torch.float64, beta1=0.9, beta2=0.99,
+            weight_decay=1e-2, weight_decouple=True, fixed_decay=False, rectify=True,
+            degenerated_to_sgd=degenerated,
+        )  # fmt: skip
+        for j, t in enumerate(range(1, 40)):
+            kind, size = ab.rectification(t, 0.9, 0.99, degenerated)
+            adaptive = -size * 3e-3 if kind == "adaptive" else 0.0
+            sgd = -size * 3e-3 if kind == "sgd" else 0.0
+            assert coefs[0, j].item() == 1.0 - 3e-3 * 1e-2
+            assert coefs[1, j].item() == pytest.approx(adaptive, rel=1e-14, abs=0)
+            assert coefs[2, j].item() == pytest.approx(sgd, rel=1e-14, abs=0)
+            assert coefs[3, j].item() == pytest.approx(math.sqrt(1 - 0.99**t), rel=1e-14)
+        kinds = {ab.rectification(t, 0.9, 0.99, degenerated)[0] for t in range(1, 40)}
+        assert kinds == ({"sgd", "adaptive"} if degenerated else {"none", "adaptive"})
+
+
+def test_capturable_state_and_checkpoint_round_trip():
+    """Counters live on the parameters' device (CPU here), survive a state_dict round trip, and a
+    checkpoint of the non-capturable optimizer loads into a capturable one (and back)."""
+    p = nn.Parameter(torch.randn(5))
+    opt = AdaBelief([p], capturable=True, lr=torch.tensor(1e-2))
+    assert opt.param_groups[0]["capturable"] is True
+    p.grad = torch.randn(5)
+    opt.step()
+    step = opt.state[p]["step"]
+    assert step.device == p.device and step.dtype == torch.float32 and step.item() == 1
+    plain = AdaBelief([p])
+    plain.load_state_dict(opt.state_dict())
+    assert plain.param_groups[0]["capturable"] is True  # the saved group's flag wins, as in torch
+    with pytest.raises(ValueError, match="one element"):
+        AdaBelief([p], lr=torch.tensor([1e-3, 1e-3]))
 
 
 # --- CUDA (skipped without a GPU) ------------------------------------------------------------------------
