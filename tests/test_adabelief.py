@@ -69,6 +69,8 @@ def _group_params(net: nn.Module) -> list[list[nn.Parameter]]:
 def _path_kw(path: str) -> dict:
     if path == "capturable":
         return dict(foreach=True, capturable=True)
+    if path == "capturable-fused":
+        return dict(fused=True, capturable=True)
     return dict(foreach=path == "foreach", fused=path == "fused")
 
 
@@ -558,14 +560,16 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 @pytest.mark.cuda
 @cuda
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", [*WITH_CAPTURABLE, "capturable-fused"])
 def test_cuda_parity_and_no_host_sync(path, recorded):
     init, grads = recorded
     combos = RUNS[5]
     dev_net = copy.deepcopy(init).cuda()
     ref_net = copy.deepcopy(init)
+    cap = path.startswith("capturable")
     groups = [
         {"params": ps, **GROUP_HYPER[g], **combos[g][0], "eps": combos[g][1]}
+        | ({"lr": torch.tensor(GROUP_HYPER[g]["lr"], device="cuda")} if cap else {})
         for g, ps in enumerate(_group_params(dev_net))
     ]
     ours = AdaBelief(groups, **_path_kw(path))
@@ -589,6 +593,62 @@ def test_cuda_parity_and_no_host_sync(path, recorded):
             r.step()
     for p, q in zip(dev_net.parameters(), ref_net.parameters(), strict=True):
         assert _rel(p.cpu(), q) <= 1e-5
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("fused", [False, True])
+def test_cuda_graph_of_capturable_steps_follows_the_official(fused, recorded):
+    """optimizer.step() captured once and replayed 200 times with a scheduler driving a device lr: the
+    official optimizer, stepped eagerly under the same schedule, ends at the same weights; the fused
+    path's address table is built once (before the capture) and reused by every replay."""
+    init, grads = recorded
+    combos = RUNS[9]
+    net, ref_net = copy.deepcopy(init).cuda(), copy.deepcopy(init)
+    groups = [
+        {"params": ps, **GROUP_HYPER[g], **combos[g][0], "eps": combos[g][1]}
+        | {"lr": torch.tensor(GROUP_HYPER[g]["lr"], device="cuda")}
+        for g, ps in enumerate(_group_params(net))
+    ]
+    opt = AdaBelief(groups, capturable=True, fused=fused, foreach=not fused)
+    refs = [
+        _quiet_official(ps, **GROUP_HYPER[g], **combos[g][0], eps=combos[g][1])
+        for g, ps in enumerate(_group_params(ref_net))
+    ]
+    params = list(net.parameters())
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    saved = [p.detach().clone() for p in params]
+    opt.step()  # warm-up: Triton's JIT and the address table, then back to the initial state
+    with torch.no_grad():
+        for p, s in zip(params, saved, strict=True):
+            p.copy_(s)
+        for st in opt.state.values():
+            for v in st.values():
+                v.zero_()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        opt.step()
+
+    def factor(i: int) -> float:
+        return 0.5 ** (i // 50)
+
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in (opt, *refs)]
+    for step_grads in grads:
+        for p, g in zip(params, step_grads, strict=True):
+            p.grad.copy_(g)
+        graph.replay()
+        for q, g in zip(ref_net.parameters(), step_grads, strict=True):
+            q.grad = g.clone()
+        for r in refs:
+            r.step()
+        for sch in scheds:
+            sch.step()
+    for p, q in zip(params, ref_net.parameters(), strict=True):
+        assert _rel(p.cpu(), q) <= 1e-5
+    assert opt.state[params[0]]["step"].item() == STEPS
+    if fused:
+        assert opt._fused_cache["triton_tables"].builds == 1
 
 
 @pytest.mark.cuda

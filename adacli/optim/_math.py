@@ -147,7 +147,9 @@ def device_coefficients(
     ``p += c1 * (m / denom) + c2 * m`` with no host branch. ``steps`` are already incremented.
     """
     s = torch.stack(steps).to(torch.float64)
-    lr64 = lr.to(device=s.device, dtype=torch.float64) if isinstance(lr, Tensor) else lr
+    if isinstance(lr, Tensor) and lr.device != s.device:
+        lr = lr.item()  # a CPU lr for device counters: read it (free) rather than copy it every step
+    lr64 = lr.to(torch.float64) if isinstance(lr, Tensor) else lr
     zero = torch.zeros_like(s)
     if weight_decouple and weight_decay != 0:
         decay = 1.0 - (weight_decay if fixed_decay else lr64 * weight_decay) + zero

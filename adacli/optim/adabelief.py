@@ -263,6 +263,10 @@ class AdaBelief(Optimizer):
                 "AdaBelief step() is being captured in a CUDA graph but capturable=False: "
                 "construct it with capturable=True"
             )
+        if capturing and any(
+            isinstance(g["lr"], Tensor) and g["lr"].device.type == "cpu" for g in self.param_groups
+        ):
+            raise RuntimeError("a captured AdaBelief step needs its Tensor lr on the GPU, not the CPU")
 
 
 _CONSTRUCTOR_DEFAULTS: dict[str, Any] = dict(
