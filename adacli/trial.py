@@ -143,7 +143,8 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     for state in optimizer.state.values():
         for v in state.values():
             if torch.is_tensor(v):
-                key = (v.untyped_storage().data_ptr(), v.device.index or 0)
+                # views into one flat buffer (AdaBelief's CPU small-tensor bucket) are distinct state
+                key = (v.untyped_storage().data_ptr(), v.storage_offset(), v.device.index or 0)
                 if key in seen and v.numel() > 1:
                     continue
                 seen.add(key)

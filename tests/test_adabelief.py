@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from adacli import AdaBelief
-from adacli.optim import _fused
+from adacli.optim import _flat, _fused
 from adacli.optim import adabelief as ab
 
 official = pytest.importorskip("adabelief_pytorch")
@@ -135,8 +135,13 @@ def test_combo_coverage():
 @pytest.mark.parametrize("run", range(len(RUNS)))
 def test_parity_with_official(run, recorded, monkeypatch):
     """Every flag combination x two eps x different per-group hyperparameters, all three paths, 200 steps."""
-    # small chunks so that the foreach path cuts tensors into flat views and runs of tensors
-    monkeypatch.setattr(ab, "_CPU_CHUNK", 50)
+    if run % 2:
+        # small chunks so that the foreach path cuts tensors into flat views and runs of tensors
+        monkeypatch.setattr(ab, "_CPU_CHUNK", 50)
+        monkeypatch.setattr(_flat, "FLAT_MIN_TENSORS", 10**9)
+    else:
+        # every group (two tensors) a flat bucket: the foreach path's small-tensor update
+        monkeypatch.setattr(_flat, "FLAT_MIN_TENSORS", 2)
     init, grads = recorded
     combos = RUNS[run]
     nets = {name: copy.deepcopy(init) for name in (*WITH_CAPTURABLE, "official")}
@@ -178,6 +183,7 @@ def test_parity_with_official(run, recorded, monkeypatch):
         # the parameters moved: a comparison of unchanged tensors would prove nothing
         moved = [_rel(p, q) for p, q in zip(params, init.parameters(), strict=True)]
         assert min(moved) > 1e-4, moved
+    assert bool(getattr(ours["foreach"], "_flat_buckets", None)) is (run % 2 == 0)
     # the three paths agree with each other more tightly than with the reference tolerance; the single
     # tensor and foreach paths run the official ops in the official order, so they agree exactly
     for p_single, p_foreach, p_fused in zip(*(nets[path].parameters() for path in PATHS), strict=True):
@@ -189,6 +195,65 @@ def test_parity_with_official(run, recorded, monkeypatch):
     # and the reference path performs the official arithmetic: bit for bit
     for p_single, p_official in zip(nets["single"].parameters(), ref_params, strict=True):
         assert torch.equal(p_single, p_official)
+
+
+def _bucket_run(shapes, steps, gen, skip=None, opts_kw=None):
+    init = [torch.randn(s, generator=gen) for s in shapes]
+    params = {path: [nn.Parameter(t.clone()) for t in init] for path in ("single", "foreach")}
+    kw = dict(weight_decay=1e-2, amsgrad=True) | (opts_kw or {})
+    opts = {path: AdaBelief(ps, **kw, **_path_kw(path)) for path, ps in params.items()}
+    seen = []
+    for t in range(steps):
+        grads = [torch.randn(s, generator=gen) for s in shapes]
+        for path, ps in params.items():
+            for i, (p, g) in enumerate(zip(ps, grads, strict=True)):
+                p.grad = None if skip and skip(i, t) else g
+            opts[path].step()
+        seen.append(0 in getattr(opts["foreach"], "_flat_buckets", {}))
+    for p, q in zip(params["single"], params["foreach"], strict=True):
+        assert torch.equal(p, q)
+    return params, opts, seen
+
+
+SMALL_AND_LARGE = [(3, 4), (7,), (2, 2, 3), (5,)] * 4 + [(300, 300)]  # 16 small tensors and one large
+
+
+def test_flat_bucket_is_exact_through_membership_changes():
+    """The foreach path's CPU bucket of small tensors equals the per-tensor path, also when a parameter
+    has no gradient for a while (the bucket is rebuilt without it, and dropped once its step count
+    differs from the others')."""
+    gen = torch.Generator().manual_seed(0)
+    _, _, seen = _bucket_run(SMALL_AND_LARGE, 12, gen, skip=lambda i, t: i == 3 and 3 <= t < 6)
+    # bucketed from the start, rebuilt without parameter 3 while it has no gradient; from step 7 on it
+    # is three steps behind the others: no shared count, so no bucket (the per-tensor path takes over)
+    assert seen == [True] * 6 + [False] * 6
+
+
+def test_flat_bucket_state_is_views_saved_once_and_reloads(tmp_path):
+    gen = torch.Generator().manual_seed(1)
+    params, opts, seen = _bucket_run(SMALL_AND_LARGE, 4, gen)
+    assert all(seen)
+    opt, ps = opts["foreach"], params["foreach"]
+    m = opt.state[ps[0]]["exp_avg"]
+    small_numel = sum(torch.Size(s).numel() for s in SMALL_AND_LARGE[:-1])
+    assert m._base is not None and m._base.numel() == small_numel
+    assert opt.state[ps[0]]["step"]._base is not None and opt.state[ps[0]]["step"].item() == 4
+    torch.save(opt.state_dict(), tmp_path / "a.pt")
+    n = sum(torch.Size(s).numel() for s in SMALL_AND_LARGE)
+    assert (tmp_path / "a.pt").stat().st_size < 4 * 3 * n * 1.1  # three moments, each stored once
+    # a copy of the parameters with the reloaded state follows the original exactly
+    twins = [nn.Parameter(p.detach().clone()) for p in ps]
+    reloaded = AdaBelief(twins, weight_decay=1e-2, amsgrad=True, foreach=True)
+    reloaded.load_state_dict(torch.load(tmp_path / "a.pt"))
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=gen) for p in ps]
+        for p, q, g in zip(ps, twins, grads, strict=True):
+            p.grad, q.grad = g, g.clone()
+        opt.step()
+        reloaded.step()
+    assert 0 in reloaded._flat_buckets
+    for p, q in zip(ps, twins, strict=True):
+        assert torch.equal(p, q)
 
 
 def test_fused_parallel_loop_matches_single(monkeypatch):

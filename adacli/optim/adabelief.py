@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
-from adacli.optim import _fused
+from adacli.optim import _flat, _fused
 from adacli.optim._math import (
     _LOW_PRECISION,
     _foreach_update,
@@ -183,35 +183,55 @@ class AdaBelief(Optimizer):
         max_exp_avg_vars: list[Tensor],
         state_steps: list[Tensor],
     ) -> None:
-        """Collect the group's parameters that have gradients, creating state lazily (fp32 for half)."""
-        for p in group["params"]:
-            if p.grad is None:
+        """Collect the group's parameters that have gradients, creating state lazily (fp32 for half).
+
+        This loop runs every step over every parameter: on the CPU with a hundred small tensors its cost
+        is a visible part of the step, so it does only what each step needs.
+        """
+        amsgrad = group["amsgrad"]
+        group_params = group["params"]
+        # the parameters' state dicts, looked up once (a tensor's hash is a Python call) and reused while
+        # the group's parameters and the optimizer's state mapping are the same objects
+        refs = self.__dict__.setdefault("_state_refs", {})
+        ref = refs.get(id(group))
+        if ref is None or ref[0] is not self.state or not _flat.same(ref[1], group_params):
+            ref = refs[id(group)] = (self.state, list(group_params), [None] * len(group_params))
+        states = ref[2]
+        for j, p in enumerate(group_params):
+            grad = p.grad
+            if grad is None:
                 continue
-            if p.grad.is_sparse:
+            if grad.is_sparse:
                 raise RuntimeError(
                     "AdaBelief does not support sparse gradients; use torch.optim.SparseAdam for "
                     "sparse parameters (e.g. nn.Embedding(sparse=True)) or make the gradients dense"
                 )
-            if torch.is_complex(p):
-                raise RuntimeError("AdaBelief does not support complex parameters")
-            state = self.state[p]
-            dtype = _state_dtype(p)
-            if len(state) == 0:
-                step_device = p.device if group["capturable"] else None
-                state["step"] = torch.zeros((), dtype=torch.float32, device=step_device)
-                state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-                state["exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-            if group["amsgrad"] and "max_exp_avg_var" not in state:
-                state["max_exp_avg_var"] = torch.zeros_like(
-                    p, dtype=dtype, memory_format=torch.preserve_format
-                )
+            state = states[j]
+            if state is None:
+                state = states[j] = self.state[p]
+            if len(state) == 0 or (amsgrad and "max_exp_avg_var" not in state):
+                self._new_state(group, p, state)
             params.append(p)
-            grads.append(p.grad)
+            grads.append(grad)
             exp_avgs.append(state["exp_avg"])
             exp_avg_vars.append(state["exp_avg_var"])
-            if group["amsgrad"]:
+            if amsgrad:
                 max_exp_avg_vars.append(state["max_exp_avg_var"])
             state_steps.append(state["step"])
+
+    @staticmethod
+    def _new_state(group: dict[str, Any], p: Tensor, state: dict[str, Tensor]) -> None:
+        """Zero moments (fp32 for half parameters) and a step counter (on the device when capturable)."""
+        if torch.is_complex(p):
+            raise RuntimeError("AdaBelief does not support complex parameters")
+        dtype = _state_dtype(p)
+        if len(state) == 0:
+            step_device = p.device if group["capturable"] else None
+            state["step"] = torch.zeros((), dtype=torch.float32, device=step_device)
+            state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+            state["exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+        if group["amsgrad"] and "max_exp_avg_var" not in state:
+            state["max_exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -221,7 +241,7 @@ class AdaBelief(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             params: list[Tensor] = []
             grads: list[Tensor] = []
             exp_avgs: list[Tensor] = []
@@ -229,6 +249,10 @@ class AdaBelief(Optimizer):
             max_exp_avg_vars: list[Tensor] = []
             state_steps: list[Tensor] = []
             self._init_group(group, params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps)
+            lists = [params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps]
+            params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps = self._flat_small(
+                index, group, lists
+            )
             beta1, beta2 = group["betas"]
             adabelief(
                 params,
@@ -254,6 +278,50 @@ class AdaBelief(Optimizer):
                 cache=self.__dict__.setdefault("_fused_cache", {}),
             )
         return loss
+
+    def _flat_small(self, index: int, group: dict[str, Any], lists: list[list[Tensor]]) -> list[list[Tensor]]:
+        """Update the group's small fp32 CPU tensors as one flat bucket (``adacli.optim._flat``) on the
+        foreach path; returns the lists of the tensors left for the regular paths."""
+        params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps = lists
+        foreach = group["foreach"] or (group["foreach"] is None and group["fused"] is None)
+        if group["capturable"] or group["fused"] or not foreach or not params:
+            return lists
+        if group["foreach"] is None and default_path("cpu") != "foreach":
+            return lists
+        buckets = self.__dict__.setdefault("_flat_buckets", {})
+        bucket = buckets.get(index)
+        idx = bucket.idx if bucket is not None and _flat.same(params, bucket.all_params) else None
+        if idx is None:
+            idx = _flat.select(params)
+            if not idx:
+                buckets.pop(index, None)
+                return lists
+        keys = ("exp_avg", "exp_avg_var", *(("max_exp_avg_var",) if group["amsgrad"] else ()))
+        current = {
+            "exp_avg": exp_avgs, "exp_avg_var": exp_avg_vars, "max_exp_avg_var": max_exp_avg_vars,
+            "step": state_steps,
+        }  # fmt: skip
+        if bucket is None or bucket.idx is not idx or not bucket.matches(
+            {k: [current[k][i] for i in idx] for k in (*keys, "step")}
+        ):
+            steps = [state_steps[i] for i in idx]
+            if not bool(torch.stack(steps).eq(steps[0]).all()):  # other step counts: no bucket
+                buckets.pop(index, None)
+                return lists
+            bucket = buckets[index] = _flat.build(params, idx, self.state, keys)
+        counters = bucket.flats["step"]
+        counters.add_(1.0)
+        lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
+        beta1, beta2 = group["betas"]
+        _flat.update(
+            bucket, [grads[i] for i in idx], step=counters[0].item(), amsgrad=group["amsgrad"], beta1=beta1,
+            beta2=beta2, lr=lr, weight_decay=group["weight_decay"], eps=group["eps"],
+            weight_decouple=group["weight_decouple"], fixed_decay=group["fixed_decay"],
+            rectify=group["rectify"], degenerated_to_sgd=group["degenerated_to_sgd"],
+            maximize=group["maximize"],
+        )  # fmt: skip
+        rest = bucket.rest
+        return [[lst[i] for i in rest] if lst else lst for lst in lists]
 
     def _check_capture(self) -> None:
         """A step captured in a CUDA graph must be capturable: a host-side step count would be baked in."""

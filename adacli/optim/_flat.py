@@ -1,0 +1,145 @@
+"""The foreach path's small-tensor bucket on the CPU: a model's many small tensors updated as one flat array.
+
+Why: on the CPU a foreach op is a C++ loop that dispatches one kernel per tensor (about 3 us each), so for a
+model of 100 small tensors the ten ops of a step cost ~3 ms of dispatch and little arithmetic (measured on
+test_convnext's 101 tensors / 0.27 M parameters: two foreach ops 0.79 ms, the same two ops on one flat
+array 0.22 ms). So the optimizer keeps the moments of every small CPU parameter of a group in one flat
+buffer per state (the per-parameter state tensors are views into it, so ``state_dict`` and checkpoints
+look as before; ``torch.save`` stores the shared buffer once), gathers the gradients with one ``cat``, runs
+the official ops on the flat arrays, and applies the result to the parameters with one foreach op.
+
+The arithmetic is the reference path's, op for op and in the same order (elementwise ops do not depend on
+how the elements are laid out), so results equal the per-tensor foreach path.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from adacli.optim._math import rectification
+
+#: tensors up to this many elements go into the bucket (larger ones: the chunked foreach path, where
+#: dispatch is negligible next to the arithmetic)
+FLAT_MAX_NUMEL = 1 << 16
+#: fewer small tensors than this: the per-tensor path is as fast
+FLAT_MIN_TENSORS = 8
+
+
+def same(a: list[Tensor], b: list[Tensor]) -> bool:
+    """The same tensor objects in the same order (identity: no data is read)."""
+    return len(a) == len(b) and all(map(operator.is_, a, b))
+
+
+@dataclass
+class Bucket:
+    """One group's small tensors: the members and the flat state their per-parameter state views.
+
+    ``step`` is bucketed too (0-dim views of one counter array), so one ``add_`` advances every member
+    and all members share one step count by construction.
+    """
+
+    all_params: list[Tensor]  # the group's parameters with gradients when the bucket was built
+    idx: list[int]  # which of them are members
+    rest: list[int]  # which are not (the regular paths update them)
+    params: list[Tensor]
+    views: dict[str, list[Tensor]]  # state key -> per-parameter views into flats[key]
+    flats: dict[str, Tensor]
+    scratch: dict[str, Tensor] = field(default_factory=dict)  # r, denom: reused every step
+    scratch_views: list[Tensor] = field(default_factory=list)  # denom views, shaped like the params
+
+    def matches(self, states: dict[str, list[Tensor]]) -> bool:
+        """Whether the members still hold this bucket's state tensors (not replaced, e.g. by a load)."""
+        return all(same(states[k], self.views[k]) for k in self.views)
+
+
+def select(params: list[Tensor]) -> list[int]:
+    """The members of a bucket: small fp32 CPU parameters (none when there are too few to pay)."""
+    idx = [
+        i
+        for i, p in enumerate(params)
+        if p.dtype == torch.float32 and p.device.type == "cpu" and p.numel() <= FLAT_MAX_NUMEL
+    ]
+    return idx if len(idx) >= FLAT_MIN_TENSORS else []
+
+
+def build(
+    all_params: list[Tensor], idx: list[int], state: dict[Tensor, dict[str, Tensor]], keys: tuple[str, ...]
+) -> Bucket:
+    """Move the state ``keys`` (and ``step``) of the members into flat buffers (values copied); the state
+    then holds views into them."""
+    params = [all_params[i] for i in idx]
+    sizes = [p.numel() for p in params]
+    shapes = [p.shape for p in params]
+    views: dict[str, list[Tensor]] = {}
+    flats: dict[str, Tensor] = {}
+    for key in (*keys, "step"):
+        flat = torch.cat([state[p][key].reshape(-1) for p in params])
+        flats[key] = flat
+        if key == "step":
+            views[key] = list(flat.unbind(0))
+        else:
+            views[key] = [v.view(s) for v, s in zip(flat.split(sizes), shapes, strict=True)]
+        for p, v in zip(params, views[key], strict=True):
+            state[p][key] = v
+    first = flats[keys[0]]
+    scratch = {"r": torch.empty_like(first), "denom": torch.empty_like(first)}
+    denom_views = [v.view(s) for v, s in zip(scratch["denom"].split(sizes), shapes, strict=True)]
+    members = set(idx)
+    rest = [i for i in range(len(all_params)) if i not in members]
+    return Bucket(list(all_params), idx, rest, params, views, flats, scratch, denom_views)
+
+
+def update(
+    b: Bucket,
+    grads: list[Tensor],
+    *,
+    step: float,
+    amsgrad: bool,
+    beta1: float,
+    beta2: float,
+    lr: float,
+    weight_decay: float,
+    eps: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+    maximize: bool,
+) -> None:
+    """One step of the bucket's parameters (the reference ops of ``_math._foreach_update`` on flat arrays)."""
+    import math
+
+    params = b.params
+    g = torch.cat([t.reshape(-1) for t in grads]).to(b.flats["exp_avg"].dtype)  # our copy: in place is fine
+    if maximize:
+        g.neg_()
+    if weight_decouple:
+        if weight_decay != 0:
+            torch._foreach_mul_(params, 1.0 - (weight_decay if fixed_decay else lr * weight_decay))
+    elif weight_decay != 0:
+        g.add_(torch.cat([p.reshape(-1) for p in params]), alpha=weight_decay)
+    m, s = b.flats["exp_avg"], b.flats["exp_avg_var"]
+    r, denom = b.scratch["r"], b.scratch["denom"]
+    m.mul_(beta1).add_(g, alpha=1 - beta1)
+    torch.sub(g, m, out=r)
+    s.mul_(beta2).addcmul_(r, r, value=1 - beta2).add_(eps)
+    if amsgrad:
+        torch.maximum(b.flats["max_exp_avg_var"], s, out=b.flats["max_exp_avg_var"])
+    m_views = b.views["exp_avg"]
+    if not rectify:
+        var = b.flats["max_exp_avg_var"] if amsgrad else s
+        torch.sqrt(var, out=denom)
+        denom.div_(math.sqrt(1 - beta2**step)).add_(eps)
+        torch._foreach_addcdiv_(params, m_views, b.scratch_views, value=-lr / (1 - beta1**step))
+        return
+    kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
+    if kind == "adaptive":
+        torch.sqrt(s, out=denom)
+        denom.add_(eps)
+        torch._foreach_addcdiv_(params, m_views, b.scratch_views, value=-step_size * lr)
+    elif kind == "sgd":
+        torch._foreach_add_(params, m_views, alpha=-step_size * lr)
