@@ -215,7 +215,7 @@ def _bucket_run(shapes, steps, gen, skip=None, opts_kw=None):
     return params, opts, seen
 
 
-SMALL_AND_LARGE = [(3, 4), (7,), (2, 2, 3), (5,)] * 4 + [(300, 300)]  # 16 small tensors and one large
+SMALL_AND_LARGE = [(3, 4), (7,), (2, 2, 3), (5,)] * 4 + [(600, 600)]  # 16 small tensors and one large
 
 
 def test_flat_bucket_is_exact_through_membership_changes():

@@ -14,6 +14,7 @@ how the elements are laid out), so results equal the per-tensor foreach path.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass, field
 
@@ -23,8 +24,10 @@ from torch import Tensor
 from adacli.optim._math import rectification
 
 #: tensors up to this many elements go into the bucket (larger ones: the chunked foreach path, where
-#: dispatch is negligible next to the arithmetic)
-FLAT_MAX_NUMEL = 1 << 16
+#: dispatch is negligible next to the arithmetic; the same size as its chunks)
+FLAT_MAX_NUMEL = 1 << 18
+#: elements per slice of the flat ops: a slice's five arrays (256 KB each) stay in a core's L2 cache
+SLICE = 1 << 16
 #: fewer small tensors than this: the per-tensor path is as fast
 FLAT_MIN_TENSORS = 8
 
@@ -111,8 +114,6 @@ def update(
     maximize: bool,
 ) -> None:
     """One step of the bucket's parameters (the reference ops of ``_math._foreach_update`` on flat arrays)."""
-    import math
-
     params = b.params
     g = torch.cat([t.reshape(-1) for t in grads]).to(b.flats["exp_avg"].dtype)  # our copy: in place is fine
     if maximize:
@@ -122,24 +123,55 @@ def update(
             torch._foreach_mul_(params, 1.0 - (weight_decay if fixed_decay else lr * weight_decay))
     elif weight_decay != 0:
         g.add_(torch.cat([p.reshape(-1) for p in params]), alpha=weight_decay)
-    m, s = b.flats["exp_avg"], b.flats["exp_avg_var"]
-    r, denom = b.scratch["r"], b.scratch["denom"]
-    m.mul_(beta1).add_(g, alpha=1 - beta1)
-    torch.sub(g, m, out=r)
-    s.mul_(beta2).addcmul_(r, r, value=1 - beta2).add_(eps)
-    if amsgrad:
-        torch.maximum(b.flats["max_exp_avg_var"], s, out=b.flats["max_exp_avg_var"])
-    m_views = b.views["exp_avg"]
-    if not rectify:
-        var = b.flats["max_exp_avg_var"] if amsgrad else s
-        torch.sqrt(var, out=denom)
-        denom.div_(math.sqrt(1 - beta2**step)).add_(eps)
-        torch._foreach_addcdiv_(params, m_views, b.scratch_views, value=-lr / (1 - beta1**step))
+    kind, step_size = "unrectified", 0.0
+    if rectify:
+        kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
+    if kind == "sgd":  # p += alpha * m is one fused multiply-add in torch's add_: leave it to add_
+        _moments(b, g, beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad, with_denom=False)
+        torch._foreach_add_(params, b.views["exp_avg"], alpha=-step_size * lr)
         return
-    kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
+    if kind == "none":
+        _moments(b, g, beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad, with_denom=False)
+        return
     if kind == "adaptive":
-        torch.sqrt(s, out=denom)
-        denom.add_(eps)
-        torch._foreach_addcdiv_(params, m_views, b.scratch_views, value=-step_size * lr)
-    elif kind == "sgd":
-        torch._foreach_add_(params, m_views, alpha=-step_size * lr)
+        value, sqrt_bc2 = -step_size * lr, None
+    else:
+        value, sqrt_bc2 = -lr / (1 - beta1**step), math.sqrt(1 - beta2**step)
+    _moments(b, g, beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad, with_denom=True, sqrt_bc2=sqrt_bc2)
+    torch._foreach_addcdiv_(params, b.views["exp_avg"], b.scratch_views, value=value)
+
+
+def _moments(
+    b: Bucket,
+    g: Tensor,
+    *,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    amsgrad: bool,
+    with_denom: bool,
+    sqrt_bc2: float | None = None,
+) -> None:
+    """The moment updates (and, ``with_denom``, the update's denominator into the scratch buffer), slice
+    by slice so that a slice's arrays stay in the core's cache across the ops."""
+    m_all, s_all = b.flats["exp_avg"], b.flats["exp_avg_var"]
+    smax_all = b.flats.get("max_exp_avg_var")
+    r_all, u_all = b.scratch["r"], b.scratch["denom"]
+    n = m_all.numel()
+    for a in range(0, n, SLICE):
+        e = min(n, a + SLICE)
+        m, s, r, gs = m_all[a:e], s_all[a:e], r_all[a:e], g[a:e]
+        m.mul_(beta1).add_(gs, alpha=1 - beta1)
+        torch.sub(gs, m, out=r)
+        s.mul_(beta2).addcmul_(r, r, value=1 - beta2).add_(eps)
+        if amsgrad:
+            torch.maximum(smax_all[a:e], s, out=smax_all[a:e])
+        if not with_denom:
+            continue
+        d = u_all[a:e]
+        if sqrt_bc2 is None:  # rectified adaptive: sqrt(s) + eps
+            torch.sqrt(s, out=d)
+        else:  # unrectified: sqrt(s or max s) / sqrt(bc2) + eps
+            torch.sqrt(smax_all[a:e] if amsgrad else s, out=d)
+            d.div_(sqrt_bc2)
+        d.add_(eps)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import itertools
 import math
 import os
 import platform
@@ -41,9 +42,9 @@ from adacli.optim._math import (
     _LOW_PRECISION,
     _foreach_update,
     _foreach_update_capturable,
-    _step_value,
     device_coefficients,
     rectification,
+    steps_by_value,
 )
 
 __all__ = ["FusedUnavailableError", "cpu_kernel_available", "fused_adabelief", "fused_is_default"]
@@ -403,9 +404,7 @@ def fused_adabelief(
         d_smax = device_lists[4] if amsgrad else []
         d_steps = device_lists[-1]
         torch._foreach_add_(d_steps, torch.tensor(1.0), alpha=1.0)
-        by_step: dict[float, list[int]] = {}
-        for j, st in enumerate(d_steps):
-            by_step.setdefault(_step_value(st), []).append(j)
+        by_step = steps_by_value(d_steps)
         for step, idx in by_step.items():
             if len(idx) == len(d_params):
                 sub = (d_params, d_grads, d_m, d_s, d_smax)
@@ -567,7 +566,10 @@ def _run_cpu(
     # flat_layout) goes through contiguous copies written back after
     tensors = [list(work), list(grads), list(exp_avgs), list(exp_avg_vars), list(max_exp_avg_vars)]
     copies: list[tuple[Tensor, Tensor]] = []
-    flat = [flat_layout([lst[j] for lst in tensors if lst]) for j in range(len(work))]
+    if all(map(Tensor.is_contiguous, itertools.chain.from_iterable(tensors))):  # the usual case
+        flat = [True] * len(work)
+    else:
+        flat = [flat_layout([lst[j] for lst in tensors if lst]) for j in range(len(work))]
     for lst_i, lst in enumerate(tensors):
         for j, t in enumerate(lst):
             if not flat[j] and not t.is_contiguous():
@@ -577,9 +579,10 @@ def _run_cpu(
                 lst[j] = c
     n = len(work)
     ptr_arr = ctypes.c_void_p * n
-    ptrs = [ptr_arr(*[t.data_ptr() for t in lst]) for lst in tensors[:4]]
-    smax = ptr_arr(*[t.data_ptr() for t in tensors[4]]) if tensors[4] else None
-    numels = (ctypes.c_int64 * n)(*[t.numel() for t in tensors[0]])
+    data_ptr = Tensor.data_ptr
+    ptrs = [ptr_arr(*map(data_ptr, lst)) for lst in tensors[:4]]
+    smax = ptr_arr(*map(data_ptr, tensors[4])) if tensors[4] else None
+    numels = (ctypes.c_int64 * n)(*map(Tensor.numel, tensors[0]))
     sc = (ctypes.c_double * len(scalars))(*scalars)
     rc = fn(n, *ptrs, smax, numels, sc, flags, _CHUNK, torch.get_num_threads())
     if rc != 0:

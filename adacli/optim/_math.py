@@ -45,6 +45,23 @@ def rectification(step: float, beta1: float, beta2: float, degenerated_to_sgd: b
     return "none", -1.0
 
 
+def steps_by_value(steps: list[Tensor]) -> dict[float, list[int]]:
+    """Indices of the counters by step value (CPU counters: reading them never syncs a GPU).
+
+    Usually every counter of a group holds the same value: one stacked comparison says so, instead of a
+    ``.item()`` per tensor (for a model of a hundred small tensors that loop is a visible part of a step).
+    """
+    if len(steps) > 1:
+        stacked = torch.stack(steps)
+        first = stacked[0].item()
+        if bool(stacked.eq(first).all()):
+            return {first: list(range(len(steps)))}
+    by_step: dict[float, list[int]] = {}
+    for j, s in enumerate(steps):
+        by_step.setdefault(_step_value(s), []).append(j)
+    return by_step
+
+
 def _step_value(step: Tensor | float) -> float:
     """The host value of a step counter (a CPU tensor: reading it never synchronises with a GPU)."""
     return step.item() if isinstance(step, Tensor) else float(step)

@@ -38,6 +38,7 @@ from adacli.optim._math import (
     _step_value,
     device_coefficients,
     rectification,
+    steps_by_value,
 )
 
 __all__ = ["AdaBelief", "adabelief", "default_path", "rectification"]
@@ -558,9 +559,7 @@ def _multi_tensor_adabelief(
         d_steps = device_lists[-1]
         torch._foreach_add_(d_steps, torch.tensor(1.0), alpha=1.0)
         # parameters whose step counters differ (e.g. added to the group later) take different scalars
-        by_step: dict[float, list[int]] = {}
-        for j, s in enumerate(d_steps):
-            by_step.setdefault(_step_value(s), []).append(j)
+        by_step = steps_by_value(d_steps)
         for step, idx in by_step.items():
             sub = [d_params, d_grads, d_exp_avgs, d_exp_avg_vars, d_max]
             if len(idx) != len(d_params):
