@@ -184,6 +184,8 @@ def test_parity_with_official(run, recorded, monkeypatch):
         moved = [_rel(p, q) for p, q in zip(params, init.parameters(), strict=True)]
         assert min(moved) > 1e-4, moved
     assert bool(getattr(ours["foreach"], "_flat_buckets", None)) is (run % 2 == 0)
+    # the fused CPU kernel is called directly, its counters views of one tensor
+    assert bool(getattr(ours["fused"], "_step_flats", None)) is _fused.cpu_kernel_available()
     # the three paths agree with each other more tightly than with the reference tolerance; the single
     # tensor and foreach paths run the official ops in the official order, so they agree exactly
     for p_single, p_foreach, p_fused in zip(*(nets[path].parameters() for path in PATHS), strict=True):

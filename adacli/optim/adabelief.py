@@ -254,6 +254,9 @@ class AdaBelief(Optimizer):
             params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps = self._flat_small(
                 index, group, lists
             )
+            rest = [params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps]
+            if self._fused_cpu_fast(index, group, rest):
+                continue
             beta1, beta2 = group["betas"]
             adabelief(
                 params,
@@ -323,6 +326,46 @@ class AdaBelief(Optimizer):
         )  # fmt: skip
         rest = bucket.rest
         return [[lst[i] for i in rest] if lst else lst for lst in lists]
+
+    def _fused_cpu_fast(self, index: int, group: dict[str, Any], lists: list[list[Tensor]]) -> bool:
+        """The fused CPU kernel called directly for a group whose counters all agree (the usual case).
+
+        Why: for a model of a hundred small tensors the per-step host work around the kernel (grouping by
+        device and dtype, advancing a hundred counters, checking that they agree) costs as much as the
+        kernel. Here the counters are views of one tensor (one ``add_`` advances them all) and the
+        group's layout is checked once per parameter set. Same kernel, same scalars: same results.
+        """
+        params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps = lists
+        fused = group["fused"] or (group["foreach"] is None and group["fused"] is None)
+        if group["capturable"] or not fused or not params or params[0].device.type != "cpu":
+            return False
+        cache = self.__dict__.setdefault("_step_flats", {})
+        entry = cache.get(index)
+        if entry is None or not _flat.same(entry[0], state_steps):
+            dtype = params[0].dtype
+            if dtype not in (torch.float32, torch.float64) or any(p.dtype != dtype for p in params):
+                return False
+            if any(p.device.type != "cpu" for p in params) or default_path("cpu") != "fused":
+                return False
+            counters = torch.stack(state_steps)
+            if not bool(counters.eq(counters[0]).all()):
+                return False
+            views = list(counters.unbind(0))
+            for p, v in zip(params, views, strict=True):
+                self.state[p]["step"] = v
+            entry = cache[index] = (views, counters)
+        counters = entry[1]
+        counters.add_(1.0)
+        beta1, beta2 = group["betas"]
+        lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
+        scalars, flags = _fused._scalars(
+            counters[0].item(), amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=lr,
+            weight_decay=group["weight_decay"], eps=group["eps"], weight_decouple=group["weight_decouple"],
+            fixed_decay=group["fixed_decay"], rectify=group["rectify"],
+            degenerated_to_sgd=group["degenerated_to_sgd"], maximize=group["maximize"],
+        )  # fmt: skip
+        _fused._run_cpu(params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, scalars=scalars, flags=flags)
+        return True
 
     def _check_capture(self) -> None:
         """A step captured in a CUDA graph must be capturable: a host-side step count would be baked in."""
