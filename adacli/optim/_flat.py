@@ -26,7 +26,8 @@ from adacli.optim._math import rectification
 #: tensors up to this many elements go into the bucket (larger ones: the chunked foreach path, where
 #: dispatch is negligible next to the arithmetic; the same size as its chunks)
 FLAT_MAX_NUMEL = 1 << 18
-#: elements per slice of the flat ops: a slice's five arrays (256 KB each) stay in a core's L2 cache
+#: elements per slice of the flat ops (whole parameters, so a slice may be larger): its arrays (p, g, m,
+#: s, r, denom: 256 KB each) stay in a core's L2 cache
 SLICE = 1 << 16
 #: fewer small tensors than this: the per-tensor path is as fast
 FLAT_MIN_TENSORS = 8
@@ -51,7 +52,8 @@ class Bucket:
     params: list[Tensor]
     views: dict[str, list[Tensor]]  # state key -> per-parameter views into flats[key]
     flats: dict[str, Tensor]
-    scratch: dict[str, Tensor] = field(default_factory=dict)  # r, denom: reused every step
+    slices: list[tuple[int, int, int, int]]  # (start, end, first param, end param): see _slices
+    scratch: dict[str, Tensor] = field(default_factory=dict)  # g, r, denom: reused every step
     scratch_views: list[Tensor] = field(default_factory=list)  # denom views, shaped like the params
 
     def matches(self, states: dict[str, list[Tensor]]) -> bool:
@@ -89,11 +91,25 @@ def build(
         for p, v in zip(params, views[key], strict=True):
             state[p][key] = v
     first = flats[keys[0]]
-    scratch = {"r": torch.empty_like(first), "denom": torch.empty_like(first)}
+    scratch = {name: torch.empty_like(first) for name in ("g", "r", "denom")}
     denom_views = [v.view(s) for v, s in zip(scratch["denom"].split(sizes), shapes, strict=True)]
     members = set(idx)
     rest = [i for i in range(len(all_params)) if i not in members]
-    return Bucket(list(all_params), idx, rest, params, views, flats, scratch, denom_views)
+    return Bucket(list(all_params), idx, rest, params, views, flats, _slices(sizes), scratch, denom_views)
+
+
+def _slices(sizes: list[int]) -> list[tuple[int, int, int, int]]:
+    """Runs of whole parameters of about ``SLICE`` elements: (start, end, first param, end param)."""
+    out: list[tuple[int, int, int, int]] = []
+    start = first = offset = 0
+    for i, n in enumerate(sizes):
+        offset += n
+        if offset - start >= SLICE:
+            out.append((start, offset, first, i + 1))
+            start, first = offset, i + 1
+    if offset > start:
+        out.append((start, offset, first, len(sizes)))
+    return out
 
 
 def update(
@@ -113,65 +129,49 @@ def update(
     degenerated_to_sgd: bool,
     maximize: bool,
 ) -> None:
-    """One step of the bucket's parameters (the reference ops of ``_math._foreach_update`` on flat arrays)."""
-    params = b.params
-    g = torch.cat([t.reshape(-1) for t in grads]).to(b.flats["exp_avg"].dtype)  # our copy: in place is fine
-    if maximize:
-        g.neg_()
-    if weight_decouple:
-        if weight_decay != 0:
-            torch._foreach_mul_(params, 1.0 - (weight_decay if fixed_decay else lr * weight_decay))
-    elif weight_decay != 0:
-        g.add_(torch.cat([p.reshape(-1) for p in params]), alpha=weight_decay)
+    """One step of the bucket's parameters: the reference ops of ``_math._foreach_update`` on flat arrays.
+
+    The work goes slice by slice (runs of whole parameters of about ``SLICE`` elements): gather the
+    slice's gradients, update its moments, compute its denominator and update its parameters while the
+    slice's arrays are still in the core's cache, so each array crosses the memory bus once per step.
+    """
     kind, step_size = "unrectified", 0.0
     if rectify:
         kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
-    if kind == "sgd":  # p += alpha * m is one fused multiply-add in torch's add_: leave it to add_
-        _moments(b, g, beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad, with_denom=False)
-        torch._foreach_add_(params, b.views["exp_avg"], alpha=-step_size * lr)
-        return
-    if kind == "none":
-        _moments(b, g, beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad, with_denom=False)
-        return
     if kind == "adaptive":
         value, sqrt_bc2 = -step_size * lr, None
-    else:
+    elif kind == "unrectified":
         value, sqrt_bc2 = -lr / (1 - beta1**step), math.sqrt(1 - beta2**step)
-    _moments(b, g, beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad, with_denom=True, sqrt_bc2=sqrt_bc2)
-    torch._foreach_addcdiv_(params, b.views["exp_avg"], b.scratch_views, value=value)
-
-
-def _moments(
-    b: Bucket,
-    g: Tensor,
-    *,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    amsgrad: bool,
-    with_denom: bool,
-    sqrt_bc2: float | None = None,
-) -> None:
-    """The moment updates (and, ``with_denom``, the update's denominator into the scratch buffer), slice
-    by slice so that a slice's arrays stay in the core's cache across the ops."""
+    else:  # "sgd": p += alpha * m (torch's add_ fuses the multiply-add: left to add_); "none": no update
+        value, sqrt_bc2 = -step_size * lr, None
+    decay = 1.0 - (weight_decay if fixed_decay else lr * weight_decay) if weight_decouple else 1.0
     m_all, s_all = b.flats["exp_avg"], b.flats["exp_avg_var"]
     smax_all = b.flats.get("max_exp_avg_var")
-    r_all, u_all = b.scratch["r"], b.scratch["denom"]
-    n = m_all.numel()
-    for a in range(0, n, SLICE):
-        e = min(n, a + SLICE)
-        m, s, r, gs = m_all[a:e], s_all[a:e], r_all[a:e], g[a:e]
-        m.mul_(beta1).add_(gs, alpha=1 - beta1)
-        torch.sub(gs, m, out=r)
-        s.mul_(beta2).addcmul_(r, r, value=1 - beta2).add_(eps)
+    g_all, r_all, d_all = b.scratch["g"], b.scratch["r"], b.scratch["denom"]
+    for a, e, i, j in b.slices:
+        params, m_views, d_views = b.params[i:j], b.views["exp_avg"][i:j], b.scratch_views[i:j]
+        g = g_all[a:e]
+        torch.cat([t.reshape(-1) for t in grads[i:j]], out=g)
+        if maximize:
+            g.neg_()
+        if weight_decay != 0:
+            if weight_decouple:
+                torch._foreach_mul_(params, decay)
+            else:
+                g.add_(torch.cat([p.reshape(-1) for p in params]), alpha=weight_decay)
+        m, v, r, d = m_all[a:e], s_all[a:e], r_all[a:e], d_all[a:e]
+        m.mul_(beta1).add_(g, alpha=1 - beta1)
+        torch.sub(g, m, out=r)
+        v.mul_(beta2).addcmul_(r, r, value=1 - beta2).add_(eps)
         if amsgrad:
-            torch.maximum(smax_all[a:e], s, out=smax_all[a:e])
-        if not with_denom:
-            continue
-        d = u_all[a:e]
-        if sqrt_bc2 is None:  # rectified adaptive: sqrt(s) + eps
-            torch.sqrt(s, out=d)
-        else:  # unrectified: sqrt(s or max s) / sqrt(bc2) + eps
-            torch.sqrt(smax_all[a:e] if amsgrad else s, out=d)
-            d.div_(sqrt_bc2)
-        d.add_(eps)
+            torch.maximum(smax_all[a:e], v, out=smax_all[a:e])
+        if kind == "sgd":
+            torch._foreach_add_(params, m_views, alpha=value)
+        elif kind != "none":
+            if sqrt_bc2 is None:  # rectified adaptive: sqrt(s) + eps
+                torch.sqrt(v, out=d)
+            else:  # unrectified: sqrt(s or max s) / sqrt(bc2) + eps
+                torch.sqrt(smax_all[a:e] if amsgrad else v, out=d)
+                d.div_(sqrt_bc2)
+            d.add_(eps)
+            torch._foreach_addcdiv_(params, m_views, d_views, value=value)
