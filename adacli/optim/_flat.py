@@ -150,8 +150,12 @@ def update(
     g_all, r_all, d_all = b.scratch["g"], b.scratch["r"], b.scratch["denom"]
     for a, e, i, j in b.slices:
         params, m_views, d_views = b.params[i:j], b.views["exp_avg"][i:j], b.scratch_views[i:j]
-        g = g_all[a:e]
-        torch.cat([t.reshape(-1) for t in grads[i:j]], out=g)
+        grad = grads[i]
+        if j == i + 1 and not maximize and weight_decay == 0 and grad.dtype == g_all.dtype:
+            g = grad.reshape(-1)  # a large parameter alone in its slice: read its gradient in place
+        else:
+            g = g_all[a:e]
+            torch.cat([t.reshape(-1) for t in grads[i:j]], out=g)
         if maximize:
             g.neg_()
         if weight_decay != 0:
