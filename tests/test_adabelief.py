@@ -140,8 +140,10 @@ def test_parity_with_official(run, recorded, monkeypatch):
         monkeypatch.setattr(ab, "_CPU_CHUNK", 50)
         monkeypatch.setattr(_flat, "FLAT_MIN_TENSORS", 10**9)
     else:
-        # every group (two tensors) a flat bucket: the foreach path's small-tensor update
+        # every group (two tensors) a flat bucket: the foreach path's small-tensor update, with slices
+        # so small that tensors are also cut into pieces (half the runs) or grouped whole (the others)
         monkeypatch.setattr(_flat, "FLAT_MIN_TENSORS", 2)
+        monkeypatch.setattr(_flat, "SLICE", 16 if run % 4 == 0 else 1 << 16)
     init, grads = recorded
     combos = RUNS[run]
     nets = {name: copy.deepcopy(init) for name in (*WITH_CAPTURABLE, "official")}

@@ -52,12 +52,16 @@ class Bucket:
     params: list[Tensor]
     views: dict[str, list[Tensor]]  # state key -> per-parameter views into flats[key]
     flats: dict[str, Tensor]
-    slices: list[tuple[int, int, int, int]]  # (start, end, first param, end param): see _slices
+    slices: list[tuple[int, int, int, int, int | None]]  # see _slices
     scratch: dict[str, Tensor] = field(default_factory=dict)  # g, r, denom: reused every step
     scratch_views: list[Tensor] = field(default_factory=list)  # denom views, shaped like the params
+    split: list[Tensor] = field(default_factory=list)  # parameters cut into pieces (must stay contiguous)
 
     def matches(self, states: dict[str, list[Tensor]]) -> bool:
-        """Whether the members still hold this bucket's state tensors (not replaced, e.g. by a load)."""
+        """Whether the members still hold this bucket's state tensors (not replaced, e.g. by a load) and
+        the parameters cut into pieces are still contiguous (walked as flat memory)."""
+        if not all(p.is_contiguous() for p in self.split):
+            return False
         return all(same(states[k], self.views[k]) for k in self.views)
 
 
@@ -95,20 +99,33 @@ def build(
     denom_views = [v.view(s) for v, s in zip(scratch["denom"].split(sizes), shapes, strict=True)]
     members = set(idx)
     rest = [i for i in range(len(all_params)) if i not in members]
-    return Bucket(list(all_params), idx, rest, params, views, flats, _slices(sizes), scratch, denom_views)
+    splittable = [p.is_contiguous() for p in params]
+    bucket = Bucket(list(all_params), idx, rest, params, views, flats, _slices(sizes, splittable))
+    bucket.scratch, bucket.scratch_views = scratch, denom_views
+    bucket.split = [p for p, n, ok in zip(params, sizes, splittable, strict=True) if ok and n > SLICE]
+    return bucket
 
 
-def _slices(sizes: list[int]) -> list[tuple[int, int, int, int]]:
-    """Runs of whole parameters of about ``SLICE`` elements: (start, end, first param, end param)."""
-    out: list[tuple[int, int, int, int]] = []
+def _slices(sizes: list[int], splittable: list[bool]) -> list[tuple[int, int, int, int, int | None]]:
+    """The work items: ``(start, end, first param, end param, None)`` for a run of whole parameters of
+    about ``SLICE`` elements, ``(start, end, i, i + 1, offset)`` for a piece of a larger (contiguous)
+    parameter ``i`` starting at element ``offset`` of it."""
+    out: list[tuple[int, int, int, int, int | None]] = []
     start = first = offset = 0
     for i, n in enumerate(sizes):
+        if n > SLICE and splittable[i]:
+            if offset > start:
+                out.append((start, offset, first, i, None))
+            out += [(offset + k, offset + min(n, k + SLICE), i, i + 1, k) for k in range(0, n, SLICE)]
+            offset += n
+            start, first = offset, i + 1
+            continue
         offset += n
         if offset - start >= SLICE:
-            out.append((start, offset, first, i + 1))
+            out.append((start, offset, first, i + 1, None))
             start, first = offset, i + 1
     if offset > start:
-        out.append((start, offset, first, len(sizes)))
+        out.append((start, offset, first, len(sizes), None))
     return out
 
 
@@ -148,14 +165,21 @@ def update(
     m_all, s_all = b.flats["exp_avg"], b.flats["exp_avg_var"]
     smax_all = b.flats.get("max_exp_avg_var")
     g_all, r_all, d_all = b.scratch["g"], b.scratch["r"], b.scratch["denom"]
-    for a, e, i, j in b.slices:
-        params, m_views, d_views = b.params[i:j], b.views["exp_avg"][i:j], b.scratch_views[i:j]
-        grad = grads[i]
-        if j == i + 1 and not maximize and weight_decay == 0 and grad.dtype == g_all.dtype:
-            g = grad.reshape(-1)  # a large parameter alone in its slice: read its gradient in place
-        else:
-            g = g_all[a:e]
-            torch.cat([t.reshape(-1) for t in grads[i:j]], out=g)
+    for a, e, i, j, off in b.slices:
+        if off is None:
+            params, m_views, d_views = b.params[i:j], b.views["exp_avg"][i:j], b.scratch_views[i:j]
+            grad = grads[i]
+            if j == i + 1 and not maximize and weight_decay == 0 and grad.dtype == g_all.dtype:
+                g = grad.reshape(-1)  # a parameter alone in its slice: read its gradient in place
+            else:
+                g = g_all[a:e]
+                torch.cat([t.reshape(-1) for t in grads[i:j]], out=g)
+        else:  # a piece of one large parameter: flat views of it, its gradient and its state
+            params = [b.params[i].view(-1)[off : off + e - a]]
+            m_views, d_views = [m_all[a:e]], [d_all[a:e]]
+            g = grads[i].reshape(-1)[off : off + e - a]
+            if maximize or (weight_decay != 0 and not weight_decouple) or g.dtype != g_all.dtype:
+                g = g_all[a:e].copy_(g)  # our copy, modified below
         if maximize:
             g.neg_()
         if weight_decay != 0:

@@ -290,6 +290,8 @@ class AdaBelief(Optimizer):
         foreach = group["foreach"] or (group["foreach"] is None and group["fused"] is None)
         if group["capturable"] or group["fused"] or not foreach or not params:
             return lists
+        if params[0].device.type != "cpu":
+            return lists
         if group["foreach"] is None and default_path("cpu") != "foreach":
             return lists
         buckets = self.__dict__.setdefault("_flat_buckets", {})
