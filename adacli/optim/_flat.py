@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from adacli.optim._math import rectification
+from adacli.optim import _math
 
 #: tensors up to this many elements go into the bucket (larger ones: the chunked foreach path, where
 #: dispatch is negligible next to the arithmetic; the same size as its chunks)
@@ -154,7 +154,7 @@ def update(
     """
     kind, step_size = "unrectified", 0.0
     if rectify:
-        kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
+        kind, step_size = _math.rectification(step, beta1, beta2, degenerated_to_sgd)
     if kind == "adaptive":
         value, sqrt_bc2 = -step_size * lr, None
     elif kind == "unrectified":

@@ -38,12 +38,12 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
+from adacli.optim import _math
 from adacli.optim._math import (
     _LOW_PRECISION,
     _foreach_update,
     _foreach_update_capturable,
     device_coefficients,
-    rectification,
     steps_by_value,
 )
 
@@ -335,7 +335,7 @@ def _scalars(
     if not rectify:
         mode, step_size = 0, -lr / bias_correction1
     else:
-        kind, size = rectification(step, beta1, beta2, degenerated_to_sgd)
+        kind, size = _math.rectification(step, beta1, beta2, degenerated_to_sgd)
         mode = {"adaptive": 1, "sgd": 2, "none": 3}[kind]
         step_size = -size * lr
     flags |= mode << 4

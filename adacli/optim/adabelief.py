@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
-from adacli.optim import _flat, _fused
+from adacli.optim import _flat, _fused, _math
 from adacli.optim._math import (
     _LOW_PRECISION,
     _foreach_update,
@@ -559,7 +559,7 @@ def _single_tensor_adabelief(
             p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
         else:
             # the official rectified update normalises by exp_avg_var (not the amsgrad max), as here
-            kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
+            kind, step_size = _math.rectification(step, beta1, beta2, degenerated_to_sgd)
             if kind == "adaptive":
                 denom = exp_avg_var.sqrt().add_(eps)
                 p.addcdiv_(exp_avg, denom, value=-step_size * lr)
