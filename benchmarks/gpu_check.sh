@@ -6,12 +6,25 @@
 #
 # Sized for about 6 minutes on one H200 (each step has its own timeout, so one hang cannot eat the
 # rest); every step runs even if an earlier one fails, and the exit status is the number of failed steps.
+#
+# On a machine without network access whose Python lacks some of adacli's dependencies (pydantic, and
+# adabelief-pytorch for the parity tests), download their wheels beforehand into dist/gpu-wheels (git
+# ignores dist/) and bring that folder along; the script installs them into /tmp/adacli-site first:
+#
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_17_x86_64 -d dist/gpu-wheels pydantic pydantic_core annotated-types \
+#     typing-inspection adabelief-pytorch==0.2.1      # versions as in the environment adacli was tested in
 set -u
 OUT=${OUT:-gpu-check-logs}
 mkdir -p "$OUT"
-PY=${PYTHON:-python}
+PY=${PYTHON:-python3}
 if [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ]; then PY=.venv/bin/python; fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONUNBUFFERED=1
+if ls dist/gpu-wheels/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/adacli-site \
+    dist/gpu-wheels/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/adacli-site
+fi
 failed=0
 
 step() {  # step NAME TIMEOUT_S COMMAND...
@@ -44,6 +57,8 @@ step bench_step 150 "$PY" -m adacli bench --device cuda --rounds 10 \
 "$PY" - "$OUT/bench_step.log" <<'PYEOF' 2>&1 | tee -a "$OUT/summary.txt"
 import json, sys
 text = open(sys.argv[1]).read()
+if "{" not in text:
+    sys.exit("   (no JSON: see the log)")
 data = json.loads(text[text.index("{"):])
 for row in data["rows"]:
     if row["optimizer"].startswith("adacli") or "Adam" in row["optimizer"]:
