@@ -25,6 +25,8 @@ from adacli.errors import InputError, closest
 
 __all__ = [
     "DEFAULT_MODELS",
+    "LARGE_MODELS",
+    "SMALL_MODELS",
     "BenchResult",
     "BenchRow",
     "candidate_names",
@@ -33,7 +35,11 @@ __all__ = [
     "run_bench",
 ]
 
-DEFAULT_MODELS = ("resnet18", "resnet50", "vit_small_patch16_224")
+# small models first: with a hundred tiny tensors, per-tensor dispatch (not arithmetic) is what a step costs,
+# which is where short CPU trials spend their optimizer time
+SMALL_MODELS = ("test_resnet", "test_convnext", "test_vit")
+LARGE_MODELS = ("resnet18", "resnet50", "vit_small_patch16_224")
+DEFAULT_MODELS = (*SMALL_MODELS, *LARGE_MODELS)
 
 # candidates: label -> (factory(params) -> optimizer, reference-kind); the optional ones are skipped when
 # their package is missing or the device does not support them.

@@ -772,8 +772,8 @@ def bench_cmd(
     model: list[str] = typer.Option(
         None,
         "--model",
-        help="timm model whose parameter shapes to use (repeatable); default resnet18, "
-        "resnet50, vit_small_patch16_224",
+        help="timm model whose parameter shapes to use (repeatable); default test_resnet, "
+        "test_convnext, test_vit, resnet18, resnet50, vit_small_patch16_224",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     rounds: int = typer.Option(5, "--rounds", help="interleaved timing rounds (3 steps each)"),

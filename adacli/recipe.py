@@ -32,7 +32,12 @@ class ModelSpec(_Strict):
     name: str = Field(description="any timm model name, e.g. test_resnet, resnet18, vit_tiny_patch16_224")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to timm.create_model")
     channels_last: bool = Field(False, description="use the channels_last memory format")
-    compile: bool = Field(False, description="wrap the model in torch.compile")
+    compile: bool | Literal["graph"] = Field(
+        False,
+        description="true: wrap the model in torch.compile; graph: capture forward, backward and "
+        "optimizer step in one CUDA graph (CUDA only; elsewhere, or for an optimizer that cannot be "
+        "captured, the trial runs eagerly with a one-line note)",
+    )
 
 
 class DatasetSpec(_Strict):

@@ -33,7 +33,9 @@ import hashlib
 import math
 import os
 import statistics
+import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -141,7 +143,8 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     for state in optimizer.state.values():
         for v in state.values():
             if torch.is_tensor(v):
-                key = (v.untyped_storage().data_ptr(), v.device.index or 0)
+                # views into one flat buffer (AdaBelief's CPU small-tensor bucket) are distinct state
+                key = (v.untyped_storage().data_ptr(), v.storage_offset(), v.device.index or 0)
                 if key in seen and v.numel() > 1:
                     continue
                 seen.add(key)
@@ -195,7 +198,7 @@ class TrialConfig:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = False  # True: torch.compile; "graph": one CUDA graph per step (see graph_problem)
 
     @classmethod
     def from_recipe(cls, recipe: Any, device: torch.device | str | None = None) -> TrialConfig:
@@ -518,13 +521,17 @@ def _run_trial(
             net = net.to(memory_format=torch.channels_last)
         net.train()
         opt = optimizer.build(net.parameters())
-        train_net: Any = torch.compile(net) if config.compile else net
+        train_net: Any = torch.compile(net) if config.compile is True else net
         _warm_up(train_net, net, data, config, optimizer)
         torch.manual_seed(seed)
         if device.type == "cuda":
             torch.cuda.manual_seed_all(seed)
 
         sched = _scheduler(opt, config.schedule, total, seconds)
+        graphed = None
+        if config.compile == "graph":
+            graphed = _graph_or_note(net, opt, data, config, seed, scheduled=sched is not None)
+            result.extra["graph"] = graphed is not None
 
         scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
         autocast = _autocast(device, config.precision)
@@ -540,22 +547,10 @@ def _run_trial(
         rec.start_segment()
         while True:
             x, y = next(batches)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast():
-                loss = F.cross_entropy(_logits(train_net(x)), y)
-            opt.zero_grad(set_to_none=True)
-            if scaler is None:
-                loss.backward()
-                tok = rec.opt_begin()
-                opt.step()
-                rec.opt_end(tok)
+            if graphed is not None:  # copy into the static inputs (and their layout), replay the step
+                loss = graphed.step(x, y)
             else:
-                scaler.scale(loss).backward()
-                tok = rec.opt_begin()
-                scaler.step(opt)
-                scaler.update()
-                rec.opt_end(tok)
+                loss = _eager_step(train_net, opt, x, y, autocast, scaler, rec, channels_last)
             if sched is not None:
                 if seconds:
                     sched.clock = rec.clock()  # type: ignore[attr-defined]
@@ -628,6 +623,36 @@ def _run_trial(
     if on_step is not None and result.losses:
         on_step(len(result.losses), total, result.losses[-1])
     return result
+
+
+def _eager_step(
+    train_net: Any,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]],
+    scaler: torch.amp.GradScaler | None,
+    rec: Any,
+    channels_last: bool,
+) -> torch.Tensor:
+    """One eager training step (forward, backward, optimizer step timed by ``rec``); returns the loss."""
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast():
+        loss = F.cross_entropy(_logits(train_net(x)), y)
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        tok = rec.opt_begin()
+        opt.step()
+        rec.opt_end(tok)
+    else:
+        scaler.scale(loss).backward()
+        tok = rec.opt_begin()
+        scaler.step(opt)
+        scaler.update()
+        rec.opt_end(tok)
+    return loss
 
 
 def _scheduler(
@@ -713,3 +738,144 @@ def _warm_up(
     net.load_state_dict(saved)
     if config.device.type == "cuda":
         torch.cuda.synchronize(config.device)
+
+
+# --- whole-step CUDA graphs (model.compile: graph) -------------------------------------------------
+
+#: optimizers whose ``step()`` can be captured (with ``capturable=True`` where they have it)
+GRAPH_OPTIMIZERS = (
+    "adacli.optim.adabelief.AdaBelief",
+    "torch.optim.adam.Adam",
+    "torch.optim.adamw.AdamW",
+    "torch.optim.sgd.SGD",
+)
+GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capture (cuDNN/cuBLAS workspaces, lazy state)
+_notes_shown: set[str] = set()
+
+
+def graph_problem(opt: torch.optim.Optimizer, device: torch.device, precision: str) -> str | None:
+    """Why a trial cannot run as one CUDA graph per step, or None when it can.
+
+    The capture bakes in every host-side value, so the step must not read the GPU (fp16's loss scaler
+    does) and the optimizer must keep its step-dependent values on the device: adacli's AdaBelief and
+    torch's Adam/AdamW with ``capturable=True``, and SGD (no step count; ``dampening`` 0, because a
+    captured SGD cannot take its first-step branch). A user's class may do anything on the host.
+    """
+    if device.type != "cuda":
+        return f"CUDA graphs need a CUDA device (this trial runs on {device.type})"
+    if precision == "fp16":
+        return "fp16 loss scaling reads the GPU every step"
+    cls = type(opt)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    if name not in GRAPH_OPTIMIZERS:
+        return f"{name} is not known to be capturable (AdaBelief, torch Adam/AdamW/SGD are)"
+    if isinstance(opt, torch.optim.SGD) and any(g.get("dampening", 0) for g in opt.param_groups):
+        return "SGD with dampening > 0 takes a first-step branch a captured step cannot"
+    return None
+
+
+def make_capturable(opt: torch.optim.Optimizer, device: torch.device, scheduled: bool) -> None:
+    """Switch a fresh optimizer (no state yet) to its capturable form before its first step.
+
+    ``capturable=True`` keeps step counters on the device; with a schedule the lr becomes a device tensor,
+    which torch's LR schedulers update in place (``fill_``) and every replay reads. torch's foreach SGD
+    reads a Tensor lr on the host, so a scheduled SGD takes its fused path (the same update).
+    """
+    for group in opt.param_groups:
+        if "capturable" in group:
+            group["capturable"] = True
+        if scheduled:
+            if isinstance(opt, torch.optim.SGD):
+                group["foreach"], group["fused"] = False, True
+            if not isinstance(group["lr"], torch.Tensor):
+                group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+
+
+def _note_once(text: str) -> None:
+    """A one-line note on stderr, once per process per text (a run has many trials)."""
+    if text not in _notes_shown:
+        _notes_shown.add(text)
+        print(f"note: {text}", file=sys.stderr, flush=True)
+
+
+class GraphedStep:
+    """Forward, backward and ``optimizer.step()`` captured once, replayed per training step.
+
+    Built by :meth:`capture`: a few eager steps on a side stream (as torch's whole-network capture
+    recipe does), the capture, then the model and optimizer put back to where they were before, in
+    place (the graph holds their addresses), so the trial starts from the seed's initial weights and a
+    fresh optimizer state, as the eager loop does. Gradients are zeroed inside the graph (not set to
+    None), so they keep one address from the warm-up on and the fused AdaBelief's address table built
+    then is reused inside the capture.
+    """
+
+    def __init__(self, graph: Any, x: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
+        self.graph, self.x, self.y, self.loss = graph, x, y, loss
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One training step on batch ``(x, y)``; returns the (static) loss tensor, not yet read."""
+        self.x.copy_(x)
+        self.y.copy_(y)
+        self.graph.replay()
+        return self.loss
+
+    @classmethod
+    def capture(
+        cls, net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, config: TrialConfig
+    ) -> GraphedStep:
+        autocast = _autocast(config.device, config.precision)
+        fmt = torch.channels_last if config.channels_last and x.dim() == 4 else torch.contiguous_format
+        static_x, static_y = x.contiguous(memory_format=fmt).clone(memory_format=fmt), y.clone()
+        saved = {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+        def train_step() -> torch.Tensor:
+            opt.zero_grad(set_to_none=False)
+            with autocast():
+                loss = F.cross_entropy(_logits(net(static_x)), static_y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        side = torch.cuda.Stream(config.device)
+        side.wait_stream(torch.cuda.current_stream(config.device))
+        with torch.cuda.stream(side), warnings.catch_warnings():
+            # torch warns once that a capturable optimizer stepped outside a capture: that is this warm-up
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(GRAPH_WARMUP_STEPS):
+                train_step()
+        torch.cuda.current_stream(config.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_loss = train_step()
+        with torch.no_grad():  # undo the warm-up, in place
+            for k, v in net.state_dict().items():
+                v.copy_(saved[k])
+            for state in opt.state.values():
+                for v in state.values():
+                    if torch.is_tensor(v):
+                        v.zero_()
+        torch.cuda.synchronize(config.device)
+        return cls(graph, static_x, static_y, static_loss)
+
+
+def _graph_or_note(
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    data: DataBundle,
+    config: TrialConfig,
+    seed: int,
+    *,
+    scheduled: bool,
+) -> GraphedStep | None:
+    """The captured step for ``model.compile: graph``, or None (eager) after a one-line note saying why."""
+    problem = graph_problem(opt, config.device, config.precision)
+    if problem is not None:
+        _note_once(f"model.compile: graph: {problem}; running eagerly")
+        return None
+    make_capturable(opt, config.device, scheduled)
+    # a batch of the training shape from another stream of draws: the trial's own batches stay untouched
+    x, y = next(data.train_batches(config.budget.batch_size, seed + 7919, config.device))
+    graphed = GraphedStep.capture(net, opt, x, y, config)
+    torch.manual_seed(seed)  # the warm-up drew random numbers (dropout): restart the trial's streams
+    torch.cuda.manual_seed_all(seed)
+    return graphed

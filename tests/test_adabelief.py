@@ -13,19 +13,22 @@ import contextlib
 import copy
 import io
 import itertools
+import math
 
 import pytest
 import torch
 from torch import nn
 
 from adacli import AdaBelief
-from adacli.optim import _fused
+from adacli.optim import _flat, _fused
 from adacli.optim import adabelief as ab
 
 official = pytest.importorskip("adabelief_pytorch")
 
 STEPS = 200
 PATHS = ("single", "foreach", "fused")
+# capturable=True on the CPU: device step counters and device scalars through the foreach ops, lr a Tensor
+WITH_CAPTURABLE = (*PATHS, "capturable")
 FLAGS = ("amsgrad", "weight_decouple", "fixed_decay", "rectify", "degenerated_to_sgd")
 # per-group hyperparameters (one row per group of the net below)
 GROUP_HYPER = (
@@ -64,7 +67,16 @@ def _group_params(net: nn.Module) -> list[list[nn.Parameter]]:
 
 
 def _path_kw(path: str) -> dict:
+    if path == "capturable":
+        return dict(foreach=True, capturable=True)
+    if path == "capturable-fused":
+        return dict(fused=True, capturable=True)
     return dict(foreach=path == "foreach", fused=path == "fused")
+
+
+def _lr(path: str, lr: float) -> float | torch.Tensor:
+    """The capturable path takes its lr as a Tensor (what torch's schedulers update in place)."""
+    return torch.tensor(lr) if path == "capturable" else lr
 
 
 def _quiet_official(params, **kw):
@@ -123,15 +135,23 @@ def test_combo_coverage():
 @pytest.mark.parametrize("run", range(len(RUNS)))
 def test_parity_with_official(run, recorded, monkeypatch):
     """Every flag combination x two eps x different per-group hyperparameters, all three paths, 200 steps."""
-    # small chunks so that the foreach path cuts tensors into flat views and runs of tensors
-    monkeypatch.setattr(ab, "_CPU_CHUNK", 50)
+    if run % 2:
+        # small chunks so that the foreach path cuts tensors into flat views and runs of tensors
+        monkeypatch.setattr(ab, "_CPU_CHUNK", 50)
+        monkeypatch.setattr(_flat, "FLAT_MIN_TENSORS", 10**9)
+    else:
+        # every group (two tensors) a flat bucket: the foreach path's small-tensor update, with slices
+        # so small that tensors are also cut into pieces (half the runs) or grouped whole (the others)
+        monkeypatch.setattr(_flat, "FLAT_MIN_TENSORS", 2)
+        monkeypatch.setattr(_flat, "SLICE", 16 if run % 4 == 0 else 1 << 16)
     init, grads = recorded
     combos = RUNS[run]
-    nets = {name: copy.deepcopy(init) for name in (*PATHS, "official")}
+    nets = {name: copy.deepcopy(init) for name in (*WITH_CAPTURABLE, "official")}
     ours = {}
-    for path in PATHS:
+    for path in WITH_CAPTURABLE:
         groups = [
             {"params": ps, **GROUP_HYPER[g], **combos[g][0], "eps": combos[g][1]}
+            | {"lr": _lr(path, GROUP_HYPER[g]["lr"])}
             for g, ps in enumerate(_group_params(nets[path]))
         ]
         ours[path] = AdaBelief(groups, **_path_kw(path))
@@ -140,7 +160,7 @@ def test_parity_with_official(run, recorded, monkeypatch):
         for g, ps in enumerate(_group_params(nets["official"]))
     ]
     for step_grads in grads:
-        for path in PATHS:
+        for path in WITH_CAPTURABLE:
             for p, g in zip(nets[path].parameters(), step_grads, strict=True):
                 p.grad = g  # ours never writes to p.grad
             ours[path].step()
@@ -151,7 +171,7 @@ def test_parity_with_official(run, recorded, monkeypatch):
 
     ref_params = list(nets["official"].parameters())
     ref_state = [o.state[p] for o in officials for g in o.param_groups for p in g["params"]]
-    for path in PATHS:
+    for path in WITH_CAPTURABLE:
         params = list(nets[path].parameters())
         for i, (p, q) in enumerate(zip(params, ref_params, strict=True)):
             combo = combos[i // 2]
@@ -165,14 +185,79 @@ def test_parity_with_official(run, recorded, monkeypatch):
         # the parameters moved: a comparison of unchanged tensors would prove nothing
         moved = [_rel(p, q) for p, q in zip(params, init.parameters(), strict=True)]
         assert min(moved) > 1e-4, moved
+    assert bool(getattr(ours["foreach"], "_flat_buckets", None)) is (run % 2 == 0)
+    # the fused CPU kernel is called directly, its counters views of one tensor
+    assert bool(getattr(ours["fused"], "_step_flats", None)) is _fused.cpu_kernel_available()
     # the three paths agree with each other more tightly than with the reference tolerance; the single
     # tensor and foreach paths run the official ops in the official order, so they agree exactly
     for p_single, p_foreach, p_fused in zip(*(nets[path].parameters() for path in PATHS), strict=True):
         assert torch.equal(p_single, p_foreach)
         assert _rel(p_fused, p_single) <= 1e-6
+    # the capturable path computes the same scalars on the device (from an fp32 lr tensor)
+    for p_single, p_cap in zip(nets["single"].parameters(), nets["capturable"].parameters(), strict=True):
+        assert _rel(p_cap, p_single) <= 1e-6
     # and the reference path performs the official arithmetic: bit for bit
     for p_single, p_official in zip(nets["single"].parameters(), ref_params, strict=True):
         assert torch.equal(p_single, p_official)
+
+
+def _bucket_run(shapes, steps, gen, skip=None, opts_kw=None):
+    init = [torch.randn(s, generator=gen) for s in shapes]
+    params = {path: [nn.Parameter(t.clone()) for t in init] for path in ("single", "foreach")}
+    kw = dict(weight_decay=1e-2, amsgrad=True) | (opts_kw or {})
+    opts = {path: AdaBelief(ps, **kw, **_path_kw(path)) for path, ps in params.items()}
+    seen = []
+    for t in range(steps):
+        grads = [torch.randn(s, generator=gen) for s in shapes]
+        for path, ps in params.items():
+            for i, (p, g) in enumerate(zip(ps, grads, strict=True)):
+                p.grad = None if skip and skip(i, t) else g
+            opts[path].step()
+        seen.append(0 in getattr(opts["foreach"], "_flat_buckets", {}))
+    for p, q in zip(params["single"], params["foreach"], strict=True):
+        assert torch.equal(p, q)
+    return params, opts, seen
+
+
+SMALL_AND_LARGE = [(3, 4), (7,), (2, 2, 3), (5,)] * 4 + [(600, 600)]  # 16 small tensors and one large
+
+
+def test_flat_bucket_is_exact_through_membership_changes():
+    """The foreach path's CPU bucket of small tensors equals the per-tensor path, also when a parameter
+    has no gradient for a while (the bucket is rebuilt without it, and dropped once its step count
+    differs from the others')."""
+    gen = torch.Generator().manual_seed(0)
+    _, _, seen = _bucket_run(SMALL_AND_LARGE, 12, gen, skip=lambda i, t: i == 3 and 3 <= t < 6)
+    # bucketed from the start, rebuilt without parameter 3 while it has no gradient; from step 7 on it
+    # is three steps behind the others: no shared count, so no bucket (the per-tensor path takes over)
+    assert seen == [True] * 6 + [False] * 6
+
+
+def test_flat_bucket_state_is_views_saved_once_and_reloads(tmp_path):
+    gen = torch.Generator().manual_seed(1)
+    params, opts, seen = _bucket_run(SMALL_AND_LARGE, 4, gen)
+    assert all(seen)
+    opt, ps = opts["foreach"], params["foreach"]
+    m = opt.state[ps[0]]["exp_avg"]
+    small_numel = sum(torch.Size(s).numel() for s in SMALL_AND_LARGE[:-1])
+    assert m._base is not None and m._base.numel() == small_numel
+    assert opt.state[ps[0]]["step"]._base is not None and opt.state[ps[0]]["step"].item() == 4
+    torch.save(opt.state_dict(), tmp_path / "a.pt")
+    n = sum(torch.Size(s).numel() for s in SMALL_AND_LARGE)
+    assert (tmp_path / "a.pt").stat().st_size < 4 * 3 * n * 1.1  # three moments, each stored once
+    # a copy of the parameters with the reloaded state follows the original exactly
+    twins = [nn.Parameter(p.detach().clone()) for p in ps]
+    reloaded = AdaBelief(twins, weight_decay=1e-2, amsgrad=True, foreach=True)
+    reloaded.load_state_dict(torch.load(tmp_path / "a.pt"))
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=gen) for p in ps]
+        for p, q, g in zip(ps, twins, grads, strict=True):
+            p.grad, q.grad = g, g.clone()
+        opt.step()
+        reloaded.step()
+    assert 0 in reloaded._flat_buckets
+    for p, q in zip(ps, twins, strict=True):
+        assert torch.equal(p, q)
 
 
 def test_fused_parallel_loop_matches_single(monkeypatch):
@@ -220,7 +305,7 @@ def _train(opt: torch.optim.Optimizer, params: list[torch.Tensor], grads: list[l
         opt.step()
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_resume_gives_the_same_trajectory(path, recorded):
     init, grads = recorded
     kw = dict(weight_decay=1e-2, amsgrad=True, **_path_kw(path))
@@ -244,7 +329,7 @@ def test_resume_gives_the_same_trajectory(path, recorded):
         assert torch.equal(p, q)
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_official_checkpoint_loads_and_continues(path, recorded):
     """An official state_dict (int steps, no per-group flags) loads; training continues as official would."""
     init, grads = recorded
@@ -265,6 +350,7 @@ def test_official_checkpoint_loads_and_continues(path, recorded):
     assert "buffer" not in group
     step = ours.state[next(iter(a.parameters()))]["step"]
     assert isinstance(step, torch.Tensor) and step.device.type == "cpu" and step.item() == 20
+    assert step.dtype == torch.float32 and step.dim() == 0
     for step_grads in grads[20:120]:
         for p, q, g in zip(a.parameters(), b.parameters(), step_grads, strict=True):
             p.grad, q.grad = g, g.clone()
@@ -275,7 +361,7 @@ def test_official_checkpoint_loads_and_continues(path, recorded):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_half_precision_keeps_fp32_state(dtype, path, recorded):
     init, grads = recorded
     net = copy.deepcopy(init).to(dtype)
@@ -323,7 +409,7 @@ def test_paths_agree_on_other_dtypes(dtype, recorded):
         assert _rel(ps[2], ps[0]) <= max(tol, 1e-12)
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_maximize_equals_negated_gradients(path, recorded):
     init, grads = recorded
     a, b = copy.deepcopy(init), copy.deepcopy(init)
@@ -338,7 +424,7 @@ def test_maximize_equals_negated_gradients(path, recorded):
         assert torch.equal(p, q)
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_l2_decay_leaves_grad_untouched(path):
     p = nn.Parameter(torch.randn(10))
     g = torch.randn(10)
@@ -356,7 +442,7 @@ def test_sparse_gradients_raise_a_clear_error():
         opt.step()
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", WITH_CAPTURABLE)
 def test_closure(path):
     torch.manual_seed(0)
     lin = nn.Linear(3, 1)
@@ -457,7 +543,7 @@ def test_unwritable_kernel_cache_falls_back(monkeypatch, tmp_path):
 def test_parameters_added_later_take_their_own_step_count():
     """A parameter joining a group later has a smaller step: every path uses its own bias correction."""
     results = {}
-    for path in PATHS:
+    for path in WITH_CAPTURABLE:
         torch.manual_seed(0)
         a, b = nn.Parameter(torch.randn(5)), nn.Parameter(torch.randn(5))
         opt = AdaBelief([a, b], **_path_kw(path))
@@ -468,9 +554,78 @@ def test_parameters_added_later_take_their_own_step_count():
             opt.step()
         assert opt.state[a]["step"].item() == 12 and opt.state[b]["step"].item() == 5
         results[path] = (a.detach().clone(), b.detach().clone())
-    for path in ("foreach", "fused"):
+    for path in ("foreach", "fused", "capturable"):
         for x, y in zip(results[path], results["single"], strict=True):
             assert _rel(x, y) <= 1e-6
+
+
+@pytest.mark.parametrize("rectify", [True, False])
+def test_capturable_follows_a_scheduler_through_a_tensor_lr(rectify, recorded):
+    """torch's LR schedulers fill a Tensor lr in place; the capturable step reads it on the device.
+
+    The same LambdaLR drives a float lr on the reference path: the trajectories agree, the lr tensor is
+    the same object throughout (a captured graph keeps reading it), and the state keeps fp32 counters.
+    """
+    init, grads = recorded
+    nets = {path: copy.deepcopy(init) for path in ("single", "capturable")}
+    opts, scheds = {}, {}
+    for path, net in nets.items():
+        opts[path] = AdaBelief(
+            net.parameters(), lr=_lr(path, 1e-2), weight_decay=1e-2, rectify=rectify, **_path_kw(path)
+        )
+        scheds[path] = torch.optim.lr_scheduler.LambdaLR(opts[path], lambda i: 0.5 ** (i // 10))
+    lr_tensor = opts["capturable"].param_groups[0]["lr"]
+    for step_grads in grads[:40]:
+        for path, net in nets.items():
+            for p, g in zip(net.parameters(), step_grads, strict=True):
+                p.grad = g
+            opts[path].step()
+            scheds[path].step()
+    assert opts["capturable"].param_groups[0]["lr"] is lr_tensor
+    assert lr_tensor.item() == pytest.approx(1e-2 * 0.5**4)
+    for p, q in zip(nets["single"].parameters(), nets["capturable"].parameters(), strict=True):
+        assert _rel(q, p) <= 1e-6
+        assert opts["capturable"].state[q]["step"].item() == 40
+
+
+def test_device_coefficients_match_the_host_rectification():
+    """Device scalars equal the host ones to float64 rounding (torch's pow vs libm's differ by ~1 ulp)."""
+    from adacli.optim._math import device_coefficients
+
+    steps = [torch.tensor(float(t)) for t in range(1, 40)]
+    for degenerated in (True, False):
+        coefs = device_coefficients(
+            steps, torch.tensor(3e-3, dtype=torch.float64), dtype=torch.float64, beta1=0.9, beta2=0.99,
+            weight_decay=1e-2, weight_decouple=True, fixed_decay=False, rectify=True,
+            degenerated_to_sgd=degenerated,
+        )  # fmt: skip
+        for j, t in enumerate(range(1, 40)):
+            kind, size = ab.rectification(t, 0.9, 0.99, degenerated)
+            adaptive = -size * 3e-3 if kind == "adaptive" else 0.0
+            sgd = -size * 3e-3 if kind == "sgd" else 0.0
+            assert coefs[0, j].item() == 1.0 - 3e-3 * 1e-2
+            assert coefs[1, j].item() == pytest.approx(adaptive, rel=1e-14, abs=0)
+            assert coefs[2, j].item() == pytest.approx(sgd, rel=1e-14, abs=0)
+            assert coefs[3, j].item() == pytest.approx(math.sqrt(1 - 0.99**t), rel=1e-14)
+        kinds = {ab.rectification(t, 0.9, 0.99, degenerated)[0] for t in range(1, 40)}
+        assert kinds == ({"sgd", "adaptive"} if degenerated else {"none", "adaptive"})
+
+
+def test_capturable_state_and_checkpoint_round_trip():
+    """Counters live on the parameters' device (CPU here), survive a state_dict round trip, and a
+    checkpoint of the non-capturable optimizer loads into a capturable one (and back)."""
+    p = nn.Parameter(torch.randn(5))
+    opt = AdaBelief([p], capturable=True, lr=torch.tensor(1e-2))
+    assert opt.param_groups[0]["capturable"] is True
+    p.grad = torch.randn(5)
+    opt.step()
+    step = opt.state[p]["step"]
+    assert step.device == p.device and step.dtype == torch.float32 and step.item() == 1
+    plain = AdaBelief([p])
+    plain.load_state_dict(opt.state_dict())
+    assert plain.param_groups[0]["capturable"] is True  # the saved group's flag wins, as in torch
+    with pytest.raises(ValueError, match="one element"):
+        AdaBelief([p], lr=torch.tensor([1e-3, 1e-3]))
 
 
 # --- CUDA (skipped without a GPU) ------------------------------------------------------------------------
@@ -480,14 +635,16 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 @pytest.mark.cuda
 @cuda
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", [*WITH_CAPTURABLE, "capturable-fused"])
 def test_cuda_parity_and_no_host_sync(path, recorded):
     init, grads = recorded
     combos = RUNS[5]
     dev_net = copy.deepcopy(init).cuda()
     ref_net = copy.deepcopy(init)
+    cap = path.startswith("capturable")
     groups = [
         {"params": ps, **GROUP_HYPER[g], **combos[g][0], "eps": combos[g][1]}
+        | ({"lr": torch.tensor(GROUP_HYPER[g]["lr"], device="cuda")} if cap else {})
         for g, ps in enumerate(_group_params(dev_net))
     ]
     ours = AdaBelief(groups, **_path_kw(path))
@@ -511,6 +668,62 @@ def test_cuda_parity_and_no_host_sync(path, recorded):
             r.step()
     for p, q in zip(dev_net.parameters(), ref_net.parameters(), strict=True):
         assert _rel(p.cpu(), q) <= 1e-5
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("fused", [False, True])
+def test_cuda_graph_of_capturable_steps_follows_the_official(fused, recorded):
+    """optimizer.step() captured once and replayed 200 times with a scheduler driving a device lr: the
+    official optimizer, stepped eagerly under the same schedule, ends at the same weights; the fused
+    path's address table is built once (before the capture) and reused by every replay."""
+    init, grads = recorded
+    combos = RUNS[9]
+    net, ref_net = copy.deepcopy(init).cuda(), copy.deepcopy(init)
+    groups = [
+        {"params": ps, **GROUP_HYPER[g], **combos[g][0], "eps": combos[g][1]}
+        | {"lr": torch.tensor(GROUP_HYPER[g]["lr"], device="cuda")}
+        for g, ps in enumerate(_group_params(net))
+    ]
+    opt = AdaBelief(groups, capturable=True, fused=fused, foreach=not fused)
+    refs = [
+        _quiet_official(ps, **GROUP_HYPER[g], **combos[g][0], eps=combos[g][1])
+        for g, ps in enumerate(_group_params(ref_net))
+    ]
+    params = list(net.parameters())
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    saved = [p.detach().clone() for p in params]
+    opt.step()  # warm-up: Triton's JIT and the address table, then back to the initial state
+    with torch.no_grad():
+        for p, s in zip(params, saved, strict=True):
+            p.copy_(s)
+        for st in opt.state.values():
+            for v in st.values():
+                v.zero_()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        opt.step()
+
+    def factor(i: int) -> float:
+        return 0.5 ** (i // 50)
+
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in (opt, *refs)]
+    for step_grads in grads:
+        for p, g in zip(params, step_grads, strict=True):
+            p.grad.copy_(g)
+        graph.replay()
+        for q, g in zip(ref_net.parameters(), step_grads, strict=True):
+            q.grad = g.clone()
+        for r in refs:
+            r.step()
+        for sch in scheds:
+            sch.step()
+    for p, q in zip(params, ref_net.parameters(), strict=True):
+        assert _rel(p.cpu(), q) <= 1e-5
+    assert opt.state[params[0]]["step"].item() == STEPS
+    if fused:
+        assert opt._fused_cache["triton_tables"].builds == 1
 
 
 @pytest.mark.cuda

@@ -55,3 +55,10 @@ def test_bench_cli_table_and_bad_device():
     assert "x fused Adam" in result.stdout and "adacli AdaBelief foreach" in result.stdout
     bad = runner.invoke(app, ["bench", "--model", "test_resnet", "--device", "tpu"])
     assert bad.exit_code == 2
+
+
+def test_default_models_include_small_ones():
+    """Small models (a hundred tiny tensors: dispatch-bound) are measured by default, before large ones."""
+    assert bench.DEFAULT_MODELS[:3] == bench.SMALL_MODELS == ("test_resnet", "test_convnext", "test_vit")
+    assert set(bench.LARGE_MODELS) <= set(bench.DEFAULT_MODELS)
+    assert len(bench.model_param_shapes("test_convnext")) == 101

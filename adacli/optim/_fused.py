@@ -22,21 +22,33 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import itertools
+import math
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
+from adacli.optim import _math
+from adacli.optim._math import (
+    _LOW_PRECISION,
+    _foreach_update,
+    _foreach_update_capturable,
+    device_coefficients,
+    steps_by_value,
+)
+
 __all__ = ["FusedUnavailableError", "cpu_kernel_available", "fused_adabelief", "fused_is_default"]
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 # Elements per work item of the OpenMP loop: small enough to balance two or more threads over a model's
@@ -304,10 +316,6 @@ def _scalars(
     maximize: bool,
 ) -> tuple[list[float], int]:
     """The per-step scalars and flag bits a fused kernel takes (host arithmetic as in the reference)."""
-    import math
-
-    from adacli.optim.adabelief import rectification
-
     decay, l2, flags = 1.0, 0.0, 0
     if weight_decouple:
         if weight_decay != 0:
@@ -320,12 +328,14 @@ def _scalars(
         flags |= 4
     if amsgrad:
         flags |= 8
+    if rectify and degenerated_to_sgd:
+        flags |= 64  # capturable kernel: add the SGD-fallback term (its size is decided on the device)
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     if not rectify:
         mode, step_size = 0, -lr / bias_correction1
     else:
-        kind, size = rectification(step, beta1, beta2, degenerated_to_sgd)
+        kind, size = _math.rectification(step, beta1, beta2, degenerated_to_sgd)
         mode = {"adaptive": 1, "sgd": 2, "none": 3}[kind]
         step_size = -size * lr
     flags |= mode << 4
@@ -352,12 +362,25 @@ def fused_adabelief(
     rectify: bool,
     degenerated_to_sgd: bool,
     maximize: bool,
+    capturable: bool = False,
+    cache: dict | None = None,
 ) -> None:
-    """The fused path: one kernel call per (device, dtype, step) group of tensors."""
+    """The fused path: one kernel call per (device, dtype, step) group of tensors.
+
+    ``capturable`` (CUDA): one call per (device, dtype) group, the step scalars computed on the device.
+    ``cache``: a dict the optimizer owns, where the Triton path keeps its address tables
+    (``_triton.TableCache``), so that a table a captured graph reads lives as long as the optimizer.
+    """
     if not params:
         return
-    from adacli.optim.adabelief import _step_value
-
+    if capturable:
+        _fused_capturable(
+            params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps, cache=cache,
+            amsgrad=amsgrad, beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps,
+            weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
+            degenerated_to_sgd=degenerated_to_sgd, maximize=maximize,
+        )  # fmt: skip
+        return
     hyper = dict(
         amsgrad=amsgrad,
         beta1=beta1,
@@ -381,9 +404,7 @@ def fused_adabelief(
         d_smax = device_lists[4] if amsgrad else []
         d_steps = device_lists[-1]
         torch._foreach_add_(d_steps, torch.tensor(1.0), alpha=1.0)
-        by_step: dict[float, list[int]] = {}
-        for j, st in enumerate(d_steps):
-            by_step.setdefault(_step_value(st), []).append(j)
+        by_step = steps_by_value(d_steps)
         for step, idx in by_step.items():
             if len(idx) == len(d_params):
                 sub = (d_params, d_grads, d_m, d_s, d_smax)
@@ -396,7 +417,10 @@ def fused_adabelief(
             if device.type == "cpu":
                 _run_cpu(*sub, scalars=scalars, flags=flags)  # type: ignore[arg-type]
             elif device.type == "cuda":
-                _run_cuda(sub, step=step, scalars=scalars, flags=flags, hyper=hyper)  # type: ignore[arg-type]
+                def fallback(*part: list[Tensor], coefs: Tensor | None, step: float = step) -> None:
+                    _foreach_update(*part, step=step, **hyper)  # type: ignore[arg-type]
+
+                _run_cuda(sub, scalars=scalars, flags=flags, cache=cache, fallback=fallback)
             else:
                 raise FusedUnavailableError(
                     f"the fused AdaBelief path supports CPU and CUDA tensors, not {device.type}; "
@@ -434,8 +458,56 @@ def flat_layout(tensors: list[Tensor]) -> bool:
     )
 
 
+def _fused_capturable(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    cache: dict | None,
+    **hyper: Any,
+) -> None:
+    """Capturable fused step: device step counters and scalars, one Triton launch per (device, dtype)."""
+    rest = {k: v for k, v in hyper.items() if k not in ("lr", "fixed_decay")}
+
+    def fallback(*part: list[Tensor], coefs: Tensor | None) -> None:
+        _foreach_update_capturable(*part, coefs=coefs, **rest)  # type: ignore[arg-type]
+
+    lists: list[list[Tensor]] = [params, grads, exp_avgs, exp_avg_vars]
+    if hyper["amsgrad"]:
+        lists.append(max_exp_avg_vars)
+    lists.append(state_steps)
+    grouped = Optimizer._group_tensors_by_device_and_dtype(lists)  # type: ignore[arg-type]
+    for device_lists, _ in grouped.values():
+        sub = (*device_lists[:4], device_lists[4] if hyper["amsgrad"] else [])
+        steps = device_lists[-1]
+        device = sub[0][0].device
+        if device.type != "cuda" or any(st.device != device for st in steps):
+            raise FusedUnavailableError(
+                "capturable fused AdaBelief needs CUDA tensors with step counters on the same device"
+            )
+        torch._foreach_add_(steps, 1.0)
+        work_dtype = torch.float32 if sub[0][0].dtype in _LOW_PRECISION else sub[0][0].dtype
+        keys = ("beta1", "beta2", "weight_decay", "weight_decouple", "fixed_decay", "rectify")
+        coefs = device_coefficients(
+            steps, hyper["lr"], dtype=work_dtype, degenerated_to_sgd=hyper["degenerated_to_sgd"],
+            **{k: hyper[k] for k in keys},
+        )  # fmt: skip
+        # the host scalars that do not depend on the step or lr (those come from coefs)
+        scalars, flags = _scalars(1.0, **{**hyper, "lr": 0.0})
+        _run_cuda(sub, scalars=scalars, flags=flags, cache=cache, coefs=coefs, fallback=fallback)
+
+
 def _run_cuda(
-    sub: tuple[list[Tensor], ...], *, step: float, scalars: list[float], flags: int, hyper: dict
+    sub: tuple[list[Tensor], ...],
+    *,
+    scalars: list[float],
+    flags: int,
+    cache: dict | None,
+    fallback: Callable[..., None],
+    coefs: Tensor | None = None,
 ) -> None:
     """The Triton kernel for every parameter it can take in one launch; the foreach ops for the rest.
 
@@ -443,8 +515,7 @@ def _run_cuda(
     layout (see ``_triton.flat_layout``), e.g. a parameter whose gradient came back in another memory
     format. Both give the same update; the kernel is just faster.
     """
-    from adacli.optim._triton import run_triton
-    from adacli.optim.adabelief import _foreach_update
+    from adacli.optim._triton import TableCache, run_triton
 
     if sub[0][0].dtype in _TRITON_DTYPES:
         columns = list(zip(*[lst for lst in sub if lst], strict=True))
@@ -456,10 +527,16 @@ def _run_cuda(
         if not idx:
             continue
         part = sub if len(idx) == len(ok) else tuple([lst[j] for j in idx] if lst else [] for lst in sub)
+        part_coefs = coefs
+        if coefs is not None and len(idx) != len(ok):  # views and one stack: no index copied to the GPU
+            part_coefs = torch.stack([coefs[:, j] for j in idx], dim=1)
         if run == "triton":
-            run_triton(*part, scalars=scalars, flags=flags)  # type: ignore[arg-type]
+            tables = None
+            if cache is not None:
+                tables = cache.setdefault("triton_tables", TableCache())  # type: ignore[attr-defined]
+            run_triton(*part, scalars=scalars, flags=flags, coefs=part_coefs, cache=tables)
         else:
-            _foreach_update(*part, step=step, **hyper)  # type: ignore[arg-type]
+            fallback(*part, coefs=part_coefs)
 
 
 def _run_cpu(
@@ -489,7 +566,10 @@ def _run_cpu(
     # flat_layout) goes through contiguous copies written back after
     tensors = [list(work), list(grads), list(exp_avgs), list(exp_avg_vars), list(max_exp_avg_vars)]
     copies: list[tuple[Tensor, Tensor]] = []
-    flat = [flat_layout([lst[j] for lst in tensors if lst]) for j in range(len(work))]
+    if all(map(Tensor.is_contiguous, itertools.chain.from_iterable(tensors))):  # the usual case
+        flat = [True] * len(work)
+    else:
+        flat = [flat_layout([lst[j] for lst in tensors if lst]) for j in range(len(work))]
     for lst_i, lst in enumerate(tensors):
         for j, t in enumerate(lst):
             if not flat[j] and not t.is_contiguous():
@@ -499,9 +579,10 @@ def _run_cpu(
                 lst[j] = c
     n = len(work)
     ptr_arr = ctypes.c_void_p * n
-    ptrs = [ptr_arr(*[t.data_ptr() for t in lst]) for lst in tensors[:4]]
-    smax = ptr_arr(*[t.data_ptr() for t in tensors[4]]) if tensors[4] else None
-    numels = (ctypes.c_int64 * n)(*[t.numel() for t in tensors[0]])
+    data_ptr = Tensor.data_ptr
+    ptrs = [ptr_arr(*map(data_ptr, lst)) for lst in tensors[:4]]
+    smax = ptr_arr(*map(data_ptr, tensors[4])) if tensors[4] else None
+    numels = (ctypes.c_int64 * n)(*map(Tensor.numel, tensors[0]))
     sc = (ctypes.c_double * len(scalars))(*scalars)
     rc = fn(n, *ptrs, smax, numels, sc, flags, _CHUNK, torch.get_num_threads())
     if rc != 0:

@@ -14,11 +14,14 @@ arithmetic exactly (DESIGN.md section 2) while fixing those defects, and runs it
 
 The step counter is a float32 CPU tensor per parameter, as in torch's Adam with ``capturable=False``: bias
 corrections and the RAdam rectification term are computed on the host from it, so ``step()`` never reads a
-CUDA tensor back (no host synchronisation).
+CUDA tensor back (no host synchronisation). With ``capturable=True`` (for CUDA graphs) the counters and the
+learning rate live on the parameters' device and those scalars are computed there
+(``adacli.optim._math.device_coefficients``), so ``step()`` issues no host work that depends on the step.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -27,9 +30,18 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
-__all__ = ["AdaBelief", "adabelief", "default_path", "rectification"]
+from adacli.optim import _flat, _fused, _math
+from adacli.optim._math import (
+    _LOW_PRECISION,
+    _foreach_update,
+    _foreach_update_capturable,
+    _step_value,
+    device_coefficients,
+    rectification,
+    steps_by_value,
+)
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+__all__ = ["AdaBelief", "adabelief", "default_path", "rectification"]
 
 # Per-group keys the official release does not store in its param groups; an official checkpoint's groups
 # get them from this optimizer's constructor arguments when loaded.
@@ -41,42 +53,8 @@ _FLAG_KEYS = (
     "maximize",
     "foreach",
     "fused",
+    "capturable",
 )
-
-
-def rectification(step: float, beta1: float, beta2: float, degenerated_to_sgd: bool) -> tuple[str, float]:
-    """The RAdam rectification decision for one step, computed exactly as the official code does.
-
-    Returns ``(kind, step_size)``: kind ``"adaptive"`` means ``p -= lr * step_size * m / (sqrt(s) + eps)``,
-    ``"sgd"`` means ``p -= lr * step_size * m``, ``"none"`` means no parameter update this step (the moments
-    still advance). ``step_size`` already contains the first-moment bias correction.
-    """
-    bias_correction1 = 1 - beta1**step
-    beta2_t = beta2**step
-    n_sma_max = 2 / (1 - beta2) - 1
-    n_sma = n_sma_max - 2 * step * beta2_t / (1 - beta2_t)
-    if n_sma >= 5:
-        step_size = (
-            math.sqrt(
-                (1 - beta2_t)
-                * (n_sma - 4)
-                / (n_sma_max - 4)
-                * (n_sma - 2)
-                / n_sma
-                * n_sma_max
-                / (n_sma_max - 2)
-            )
-            / bias_correction1
-        )
-        return "adaptive", step_size
-    if degenerated_to_sgd:
-        return "sgd", 1.0 / bias_correction1
-    return "none", -1.0
-
-
-def _step_value(step: Tensor | float) -> float:
-    """The host value of a step counter (a CPU tensor: reading it never synchronises with a GPU)."""
-    return step.item() if isinstance(step, Tensor) else float(step)
 
 
 def default_path(device: torch.device | str) -> str:
@@ -84,8 +62,6 @@ def default_path(device: torch.device | str) -> str:
 
     Chosen from measurements (README, AdaBelief section): see ``adacli.optim._fused.fused_is_default``.
     """
-    from adacli.optim import _fused
-
     if _fused.fused_is_default(torch.device(device)):
         return "fused"
     return "foreach"
@@ -96,8 +72,11 @@ class AdaBelief(Optimizer):
 
     Arguments and defaults are the official ones (``lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0,
     amsgrad=False, weight_decouple=True, fixed_decay=False, rectify=True, degenerated_to_sgd=True``) plus
-    ``maximize``, ``foreach`` and ``fused`` as in ``torch.optim.Adam``. Every argument may be set per param
-    group. fp16/bf16 parameters keep fp32 optimizer state (the update is computed in fp32 and rounded once).
+    ``maximize``, ``foreach``, ``fused`` and ``capturable`` as in ``torch.optim.Adam``. Every argument may be
+    set per param group. ``capturable=True`` keeps step counters (and a Tensor ``lr``) on the parameters'
+    device so that ``step()`` can be captured in a CUDA graph; a Tensor ``lr`` (e.g. ``torch.tensor(1e-3)``)
+    is what torch's LR schedulers update in place, which a captured step then reads. fp16/bf16 parameters
+    keep fp32 optimizer state (the update is computed in fp32 and rounded once).
     ``foreach=None, fused=None`` picks the fastest measured path for the parameters' device
     (:func:`default_path`).
     """
@@ -105,7 +84,7 @@ class AdaBelief(Optimizer):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
-        lr: float = 1e-3,
+        lr: float | Tensor = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-16,
         weight_decay: float = 0,
@@ -118,9 +97,10 @@ class AdaBelief(Optimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        capturable: bool = False,
     ) -> None:
-        if isinstance(lr, Tensor):
-            raise ValueError("AdaBelief takes lr as a Python float (a Tensor lr is not supported)")
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("a Tensor lr must hold one element")
         if not lr >= 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not eps >= 0.0:
@@ -146,6 +126,7 @@ class AdaBelief(Optimizer):
             maximize=maximize,
             foreach=foreach,
             fused=fused,
+            capturable=capturable,
         )
         super().__init__(params, defaults)
 
@@ -159,9 +140,16 @@ class AdaBelief(Optimizer):
             group.pop("buffer", None)  # the official release's shared rectification cache: not ours
             for key in ("amsgrad", *_FLAG_KEYS):
                 group.setdefault(key, defaults.get(key, _CONSTRUCTOR_DEFAULTS[key]))
-        for p_state in self.state.values():
-            if "step" in p_state:
-                p_state["step"] = _as_step_tensor(p_state["step"])
+        self._place_steps()
+
+    def _place_steps(self) -> None:
+        """Step counters go to the parameter's device for capturable groups, else to the CPU."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p_state = self.state.get(p)
+                if p_state and "step" in p_state:
+                    device = p.device if group["capturable"] else None
+                    p_state["step"] = _as_step_tensor(p_state["step"], device)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state_dict from this class or from the official ``adabelief_pytorch.AdaBelief``.
@@ -184,6 +172,7 @@ class AdaBelief(Optimizer):
                     p_state[key] = _as_step_tensor(value)
                 elif isinstance(value, Tensor) and value.is_floating_point():
                     p_state[key] = value.to(device=p.device, dtype=_state_dtype(p), copy=True)
+        self._place_steps()
 
     def _init_group(
         self,
@@ -195,43 +184,65 @@ class AdaBelief(Optimizer):
         max_exp_avg_vars: list[Tensor],
         state_steps: list[Tensor],
     ) -> None:
-        """Collect the group's parameters that have gradients, creating state lazily (fp32 for half)."""
-        for p in group["params"]:
-            if p.grad is None:
+        """Collect the group's parameters that have gradients, creating state lazily (fp32 for half).
+
+        This loop runs every step over every parameter: on the CPU with a hundred small tensors its cost
+        is a visible part of the step, so it does only what each step needs.
+        """
+        amsgrad = group["amsgrad"]
+        group_params = group["params"]
+        # the parameters' state dicts, looked up once (a tensor's hash is a Python call) and reused while
+        # the group's parameters and the optimizer's state mapping are the same objects
+        refs = self.__dict__.setdefault("_state_refs", {})
+        ref = refs.get(id(group))
+        if ref is None or ref[0] is not self.state or not _flat.same(ref[1], group_params):
+            ref = refs[id(group)] = (self.state, list(group_params), [None] * len(group_params))
+        states = ref[2]
+        for j, p in enumerate(group_params):
+            grad = p.grad
+            if grad is None:
                 continue
-            if p.grad.is_sparse:
+            if grad.is_sparse:
                 raise RuntimeError(
                     "AdaBelief does not support sparse gradients; use torch.optim.SparseAdam for "
                     "sparse parameters (e.g. nn.Embedding(sparse=True)) or make the gradients dense"
                 )
-            if torch.is_complex(p):
-                raise RuntimeError("AdaBelief does not support complex parameters")
-            state = self.state[p]
-            dtype = _state_dtype(p)
-            if len(state) == 0:
-                state["step"] = torch.tensor(0.0, dtype=torch.float32)
-                state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-                state["exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-            if group["amsgrad"] and "max_exp_avg_var" not in state:
-                state["max_exp_avg_var"] = torch.zeros_like(
-                    p, dtype=dtype, memory_format=torch.preserve_format
-                )
+            state = states[j]
+            if state is None:
+                state = states[j] = self.state[p]
+            if len(state) == 0 or (amsgrad and "max_exp_avg_var" not in state):
+                self._new_state(group, p, state)
             params.append(p)
-            grads.append(p.grad)
+            grads.append(grad)
             exp_avgs.append(state["exp_avg"])
             exp_avg_vars.append(state["exp_avg_var"])
-            if group["amsgrad"]:
+            if amsgrad:
                 max_exp_avg_vars.append(state["max_exp_avg_var"])
             state_steps.append(state["step"])
+
+    @staticmethod
+    def _new_state(group: dict[str, Any], p: Tensor, state: dict[str, Tensor]) -> None:
+        """Zero moments (fp32 for half parameters) and a step counter (on the device when capturable)."""
+        if torch.is_complex(p):
+            raise RuntimeError("AdaBelief does not support complex parameters")
+        dtype = _state_dtype(p)
+        if len(state) == 0:
+            step_device = p.device if group["capturable"] else None
+            state["step"] = torch.zeros((), dtype=torch.float32, device=step_device)
+            state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+            state["exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+        if group["amsgrad"] and "max_exp_avg_var" not in state:
+            state["max_exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        self._check_capture()
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             params: list[Tensor] = []
             grads: list[Tensor] = []
             exp_avgs: list[Tensor] = []
@@ -239,6 +250,13 @@ class AdaBelief(Optimizer):
             max_exp_avg_vars: list[Tensor] = []
             state_steps: list[Tensor] = []
             self._init_group(group, params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps)
+            lists = [params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps]
+            params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps = self._flat_small(
+                index, group, lists
+            )
+            rest = [params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps]
+            if self._fused_cpu_fast(index, group, rest):
+                continue
             beta1, beta2 = group["betas"]
             adabelief(
                 params,
@@ -260,8 +278,109 @@ class AdaBelief(Optimizer):
                 rectify=group["rectify"],
                 degenerated_to_sgd=group["degenerated_to_sgd"],
                 maximize=group["maximize"],
+                capturable=group["capturable"],
+                cache=self.__dict__.setdefault("_fused_cache", {}),
             )
         return loss
+
+    def _flat_small(self, index: int, group: dict[str, Any], lists: list[list[Tensor]]) -> list[list[Tensor]]:
+        """Update the group's small fp32 CPU tensors as one flat bucket (``adacli.optim._flat``) on the
+        foreach path; returns the lists of the tensors left for the regular paths."""
+        params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps = lists
+        foreach = group["foreach"] or (group["foreach"] is None and group["fused"] is None)
+        if group["capturable"] or group["fused"] or not foreach or not params:
+            return lists
+        if params[0].device.type != "cpu":
+            return lists
+        if group["foreach"] is None and default_path("cpu") != "foreach":
+            return lists
+        buckets = self.__dict__.setdefault("_flat_buckets", {})
+        bucket = buckets.get(index)
+        idx = bucket.idx if bucket is not None and _flat.same(params, bucket.all_params) else None
+        if idx is None:
+            idx = _flat.select(params)
+            if not idx:
+                buckets.pop(index, None)
+                return lists
+        keys = ("exp_avg", "exp_avg_var", *(("max_exp_avg_var",) if group["amsgrad"] else ()))
+        current = {
+            "exp_avg": exp_avgs, "exp_avg_var": exp_avg_vars, "max_exp_avg_var": max_exp_avg_vars,
+            "step": state_steps,
+        }  # fmt: skip
+        if bucket is None or bucket.idx is not idx or not bucket.matches(
+            {k: [current[k][i] for i in idx] for k in (*keys, "step")}
+        ):
+            steps = [state_steps[i] for i in idx]
+            if not bool(torch.stack(steps).eq(steps[0]).all()):  # other step counts: no bucket
+                buckets.pop(index, None)
+                return lists
+            bucket = buckets[index] = _flat.build(params, idx, self.state, keys)
+        counters = bucket.flats["step"]
+        counters.add_(1.0)
+        lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
+        beta1, beta2 = group["betas"]
+        _flat.update(
+            bucket, [grads[i] for i in idx], step=counters[0].item(), amsgrad=group["amsgrad"], beta1=beta1,
+            beta2=beta2, lr=lr, weight_decay=group["weight_decay"], eps=group["eps"],
+            weight_decouple=group["weight_decouple"], fixed_decay=group["fixed_decay"],
+            rectify=group["rectify"], degenerated_to_sgd=group["degenerated_to_sgd"],
+            maximize=group["maximize"],
+        )  # fmt: skip
+        rest = bucket.rest
+        return [[lst[i] for i in rest] if lst else lst for lst in lists]
+
+    def _fused_cpu_fast(self, index: int, group: dict[str, Any], lists: list[list[Tensor]]) -> bool:
+        """The fused CPU kernel called directly for a group whose counters all agree (the usual case).
+
+        Why: for a model of a hundred small tensors the per-step host work around the kernel (grouping by
+        device and dtype, advancing a hundred counters, checking that they agree) costs as much as the
+        kernel. Here the counters are views of one tensor (one ``add_`` advances them all) and the
+        group's layout is checked once per parameter set. Same kernel, same scalars: same results.
+        """
+        params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps = lists
+        fused = group["fused"] or (group["foreach"] is None and group["fused"] is None)
+        if group["capturable"] or not fused or not params or params[0].device.type != "cpu":
+            return False
+        cache = self.__dict__.setdefault("_step_flats", {})
+        entry = cache.get(index)
+        if entry is None or not _flat.same(entry[0], state_steps):
+            dtype = params[0].dtype
+            if dtype not in (torch.float32, torch.float64) or any(p.dtype != dtype for p in params):
+                return False
+            if any(p.device.type != "cpu" for p in params) or default_path("cpu") != "fused":
+                return False
+            counters = torch.stack(state_steps)
+            if not bool(counters.eq(counters[0]).all()):
+                return False
+            views = list(counters.unbind(0))
+            for p, v in zip(params, views, strict=True):
+                self.state[p]["step"] = v
+            entry = cache[index] = (views, counters)
+        counters = entry[1]
+        counters.add_(1.0)
+        beta1, beta2 = group["betas"]
+        lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
+        scalars, flags = _fused._scalars(
+            counters[0].item(), amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=lr,
+            weight_decay=group["weight_decay"], eps=group["eps"], weight_decouple=group["weight_decouple"],
+            fixed_decay=group["fixed_decay"], rectify=group["rectify"],
+            degenerated_to_sgd=group["degenerated_to_sgd"], maximize=group["maximize"],
+        )  # fmt: skip
+        _fused._run_cpu(params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, scalars=scalars, flags=flags)
+        return True
+
+    def _check_capture(self) -> None:
+        """A step captured in a CUDA graph must be capturable: a host-side step count would be baked in."""
+        capturing = torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+        if capturing and not all(group["capturable"] for group in self.param_groups):
+            raise RuntimeError(
+                "AdaBelief step() is being captured in a CUDA graph but capturable=False: "
+                "construct it with capturable=True"
+            )
+        if capturing and any(
+            isinstance(g["lr"], Tensor) and g["lr"].device.type == "cpu" for g in self.param_groups
+        ):
+            raise RuntimeError("a captured AdaBelief step needs its Tensor lr on the GPU, not the CPU")
 
 
 _CONSTRUCTOR_DEFAULTS: dict[str, Any] = dict(
@@ -273,6 +392,7 @@ _CONSTRUCTOR_DEFAULTS: dict[str, Any] = dict(
     maximize=False,
     foreach=None,
     fused=None,
+    capturable=False,
 )
 
 
@@ -281,9 +401,11 @@ def _state_dtype(p: Tensor) -> torch.dtype:
     return torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
 
 
-def _as_step_tensor(step: Any) -> Tensor:
-    """A step counter as a float32 CPU tensor (official checkpoints store a Python int)."""
-    return torch.tensor(float(step), dtype=torch.float32)
+def _as_step_tensor(step: Any, device: torch.device | None = None) -> Tensor:
+    """A step counter as a float32 tensor, on the CPU unless ``device`` (official checkpoints hold ints)."""
+    if isinstance(step, Tensor):
+        return step.detach().to(device=device or "cpu", dtype=torch.float32, copy=True).reshape(())
+    return torch.tensor(float(step), dtype=torch.float32, device=device)
 
 
 # --- functional API ---------------------------------------------------------------------------------------
@@ -302,7 +424,7 @@ def adabelief(
     amsgrad: bool,
     beta1: float,
     beta2: float,
-    lr: float,
+    lr: float | Tensor,
     weight_decay: float,
     eps: float,
     weight_decouple: bool,
@@ -310,11 +432,16 @@ def adabelief(
     rectify: bool,
     degenerated_to_sgd: bool,
     maximize: bool,
+    capturable: bool = False,
+    cache: dict | None = None,
 ) -> None:
     """Functional AdaBelief: update ``params`` and the state lists in place, on the chosen path.
 
-    ``state_steps`` are float32 CPU tensors; each is incremented by one. ``foreach=None, fused=None`` picks
-    :func:`default_path` for the parameters' device.
+    ``state_steps`` are float32 tensors (on the CPU, or on the parameters' device when ``capturable``); each
+    is incremented by one. ``foreach=None, fused=None`` picks :func:`default_path` for the parameters'
+    device. ``cache``: a dict the caller keeps across steps (the fused CUDA path caches its address tables
+there). ``capturable``: the step-dependent scalars are computed on the device (foreach ops, or the
+    Triton kernel on CUDA); on the CPU the fused kernel reads the CPU counters directly (no device to sync).
     """
     if not params:
         return
@@ -328,8 +455,27 @@ def adabelief(
         path = "foreach"
     else:
         path = "single"
+    on_cpu = params[0].device.type == "cpu"
+    if capturable and not (path == "fused" and on_cpu):
+        if path == "fused":
+            _fused.fused_adabelief(
+                params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps,
+                amsgrad=amsgrad, beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps,
+                weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
+                degenerated_to_sgd=degenerated_to_sgd, maximize=maximize, capturable=True, cache=cache,
+            )  # fmt: skip
+        else:
+            _capturable_adabelief(
+                params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps,
+                amsgrad=amsgrad, beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps,
+                weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
+                degenerated_to_sgd=degenerated_to_sgd, maximize=maximize,
+            )  # fmt: skip
+        return
+    if isinstance(lr, Tensor):
+        lr = lr.item()  # free for a CPU tensor; capturable=True avoids this read for a CUDA one
     if path == "fused":
-        from adacli.optim._fused import fused_adabelief as func
+        func = functools.partial(_fused.fused_adabelief, cache=cache)
     elif path == "foreach":
         func = _multi_tensor_adabelief
     else:
@@ -413,7 +559,7 @@ def _single_tensor_adabelief(
             p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
         else:
             # the official rectified update normalises by exp_avg_var (not the amsgrad max), as here
-            kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
+            kind, step_size = _math.rectification(step, beta1, beta2, degenerated_to_sgd)
             if kind == "adaptive":
                 denom = exp_avg_var.sqrt().add_(eps)
                 p.addcdiv_(exp_avg, denom, value=-step_size * lr)
@@ -458,9 +604,7 @@ def _multi_tensor_adabelief(
         d_steps = device_lists[-1]
         torch._foreach_add_(d_steps, torch.tensor(1.0), alpha=1.0)
         # parameters whose step counters differ (e.g. added to the group later) take different scalars
-        by_step: dict[float, list[int]] = {}
-        for j, s in enumerate(d_steps):
-            by_step.setdefault(_step_value(s), []).append(j)
+        by_step = steps_by_value(d_steps)
         for step, idx in by_step.items():
             sub = [d_params, d_grads, d_exp_avgs, d_exp_avg_vars, d_max]
             if len(idx) != len(d_params):
@@ -537,18 +681,18 @@ def _cpu_chunks(lists: list[list[Tensor]], chunk: int) -> list[list[list[Tensor]
     return chunks
 
 
-def _foreach_update(
+def _capturable_adabelief(
     params: list[Tensor],
     grads: list[Tensor],
     exp_avgs: list[Tensor],
     exp_avg_vars: list[Tensor],
     max_exp_avg_vars: list[Tensor],
+    state_steps: list[Tensor],
     *,
-    step: float,
     amsgrad: bool,
     beta1: float,
     beta2: float,
-    lr: float,
+    lr: float | Tensor,
     weight_decay: float,
     eps: float,
     weight_decouple: bool,
@@ -557,51 +701,30 @@ def _foreach_update(
     degenerated_to_sgd: bool,
     maximize: bool,
 ) -> None:
-    """One step for same-device, same-dtype tensors that share a step count."""
-    low = params[0].dtype in _LOW_PRECISION
-    work = [p.float() for p in params] if low else params
-    owned = False  # whether `grads` holds tensors we allocated (and may modify in place)
-    if maximize:
-        grads = torch._foreach_neg(grads)
-        owned = True
-    if grads[0].dtype != work[0].dtype:
-        grads = [g.to(work[0].dtype) for g in grads]
-        owned = True
+    """The capturable foreach path: device step counters, device scalars, no host read of either.
 
-    if weight_decouple:
-        if weight_decay != 0:
-            torch._foreach_mul_(work, 1.0 - (weight_decay if fixed_decay else lr * weight_decay))
-    elif weight_decay != 0:
-        if owned:
-            torch._foreach_add_(grads, work, alpha=weight_decay)
-        else:
-            grads = torch._foreach_add(grads, work, alpha=weight_decay)
-
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-
-    torch._foreach_mul_(exp_avgs, beta1)
-    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta1)
-    residual = torch._foreach_sub(grads, exp_avgs)
-    torch._foreach_mul_(exp_avg_vars, beta2)
-    torch._foreach_addcmul_(exp_avg_vars, residual, residual, value=1 - beta2)
-    torch._foreach_add_(exp_avg_vars, eps)
+    Every parameter keeps its own step count (one ``(4, n)`` scalar tensor per (device, dtype) group holds
+    each tensor's scalars), so parameters that joined later still get their own bias corrections.
+    """
+    lists: list[list[Tensor]] = [params, grads, exp_avgs, exp_avg_vars]
     if amsgrad:
-        torch._foreach_maximum_(max_exp_avg_vars, exp_avg_vars)
-
-    if not rectify:
-        denom = torch._foreach_sqrt(max_exp_avg_vars if amsgrad else exp_avg_vars)
-        torch._foreach_div_(denom, math.sqrt(bias_correction2))
-        torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(work, exp_avgs, denom, value=-lr / bias_correction1)
-    else:
-        kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
-        if kind == "adaptive":
-            denom = torch._foreach_sqrt(exp_avg_vars)
-            torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(work, exp_avgs, denom, value=-step_size * lr)
-        elif kind == "sgd":
-            torch._foreach_add_(work, exp_avgs, alpha=-step_size * lr)
-
-    if low:
-        torch._foreach_copy_(params, work)
+        lists.append(max_exp_avg_vars)
+    lists.append(state_steps)
+    grouped = Optimizer._group_tensors_by_device_and_dtype(lists)  # type: ignore[arg-type]
+    for device_lists, _ in grouped.values():
+        d_params = device_lists[0]
+        d_steps = device_lists[-1]
+        if any(st.device != d_params[0].device for st in d_steps):
+            raise RuntimeError("capturable=True needs every step counter on its parameter's device")
+        torch._foreach_add_(d_steps, 1.0)
+        work_dtype = torch.float32 if d_params[0].dtype in _LOW_PRECISION else d_params[0].dtype
+        coefs = device_coefficients(
+            d_steps, lr, dtype=work_dtype, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+            weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
+            degenerated_to_sgd=degenerated_to_sgd,
+        )  # fmt: skip
+        _foreach_update_capturable(
+            *device_lists[:4], device_lists[4] if amsgrad else [], coefs=coefs, amsgrad=amsgrad,
+            beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, weight_decouple=weight_decouple,
+            rectify=rectify, degenerated_to_sgd=degenerated_to_sgd, maximize=maximize,
+        )  # fmt: skip

@@ -1,0 +1,252 @@
+"""The update arithmetic the AdaBelief paths share: host scalars, the foreach update, device scalars.
+
+Why a module of its own: the reference/foreach optimizer (``adabelief``) and the fused kernels (``_fused``)
+both need these, and neither may import the other's module (no import cycles): ``adabelief`` imports
+``_fused`` to dispatch, and both import this module, which imports neither.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def rectification(step: float, beta1: float, beta2: float, degenerated_to_sgd: bool) -> tuple[str, float]:
+    """The RAdam rectification decision for one step, computed exactly as the official code does.
+
+    Returns ``(kind, step_size)``: kind ``"adaptive"`` means ``p -= lr * step_size * m / (sqrt(s) + eps)``,
+    ``"sgd"`` means ``p -= lr * step_size * m``, ``"none"`` means no parameter update this step (the moments
+    still advance). ``step_size`` already contains the first-moment bias correction.
+    """
+    bias_correction1 = 1 - beta1**step
+    beta2_t = beta2**step
+    n_sma_max = 2 / (1 - beta2) - 1
+    n_sma = n_sma_max - 2 * step * beta2_t / (1 - beta2_t)
+    if n_sma >= 5:
+        step_size = (
+            math.sqrt(
+                (1 - beta2_t)
+                * (n_sma - 4)
+                / (n_sma_max - 4)
+                * (n_sma - 2)
+                / n_sma
+                * n_sma_max
+                / (n_sma_max - 2)
+            )
+            / bias_correction1
+        )
+        return "adaptive", step_size
+    if degenerated_to_sgd:
+        return "sgd", 1.0 / bias_correction1
+    return "none", -1.0
+
+
+def steps_by_value(steps: list[Tensor]) -> dict[float, list[int]]:
+    """Indices of the counters by step value (CPU counters: reading them never syncs a GPU).
+
+    Usually every counter of a group holds the same value: one stacked comparison says so, instead of a
+    ``.item()`` per tensor (for a model of a hundred small tensors that loop is a visible part of a step).
+    """
+    if len(steps) > 1:
+        stacked = torch.stack(steps)
+        first = stacked[0].item()
+        if bool(stacked.eq(first).all()):
+            return {first: list(range(len(steps)))}
+    by_step: dict[float, list[int]] = {}
+    for j, s in enumerate(steps):
+        by_step.setdefault(_step_value(s), []).append(j)
+    return by_step
+
+
+def _step_value(step: Tensor | float) -> float:
+    """The host value of a step counter (a CPU tensor: reading it never synchronises with a GPU)."""
+    return step.item() if isinstance(step, Tensor) else float(step)
+
+
+def _foreach_update(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    *,
+    step: float,
+    amsgrad: bool,
+    beta1: float,
+    beta2: float,
+    lr: float,
+    weight_decay: float,
+    eps: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+    maximize: bool,
+) -> None:
+    """One step for same-device, same-dtype tensors that share a step count."""
+    low = params[0].dtype in _LOW_PRECISION
+    work = [p.float() for p in params] if low else params
+    owned = False  # whether `grads` holds tensors we allocated (and may modify in place)
+    if maximize:
+        grads = torch._foreach_neg(grads)
+        owned = True
+    if grads[0].dtype != work[0].dtype:
+        grads = [g.to(work[0].dtype) for g in grads]
+        owned = True
+
+    if weight_decouple:
+        if weight_decay != 0:
+            torch._foreach_mul_(work, 1.0 - (weight_decay if fixed_decay else lr * weight_decay))
+    elif weight_decay != 0:
+        if owned:
+            torch._foreach_add_(grads, work, alpha=weight_decay)
+        else:
+            grads = torch._foreach_add(grads, work, alpha=weight_decay)
+
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+
+    torch._foreach_mul_(exp_avgs, beta1)
+    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta1)
+    residual = torch._foreach_sub(grads, exp_avgs)
+    torch._foreach_mul_(exp_avg_vars, beta2)
+    torch._foreach_addcmul_(exp_avg_vars, residual, residual, value=1 - beta2)
+    torch._foreach_add_(exp_avg_vars, eps)
+    if amsgrad:
+        torch._foreach_maximum_(max_exp_avg_vars, exp_avg_vars)
+
+    if not rectify:
+        denom = torch._foreach_sqrt(max_exp_avg_vars if amsgrad else exp_avg_vars)
+        torch._foreach_div_(denom, math.sqrt(bias_correction2))
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(work, exp_avgs, denom, value=-lr / bias_correction1)
+    else:
+        kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
+        if kind == "adaptive":
+            denom = torch._foreach_sqrt(exp_avg_vars)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(work, exp_avgs, denom, value=-step_size * lr)
+        elif kind == "sgd":
+            torch._foreach_add_(work, exp_avgs, alpha=-step_size * lr)
+
+    if low:
+        torch._foreach_copy_(params, work)
+
+
+# --- capturable: the step-dependent scalars computed on the parameters' device ----------------------------
+
+
+def device_coefficients(
+    steps: list[Tensor],
+    lr: float | Tensor,
+    *,
+    dtype: torch.dtype,
+    beta1: float,
+    beta2: float,
+    weight_decay: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+) -> Tensor:
+    """The per-tensor update scalars as a ``(4, n)`` device tensor: decay, adaptive, SGD and sqrt(bc2) rows.
+
+    Why: under CUDA-graph capture (and for ``capturable=True`` in general) the step counters and the
+    learning rate live on the device, so the host cannot read them. These are the scalars that
+    :func:`rectification` and the host paths compute, evaluated with tensor ops in float64 in the same
+    order of operations, then rounded once to the update dtype (as a Python float is when an op takes it).
+    Row 1 multiplies ``m / denom`` (zero when the rectified step skips the adaptive update), row 2 multiplies
+    ``m`` (the SGD fallback of the first rectified steps, else zero): the update is
+    ``p += c1 * (m / denom) + c2 * m`` with no host branch. ``steps`` are already incremented.
+    """
+    s = torch.stack(steps).to(torch.float64)
+    if isinstance(lr, Tensor) and lr.device != s.device:
+        lr = lr.item()  # a CPU lr for device counters: read it (free) rather than copy it every step
+    lr64 = lr.to(torch.float64) if isinstance(lr, Tensor) else lr
+    zero = torch.zeros_like(s)
+    if weight_decouple and weight_decay != 0:
+        decay = 1.0 - (weight_decay if fixed_decay else lr64 * weight_decay) + zero
+    else:
+        decay = zero + 1.0
+    bias_correction1 = 1 - torch.pow(beta1, s)
+    beta2_t = torch.pow(beta2, s)
+    bias_correction2 = 1 - beta2_t
+    if not rectify:
+        adaptive = -lr64 / bias_correction1 + zero
+        sgd = zero
+    else:
+        n_sma_max = 2 / (1 - beta2) - 1
+        n_sma = n_sma_max - 2 * s * beta2_t / (1 - beta2_t)
+        radicand = (1 - beta2_t) * (n_sma - 4) / (n_sma_max - 4) * (n_sma - 2) / n_sma * n_sma_max
+        radicand = radicand / (n_sma_max - 2)
+        take = n_sma >= 5
+        step_size = torch.sqrt(torch.where(take, radicand, 1.0)) / bias_correction1
+        adaptive = torch.where(take, -step_size * lr64, zero)
+        fallback = torch.where(take, zero, -(1.0 / bias_correction1) * lr64)
+        sgd = fallback if degenerated_to_sgd else zero
+    return torch.stack([decay, adaptive, sgd, torch.sqrt(bias_correction2)]).to(dtype)
+
+
+def _foreach_update_capturable(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    *,
+    coefs: Tensor,
+    amsgrad: bool,
+    beta1: float,
+    beta2: float,
+    weight_decay: float,
+    eps: float,
+    weight_decouple: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+    maximize: bool,
+) -> None:
+    """One step of same-device, same-dtype tensors with the device scalars of :func:`device_coefficients`.
+
+    The official ops in the official order, except that the step-dependent scalars are tensors: an
+    ``addcdiv_(m, d, value=c)`` becomes ``p += (m / d) * c`` (the order of CUDA's addcdiv kernel).
+    """
+    decay, adaptive, sgd, sqrt_bc2 = (row.unbind(0) for row in coefs)
+    low = params[0].dtype in _LOW_PRECISION
+    work = [p.float() for p in params] if low else params
+    if maximize:
+        grads = torch._foreach_neg(grads)
+    if grads[0].dtype != work[0].dtype:
+        grads = [g.to(work[0].dtype) for g in grads]
+    if weight_decouple:
+        if weight_decay != 0:
+            torch._foreach_mul_(work, decay)
+    elif weight_decay != 0:
+        grads = torch._foreach_add(grads, work, alpha=weight_decay)
+
+    torch._foreach_mul_(exp_avgs, beta1)
+    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta1)
+    residual = torch._foreach_sub(grads, exp_avgs)
+    torch._foreach_mul_(exp_avg_vars, beta2)
+    torch._foreach_addcmul_(exp_avg_vars, residual, residual, value=1 - beta2)
+    torch._foreach_add_(exp_avg_vars, eps)
+    if amsgrad:
+        torch._foreach_maximum_(max_exp_avg_vars, exp_avg_vars)
+
+    if not rectify:
+        denom = torch._foreach_sqrt(max_exp_avg_vars if amsgrad else exp_avg_vars)
+        torch._foreach_div_(denom, sqrt_bc2)
+    else:
+        denom = torch._foreach_sqrt(exp_avg_vars)
+    torch._foreach_add_(denom, eps)
+    update = torch._foreach_div(exp_avgs, denom)
+    torch._foreach_mul_(update, adaptive)
+    torch._foreach_add_(work, update)
+    if rectify and degenerated_to_sgd:
+        fallback = torch._foreach_mul(exp_avgs, sgd)
+        torch._foreach_add_(work, fallback)
+    if low:
+        torch._foreach_copy_(params, work)
