@@ -327,7 +327,17 @@ def check_budget_settings(
 def _forward_backward_step(
     recipe: Recipe, data: Any, config: Any, batch_size: int, total: int | None, at: _Where
 ) -> tuple[int, int]:
-    """Build the model, one forward/backward on a real batch, one step of every optimizer config."""
+    """Build the model, one forward/backward on a real batch, one step of every optimizer config (with
+    the trial's own precision guard, so preflight computes what the trials will)."""
+    from adacli.trial import cpu_precision_guard
+
+    with cpu_precision_guard(config.device, config.precision):
+        return _forward_backward_step_unguarded(recipe, data, config, batch_size, total, at)
+
+
+def _forward_backward_step_unguarded(
+    recipe: Recipe, data: Any, config: Any, batch_size: int, total: int | None, at: _Where
+) -> tuple[int, int]:
     from adacli.trial import _autocast, _logits, initial_model
 
     seed = recipe.seed_list[0]

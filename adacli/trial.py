@@ -470,7 +470,33 @@ def run_trial(
     if config.device.type == "cuda":  # events, streams and stats of the trial's own GPU (cuda:N)
         with torch.cuda.device(config.device):
             return _run_trial(model, data, optimizer, config, seed, label, on_step, copy_model)
-    return _run_trial(model, data, optimizer, config, seed, label, on_step, copy_model)
+    with cpu_precision_guard(config.device, config.precision):
+        return _run_trial(model, data, optimizer, config, seed, label, on_step, copy_model)
+
+
+def cpu_precision_guard(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """oneDNN (mkldnn) off for bf16 training on the CPU; nothing otherwise.
+
+    Why: with bf16 autocast on the CPU, torch's oneDNN convolution backward (seen with torch 2.14)
+    hands back weight gradients whose memory later allocations overwrite, so the next optimizer step
+    reads garbage (NaN losses after a few steps; ``benchmarks/bf16_cpu_grads.py`` reproduces it). With
+    oneDNN off the native kernels compute the same bf16 convolutions and the gradients stay intact.
+    The flag is global, so it is set for the trial only and restored afterwards.
+    """
+    if device.type != "cpu" or precision != "bf16":
+        return contextlib.nullcontext()
+    return _onednn_off()
+
+
+@contextlib.contextmanager
+def _onednn_off() -> Iterator[None]:
+    # torch.backends.mkldnn.flags() would also reset oneDNN's TF32 setting (and warn about Intel GPUs)
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 def _run_trial(

@@ -273,3 +273,28 @@ def test_cuda_peak_memory_holds_the_model_and_optimizer_state(data, model0):
     param_bytes = sum(p.numel() * 4 for p in model0.parameters())
     assert r.status == "ok" and r.state_bytes >= 2 * param_bytes
     assert r.peak_memory_bytes >= 2 * param_bytes + r.state_bytes, (r.peak_memory_bytes, param_bytes)
+
+
+def test_bf16_on_the_cpu_runs_with_onednn_off_and_restores_it(data, model0, monkeypatch):
+    """torch's oneDNN bf16 convolution backward hands back gradients that later allocations overwrite
+    (benchmarks/bf16_cpu_grads.py); a bf16 CPU trial therefore trains with oneDNN off, and only then."""
+    from adacli.trial import cpu_precision_guard
+
+    seen = []
+    real = torch.nn.functional.cross_entropy
+
+    def spy(*args, **kwargs):
+        seen.append(torch.backends.mkldnn.enabled)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", spy)
+    before = torch.backends.mkldnn.enabled
+    config = TrialConfig(budget=BudgetSpec(steps=3, batch_size=32), precision="bf16")
+    assert run_trial(model0, data, resolve_optimizer("adabelief"), config, seed=0).status == "ok"
+    assert seen and not any(seen) and torch.backends.mkldnn.enabled == before
+    seen.clear()
+    fp32 = TrialConfig(budget=BudgetSpec(steps=2, batch_size=32))
+    assert run_trial(model0, data, resolve_optimizer("adabelief"), fp32, seed=0).status == "ok"
+    assert seen and all(seen) == before
+    with cpu_precision_guard(torch.device("cpu"), "fp16"):  # fp16 is not affected
+        assert torch.backends.mkldnn.enabled == before
