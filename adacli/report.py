@@ -308,7 +308,7 @@ def verdict_caption(verdict: Any, n_rows: int) -> list[str]:
     if verdict.reference is not None:
         lines.append(
             f"Δ vs {verdict.reference}: mean paired difference in test accuracy, row − {verdict.reference} "
-            "(points) [95% CI]; * = significant"
+            "(points) [95% CI of that pair]; * = significant after Holm's adjustment over every pair"
         )
     if verdict.power is not None:
         lines.append(str(verdict.power.get("text", "")))

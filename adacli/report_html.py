@@ -463,7 +463,8 @@ def _verdict_caption(data: dict[str, Any]) -> str:
         text.append(
             "CI = 95% Student-t confidence interval of the mean over seeds; ★ = best or not significantly "
             "worse than the best (paired by seed, Holm-adjusted, α = 0.05); Δ = difference to the "
-            f"reference ({data.get('reference') or 'none'}) paired by seed with its 95% CI, * = significant."
+            f"reference ({data.get('reference') or 'none'}) paired by seed with its 95% CI, "
+            "* = significant after Holm's adjustment over every pair."
         )
     power = data.get("power")
     if isinstance(power, dict) and power.get("text"):

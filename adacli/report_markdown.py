@@ -84,7 +84,8 @@ def run_markdown(data: dict[str, Any], *, title: str | None = None) -> str:
     if data.get("best") is not None:
         notes.append("**bold** = best or not significantly worse (paired by seed, Holm, α = 0.05)")
     if data.get("reference"):
-        notes.append(f"Δ = paired difference to {data['reference']}, * = significant")
+        ref = data["reference"]
+        notes.append(f"Δ = paired difference to {ref} [95% CI], * = significant (Holm-adjusted)")
     power = data.get("power")
     if isinstance(power, dict) and power.get("text"):
         notes.append(str(power["text"]))

@@ -211,6 +211,7 @@ class WorkersProgress:
             figures = f", test acc {e.test_accuracy:.2f}%"
         why = f" ({result.error})" if result.error and result.status != "ok" else ""
         worker = (result.extra.get("worker") or {}).get("id", "")
+        worker = "" if worker == "main" else worker  # the serial executor: this process, nothing to say
         self._progress.console.print(
             f"{status} {escape(result.label)} seed {result.seed}: {result.steps_done} steps in "
             f"{result.train_seconds:.2f} s{figures}{escape(why)} [dim]{escape(str(worker))}[/]",
