@@ -307,6 +307,12 @@ def holm_adjust(results: Sequence[PairedResult], higher_is_better: bool = True) 
     return list(results)
 
 
+def sign_test_seeds(alpha: float = ALPHA) -> int:
+    """The fewest seeds for which the exact two-sided sign test can be significant at ``alpha``: the
+    smallest ``n`` with ``2 / 2**n < alpha`` (every seed agreeing in sign), 6 at 0.05."""
+    return max(1, math.floor(math.log2(2.0 / alpha)) + 1)
+
+
 def paired_power(effect: float, n: int, alpha: float = ALPHA) -> float:
     """Power of the two-sided paired t-test with ``n`` seeds for a standardized effect
     ``effect = mean_diff / sd_diff`` (Cohen's d of the differences).

@@ -265,6 +265,14 @@ def power_line(sv: SeedValues, family: Sequence[stats.PairedResult]) -> dict[str
         return out
     size = abs(largest.mean_diff)
     diff = f"{largest.a} − {largest.b}, " + (f"{size:.1f} pts" if size >= 0.1 else f"{size:.2g} pts")
+    if largest.test == "sign":  # no spread: the t-test's power says nothing; the sign test's reach does
+        needed = stats.sign_test_seeds(alpha)
+        out["seeds_needed"] = needed
+        out["text"] = (
+            f"no significant difference in test accuracy; the largest difference ({diff}) is the same on "
+            f"every seed, which the exact sign test calls significant from {needed} seeds that all agree"
+        )
+        return out
     how_many = f"about {needed} seeds" if needed is not None else "more than 100000 seeds"
     out["text"] = (
         f"no significant difference in test accuracy; at the observed spread {how_many} would detect the "

@@ -70,6 +70,7 @@ def test_constant_nonzero_difference_takes_the_exact_sign_test() -> None:
     six = stats.paired_test([2.0, 3.0, 5.0, 6.0, 1.0, 0.0], [1.0, 2.0, 4.0, 5.0, 0.0, -1.0])
     assert six.test == "sign" and six.p_value == pytest.approx(2 / 2**6) and six.significant
     assert six.better == "a"
+    assert stats.sign_test_seeds(0.05) == 6 and stats.sign_test_seeds(0.05 / 6) == 8  # 2/2**8 < 0.0083
 
 
 def test_zero_mean_with_spread_is_not_significant() -> None:

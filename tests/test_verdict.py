@@ -264,3 +264,11 @@ def test_scaled_path_and_json_output_carry_the_verdict(tmp_path: Path, one_threa
     assert payload["reference"] == data["reference"] == "b"
     assert payload["comparisons"] == data["comparisons"] and len(data["comparisons"]) == len(verdict.METRICS)
     assert data["comparisons"][0]["n"] == 2 and set(data["best"]) == set(verdict.METRICS)
+
+
+def test_power_line_for_a_difference_without_spread_names_the_sign_tests_reach():
+    # 3 images of 359 fewer on every seed: zero spread, so the t-test's power calculation says nothing
+    trials = [t for s in range(3) for t in (trial("a", s, 97.0 + s), trial("b", s, 97.0 + s - 300 / 359))]
+    p = analyze(trials).power
+    assert p is not None and p["seeds_needed"] == 6  # one pair: alpha 0.05, 2/2**6 < 0.05
+    assert "the exact sign test calls significant from 6 seeds that all agree" in p["text"]
