@@ -202,6 +202,12 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     suite_file = Path(path)
     file = str(suite_file)
     data, lines = _read_yaml(suite_file, "suite")
+    if "workloads" not in data and {"model", "dataset", "budget"} & set(data):
+        raise InputError(
+            f"a recipe, not a suite (no 'workloads:'): run it with `adacli compare {file}`, or list it in a "
+            "suite as `workloads: [{recipe: ...}]`",
+            file=file,
+        )
     _check_keys(data, list(SuiteSpec.model_fields), suite_file, lines, ())
     try:
         spec = SuiteSpec.model_validate(data)

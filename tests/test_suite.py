@@ -400,3 +400,12 @@ def test_report_re_renders_a_suite_folder(serial):
     assert "speed-up vs adam" in out and "digits:" in out and "(complete)" in out
     r = invoke("report", str(serial["dir"]), "--json")
     assert r.exit_code == 0 and json.loads(r.output)["kind"] == "suite"
+
+
+def test_a_recipe_given_as_a_suite_says_so(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(RECIPE)
+    r = invoke("suite", str(path))
+    assert r.exit_code == 2
+    message = " ".join(r.output.split())
+    assert "a recipe, not a suite (no 'workloads:'): run it with `adacli compare" in message
