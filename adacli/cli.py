@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -58,6 +59,33 @@ def fail(error: AdacliError) -> typer.Exit:
     return typer.Exit(error.exit_code)
 
 
+# --- options shared by compare and suite (the executor of the pipeline) ------------------------------
+
+JobsOption = Annotated[
+    int, typer.Option("--jobs", "-j", help="run N trials at once in local worker processes")
+]
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--executor", metavar="serial|local|ray", help="where trials run [serial; local with --jobs N]"
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option("--ray-address", metavar="ADDR", help="ray: cluster address [start a local Ray instance]"),
+]
+CpusOption = Annotated[float, typer.Option("--cpus-per-trial", help="ray: CPUs reserved per trial")]
+GpusOption = Annotated[
+    float | None, typer.Option("--gpus-per-trial", help="ray: GPUs per trial [1 for CUDA recipes, else 0]")
+]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", help="torch threads per trial [serial: all; local: cores/jobs; ray: CPUs/trial]"
+    ),
+]
+
+
 # --- commands -------------------------------------------------------------------------------------
 # (each command: parse options, call one library function, print; AdacliError -> fail(err))
 
@@ -80,20 +108,12 @@ def compare_cmd(
     markdown: str | None = typer.Option(
         None, "--markdown", metavar="FILE", help="write the verdict (and the gate's) as GitHub Markdown"
     ),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="run N trials at once in local worker processes"),
-    executor: str | None = typer.Option(
-        None, "--executor", metavar="serial|local|ray", help="where trials run [serial; local with --jobs N]"
-    ),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", metavar="ADDR", help="ray: cluster address [start a local Ray instance]"
-    ),
-    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="ray: CPUs reserved per trial"),
-    gpus_per_trial: float | None = typer.Option(
-        None, "--gpus-per-trial", help="ray: GPUs per trial [1 for CUDA recipes, else 0]"
-    ),
-    threads: int | None = typer.Option(
-        None, "--threads", help="torch threads per trial [serial: all; local: cores/jobs; ray: CPUs/trial]"
-    ),
+    jobs: JobsOption = 1,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
+    cpus_per_trial: CpusOption = 1.0,
+    gpus_per_trial: GpusOption = None,
+    threads: ThreadsOption = None,
     resume: str | None = typer.Option(
         None, "--resume", metavar="RUN_DIR", help="continue a run folder: finished trials are not run again"
     ),
@@ -383,20 +403,12 @@ def suite_cmd(
         None, "--baseline", metavar="FILE", help="judge each workload against FILE; exit 1 on a regression"
     ),
     junit_xml: str | None = typer.Option(None, "--junit-xml", help="with --baseline: verdicts as JUnit XML"),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="run N trials at once in local worker processes"),
-    executor: str | None = typer.Option(
-        None, "--executor", metavar="serial|local|ray", help="where trials run [serial; local with --jobs N]"
-    ),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", metavar="ADDR", help="ray: cluster address [start a local Ray instance]"
-    ),
-    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="ray: CPUs reserved per trial"),
-    gpus_per_trial: float | None = typer.Option(
-        None, "--gpus-per-trial", help="ray: GPUs per trial [1 for CUDA recipes, else 0]"
-    ),
-    threads: int | None = typer.Option(
-        None, "--threads", help="torch threads per trial [serial: all; local: cores/jobs; ray: CPUs/trial]"
-    ),
+    jobs: JobsOption = 1,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
+    cpus_per_trial: CpusOption = 1.0,
+    gpus_per_trial: GpusOption = None,
+    threads: ThreadsOption = None,
     resume: str | None = typer.Option(
         None, "--resume", metavar="SUITE_DIR", help="continue a suite folder: finished trials are reused"
     ),
