@@ -29,13 +29,7 @@ REPO = TESTS.parent
 DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models gain nothing from intra-op threads, and on a busy 2-core machine they contend
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def write_recipe(

@@ -24,12 +24,7 @@ from adacli.trial import TrialConfig, graph_problem, initial_model, make_captura
 CUDA = torch.device("cuda")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

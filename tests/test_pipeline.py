@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from adacli.cli import app
@@ -25,12 +24,7 @@ DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_s
 PIPELINE_MODULES = ("plan", "schedule", "save", "runfolder", "interrupts", "pipeline", "compare", "scaleout")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def write_recipe(folder: Path, optimizers: list[str], *, name="pl", seeds=1, steps=4, model="test_resnet"):

@@ -21,12 +21,7 @@ from adacli.sweep import expand, log_range, select
 DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def recipe_of(optimizers: list[dict], **extra) -> Recipe:

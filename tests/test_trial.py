@@ -31,13 +31,7 @@ from adacli.trial import (
 TESTS = Path(__file__).parent
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models gain nothing from intra-op threads, and on a busy 2-core machine they contend
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
