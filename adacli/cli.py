@@ -122,12 +122,13 @@ def compare_cmd(
     ),
 ) -> None:
     """Train every optimizer of a recipe on the same model, data and budget, and compare them."""
-    from adacli import compare, pipeline, report, sweep_report
-    from adacli.preflight import check_environment, preflight
     from adacli.recipe import load_recipe
 
     try:
-        recipe = load_recipe(recipe_file)
+        recipe = load_recipe(recipe_file)  # a malformed recipe is rejected before torch is imported
+        from adacli import compare, pipeline, report, sweep_report
+        from adacli.preflight import check_environment, preflight
+
         recipe = compare.apply_overrides(recipe, device=device, seeds=seeds, steps=steps)
         check_environment(recipe, recipe_file)
         recipe = _with_reference(recipe, reference, recipe_file)
@@ -825,12 +826,13 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
     """Check a recipe without running it: keys, values, names, data files, device, optimizers.
 
     Exit 0 and a short summary when it would run; exit 2 and a one-line error (file:line: field) if not."""
-    from adacli.optim.registry import assign_labels, resolve_optimizer
-    from adacli.preflight import check_environment, preflight
     from adacli.recipe import load_recipe
 
     try:
-        recipe = load_recipe(recipe_file)
+        recipe = load_recipe(recipe_file)  # a malformed recipe is rejected before torch is imported
+        from adacli.optim.registry import assign_labels, resolve_optimizer
+        from adacli.preflight import check_environment, preflight
+
         check_environment(recipe, recipe_file)
         labels = assign_labels(recipe.optimizers)
         _with_reference(recipe, None, recipe_file)

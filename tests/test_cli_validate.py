@@ -95,3 +95,30 @@ def test_schema_to_an_unwritable_path_is_one_line_exit_2(tmp_path):
     out = tmp_path / "s.json"
     assert runner.invoke(app, ["schema", "-o", str(out)]).exit_code == 0
     assert json.loads(out.read_text())["title"] == "adacli recipe"
+
+
+MALFORMED_NO_TORCH = """
+import sys
+from adacli.cli import app
+for argv in {argvs!r}:
+    try:
+        app(argv)
+    except SystemExit as e:
+        assert e.code == 2, (argv, e.code)
+print("HEAVY", sorted(m for m in ("torch", "timm", "torchvision") if m in sys.modules))
+"""
+
+
+def test_a_malformed_recipe_is_rejected_before_torch_is_imported(tmp_path):
+    """DESIGN: a malformed recipe is rejected in < 2 s; importing torch alone takes more than a second."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: {name: test_resnet}\ndataset: {name: digits}\nbudget: {stepz: 5}\n")
+    argvs = [["validate", str(bad)], ["compare", str(bad)]]
+    code = MALFORMED_NO_TORCH.format(argvs=argvs)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout, proc.stdout
+    assert "budget.stepz: unknown key 'stepz' (did you mean 'steps'?)" in proc.stderr
