@@ -67,6 +67,29 @@ def _step_value(step: Tensor | float) -> float:
     return step.item() if isinstance(step, Tensor) else float(step)
 
 
+def _update_moments(
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    beta1: float,
+    beta2: float,
+    eps: float,
+    amsgrad: bool,
+) -> None:
+    """The moments, op for op as the official release: ``m = b1*m + (1-b1)*g``,
+    ``s = b2*s + (1-b2)*(g-m)² + eps`` (eps kept in the state), and the amsgrad maximum. Shared by the
+    host-scalar and the capturable foreach paths, which differ only in how the step is scaled."""
+    torch._foreach_mul_(exp_avgs, beta1)
+    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta1)
+    residual = torch._foreach_sub(grads, exp_avgs)
+    torch._foreach_mul_(exp_avg_vars, beta2)
+    torch._foreach_addcmul_(exp_avg_vars, residual, residual, value=1 - beta2)
+    torch._foreach_add_(exp_avg_vars, eps)
+    if amsgrad:
+        torch._foreach_maximum_(max_exp_avg_vars, exp_avg_vars)
+
+
 def _foreach_update(
     params: list[Tensor],
     grads: list[Tensor],
@@ -110,14 +133,7 @@ def _foreach_update(
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
 
-    torch._foreach_mul_(exp_avgs, beta1)
-    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta1)
-    residual = torch._foreach_sub(grads, exp_avgs)
-    torch._foreach_mul_(exp_avg_vars, beta2)
-    torch._foreach_addcmul_(exp_avg_vars, residual, residual, value=1 - beta2)
-    torch._foreach_add_(exp_avg_vars, eps)
-    if amsgrad:
-        torch._foreach_maximum_(max_exp_avg_vars, exp_avg_vars)
+    _update_moments(grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, beta1, beta2, eps, amsgrad)
 
     if not rectify:
         denom = torch._foreach_sqrt(max_exp_avg_vars if amsgrad else exp_avg_vars)
@@ -227,14 +243,7 @@ def _foreach_update_capturable(
     elif weight_decay != 0:
         grads = torch._foreach_add(grads, work, alpha=weight_decay)
 
-    torch._foreach_mul_(exp_avgs, beta1)
-    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta1)
-    residual = torch._foreach_sub(grads, exp_avgs)
-    torch._foreach_mul_(exp_avg_vars, beta2)
-    torch._foreach_addcmul_(exp_avg_vars, residual, residual, value=1 - beta2)
-    torch._foreach_add_(exp_avg_vars, eps)
-    if amsgrad:
-        torch._foreach_maximum_(max_exp_avg_vars, exp_avg_vars)
+    _update_moments(grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, beta1, beta2, eps, amsgrad)
 
     if not rectify:
         denom = torch._foreach_sqrt(max_exp_avg_vars if amsgrad else exp_avg_vars)
