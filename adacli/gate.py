@@ -318,25 +318,34 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def load_baseline(path: str | Path) -> Baseline:
-    """Read a baseline file; InputError (exit 2) when it is missing, not JSON or not a baseline."""
+def read_baseline_json(
+    path: str | Path, kind: str, command: str, name: str
+) -> tuple[dict[str, Any], str]:
+    """The JSON object of a baseline file of ``kind`` and the hint for later errors; InputError (exit 2)
+    when it is missing, unreadable, not JSON or of another kind. ``command`` makes one (e.g. ``adacli
+    compare RECIPE``), ``name`` says what the file should be (``an adacli baseline``). Shared by recipe and
+    suite baselines, so both say the same things and neither suggests writing over the file given."""
     path = Path(path)
     if not path.is_file():
-        hint = "create one with: adacli compare RECIPE --save-baseline " + str(path)
+        hint = f"create one with: {command} --save-baseline {path}"
         raise InputError(f"baseline file not found; {hint}", file=str(path))
     # The file exists but is no baseline (often a run's own results.json): never suggest writing over it.
-    hint = "make a baseline in a new file with: adacli compare RECIPE --save-baseline .adacli/baseline.json"
+    hint = f"make a baseline in a new file with: {command} --save-baseline .adacli/baseline.json"
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise InputError(f"not valid JSON: {e.msg}", file=str(path), line=e.lineno) from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read the baseline: {e}", file=str(path)) from None
-    if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
+    if not isinstance(data, dict) or data.get("kind") != kind:
         what = "a run's results.json, " if isinstance(data, dict) and "trials" in data else ""
-        raise InputError(
-            f'{what}not an adacli baseline (no "kind": "{BASELINE_KIND}"); {hint}', file=str(path)
-        )
+        raise InputError(f'{what}not {name} (no "kind": "{kind}"); {hint}', file=str(path))
+    return data, hint
+
+
+def load_baseline(path: str | Path) -> Baseline:
+    """Read a baseline file; InputError (exit 2) when it is missing, not JSON or not a baseline."""
+    data, hint = read_baseline_json(path, BASELINE_KIND, "adacli compare RECIPE", "an adacli baseline")
     version = data.get("schema_version")
     if version != BASELINE_SCHEMA_VERSION:
         raise InputError(

@@ -527,22 +527,9 @@ def save_suite_baseline(outcome: SuiteOutcome, path: str | Path) -> Path:
 
 def load_suite_baseline(path: str | Path) -> dict[str, Any]:
     """The per-workload baselines of a suite baseline file (InputError, exit 2, when it is not one)."""
-    import json
-
     from adacli import gate
 
-    path = Path(path)
-    hint = "create one with: adacli suite SUITE --save-baseline " + str(path)
-    if not path.is_file():
-        raise InputError(f"suite baseline file not found; {hint}", file=str(path))
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON: {e.msg}", file=str(path), line=e.lineno) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read the baseline: {e}", file=str(path)) from None
-    if not isinstance(data, dict) or data.get("kind") != SUITE_BASELINE_KIND:
-        raise InputError(f'not a suite baseline (no "kind": "{SUITE_BASELINE_KIND}"); {hint}', file=str(path))
+    data, hint = gate.read_baseline_json(path, SUITE_BASELINE_KIND, "adacli suite SUITE", "a suite baseline")
     try:
         return {name: gate.Baseline.from_dict(b) for name, b in dict(data["workloads"]).items()}
     except (KeyError, TypeError, ValueError) as e:

@@ -409,3 +409,16 @@ def test_a_recipe_given_as_a_suite_says_so(tmp_path):
     assert r.exit_code == 2
     message = " ".join(r.output.split())
     assert "a recipe, not a suite (no 'workloads:'): run it with `adacli compare" in message
+
+
+def test_a_suite_baseline_that_is_another_file_never_suggests_overwriting_it(tmp_path):
+    from adacli.errors import InputError
+    from adacli.suite import load_suite_baseline
+
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"schema_version": 1, "trials": []}))
+    with pytest.raises(InputError) as info:
+        load_suite_baseline(results)
+    message = str(info.value)
+    assert "a run's results.json, not a suite baseline" in message
+    assert "--save-baseline .adacli/baseline.json" in message and f"--save-baseline {results}" not in message
