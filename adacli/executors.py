@@ -4,24 +4,36 @@ Every executor runs the same function on a :class:`TrialTask` (:class:`TrialRunn
 computes the same numbers wherever it runs: the worker loads the data itself (the splits are fixed), builds
 the seed's initial model with ``torch.manual_seed(seed)`` exactly as ``adacli compare`` does, and
 ``run_trial`` re-seeds everything else. What may differ between executors is only the number of torch
-threads (float reduction order, far below seed noise; pin ``threads`` to compare bit for bit).
+threads (float reduction order); local workers run one intra-op thread each unless told otherwise, so
+with ``threads`` equal everywhere the numbers are equal bit for bit.
+
+**Workers start once and serve any recipe.** A task travels with its :class:`WorkerSetup` (the recipe as
+JSON, the device); a worker keeps a small cache of what it loaded (:class:`RunnerCache`: datasets by
+their spec, runners by setup), so one pool serves every run of a process, e.g. every workload of a suite.
+Workers are started on demand, never more than ``jobs`` and never more than tasks waiting for one, so
+``--jobs 100`` on a 2-trial recipe starts two. Where the platform has it, workers are forked from
+multiprocessing's *forkserver* with torch, timm and the trial code already imported (one import for the
+whole pool, started as early as :func:`prestart` is called); elsewhere they are spawned.
 
 Why a hand-written local pool instead of ``ProcessPoolExecutor``: a worker killed by the OOM killer
 breaks a ``ProcessPoolExecutor`` for good and hides which task it held; here the parent knows each
 worker's task, so a dead worker's trial is retried once on a fresh worker (then recorded as ``failed``)
-and the others go on. Workers use the ``spawn`` context (no forked CUDA or thread state), ignore SIGINT
-(the parent decides what a Ctrl-C means and terminates them), and send progress and results through one
+and the others go on. Workers ignore SIGINT (the parent decides what a Ctrl-C means and terminates them),
+exit by themselves when the parent dies (a watchdog thread waits on the parent's sentinel, so a
+``kill -9`` of the parent leaves no worker behind), and send progress and results through one
 ``multiprocessing`` queue that the parent renders.
 
 Interface (used by the run loop, :mod:`adacli.schedule`): ``start(on_progress)``, ``submit(task)``,
 ``slots`` (how many tasks may be outstanding), ``wait(timeout) -> [(task, result)]``, ``close(cancel)``,
-``describe()``.
+``describe()``; ``use(setup)`` points later submissions at another recipe (local and Ray).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import json
 import math
 import os
 import queue as queue_mod
@@ -69,23 +81,78 @@ class WorkerSetup:
     worker: str = "main"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def key(self) -> str:
+        """What identifies the runner this setup needs: the recipe (not where it was read from) and the
+        device. Threads and the worker's name are the process's, not the runner's."""
+        recipe = {k: v for k, v in self.recipe.items() if k != "path"}
+        blob = json.dumps([recipe, self.device], sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
 
 def cpu_cores() -> int:
+    """The cores this process may run on (its affinity mask: ``taskset -c 0`` gives 1)."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
 
 
+WORKERS_PER_CORE_CAP = 4  # more local workers than this per core only thrash (each holds torch and data)
+MIN_WORKER_CAP = 16  # a GPU machine with few cores may still want a few workers per GPU
+
+
+def max_local_workers() -> int:
+    """The most local worker processes ``--jobs`` may ask for on this machine."""
+    return max(MIN_WORKER_CAP, WORKERS_PER_CORE_CAP * cpu_cores())
+
+
+def check_jobs(jobs: int) -> None:
+    """``--jobs`` for local workers: >= 1 and at most :func:`max_local_workers` (InputError, exit 2)."""
+    if jobs < 1:
+        raise InputError(f"must be >= 1 (got {jobs})", field="--jobs")
+    cap = max_local_workers()
+    if jobs > cap:
+        raise InputError(
+            f"{jobs} local workers is more than this machine can run well: at most {cap} "
+            f"({WORKERS_PER_CORE_CAP} per core, {cpu_cores()} cores); without --jobs one worker per core "
+            "runs (never more than the trials)",
+            field="--jobs",
+        )
+
+
 # --- the trial, wherever it runs -------------------------------------------------------------------
 
 
+class DatasetCache:
+    """Loaded datasets by spec, the most recent few kept: workloads of a suite that share a dataset
+    (digits at 16 px twice) load it once per process."""
+
+    KEPT = 3
+
+    def __init__(self) -> None:
+        self._data: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, spec: Any) -> Any:
+        from adacli.data import load_data
+
+        key = spec.model_dump_json()
+        if key not in self._data:
+            self._data[key] = load_data(spec)
+            while len(self._data) > self.KEPT:
+                self._data.popitem(last=False)
+        self._data.move_to_end(key)
+        return self._data[key]
+
+
 class TrialRunner:
-    """Runs tasks in one process: loads the data once and keeps the last seeds' initial models."""
+    """Runs tasks in one process: loads the data once and keeps the last seeds' initial models.
+
+    ``data``: the dataset, already loaded; else it comes from ``datasets`` (a shared cache), else it is
+    loaded here."""
 
     MODELS_KEPT = 2
 
-    def __init__(self, setup: WorkerSetup, data: Any = None) -> None:
+    def __init__(self, setup: WorkerSetup, data: Any = None, datasets: DatasetCache | None = None) -> None:
         from adacli.data import load_data
         from adacli.recipe import Recipe
         from adacli.trial import TrialConfig, resolve_device
@@ -95,7 +162,11 @@ class TrialRunner:
         self.setup = setup
         self.device = resolve_device(setup.device or self.recipe.device)
         self.config = TrialConfig.from_recipe(self.recipe, self.device)
-        self.data = data if data is not None else load_data(self.recipe.dataset)
+        if data is None:
+            data = (
+                datasets.get(self.recipe.dataset) if datasets is not None else load_data(self.recipe.dataset)
+            )
+        self.data = data
         self._models: OrderedDict[int, tuple[Any, str]] = OrderedDict()
 
     def _initial(self, seed: int) -> tuple[Any, str]:
@@ -179,6 +250,35 @@ def failed_result(task: TrialTask, error: str) -> TrialResult:
     )
 
 
+class RunnerCache:
+    """One process's runners by setup key (the most recent few kept) over one dataset cache: a worker
+    that serves several recipes keeps each one's data and initial models between its tasks."""
+
+    KEPT = 4
+
+    def __init__(self) -> None:
+        self.datasets = DatasetCache()
+        self._runners: OrderedDict[str, TrialRunner] = OrderedDict()
+
+    def adopt(self, setup: WorkerSetup, data: Any = None) -> TrialRunner:
+        """The runner of ``setup``, built on ``data`` (a dataset the caller loaded) if it is new."""
+        key = setup.key()
+        if key not in self._runners and data is not None:
+            self._runners[key] = TrialRunner(setup, data)
+        return self.runner(setup)
+
+    def runner(self, setup: WorkerSetup) -> TrialRunner:
+        key = setup.key()
+        if key not in self._runners:
+            self._runners[key] = TrialRunner(setup, datasets=self.datasets)
+            while len(self._runners) > self.KEPT:
+                self._runners.popitem(last=False)
+        self._runners.move_to_end(key)
+        runner = self._runners[key]
+        runner.setup = setup  # the worker's name and threads as this task names them
+        return runner
+
+
 ProgressFn = Callable[[ProgressEvent], None]
 
 
@@ -195,23 +295,29 @@ class SerialExecutor:
     def __init__(self, setup: WorkerSetup, data: Any = None) -> None:
         self.setup = setup
         self._data = data
-        self._queue: deque[TrialTask] = deque()
-        self._runner: TrialRunner | None = None
+        self._queue: deque[tuple[WorkerSetup, TrialTask]] = deque()
+        self._cache = RunnerCache()
         self._on_progress: ProgressFn = lambda e: None
         self._threads_before: int | None = None
 
     def start(self, on_progress: ProgressFn) -> None:
+        """Set the threads and load the runner; again: a new progress sink."""
         import torch
 
         self._on_progress = on_progress
-        if self.setup.threads:
+        if self.setup.threads and self._threads_before is None:
             self._threads_before = torch.get_num_threads()
             torch.set_num_threads(self.setup.threads)
-        self._runner = TrialRunner(self.setup, self._data)
+        self.use(self.setup, self._data)
         self._data = None
 
+    def use(self, setup: WorkerSetup, data: Any = None) -> None:
+        """Tasks submitted from now on run with ``setup`` (``data``: its dataset, already loaded)."""
+        self.setup = WorkerSetup(setup.recipe, setup.device, self.setup.threads, self.setup.worker)
+        self._cache.adopt(self.setup, data)
+
     def submit(self, task: TrialTask) -> None:
-        self._queue.append(task)
+        self._queue.append((self.setup, task))
 
     @property
     def outstanding(self) -> int:
@@ -220,15 +326,15 @@ class SerialExecutor:
     def wait(self, timeout: float) -> list[tuple[TrialTask, TrialResult]]:
         if not self._queue:
             return []
-        assert self._runner is not None
-        task = self._queue.popleft()
-        w = self.setup.worker
+        setup, task = self._queue.popleft()
+        runner = self._cache.runner(setup)
+        w = setup.worker
         self._on_progress(ProgressEvent("start", w, task.index, task.label, task.seed))
 
         def on_step(step: int, total: int | None, loss: float) -> None:
             self._on_progress(ProgressEvent("step", w, task.index, task.label, task.seed, step, total, loss))
 
-        result = self._runner.run(task, on_step)  # KeyboardInterrupt propagates to the caller
+        result = runner.run(task, on_step)  # KeyboardInterrupt propagates to the caller
         return [(task, result)]
 
     def close(self, cancel: bool = False) -> None:
@@ -247,24 +353,72 @@ class SerialExecutor:
 
 # --- local worker processes ------------------------------------------------------------------------
 
+#: imported once by the forkserver, before it forks any worker (what a worker needs for its first trial)
+PRELOAD = ("torch", "timm", "adacli.data", "adacli.models", "adacli.optim.registry", "adacli.trial", __name__)
+EXIT_PARENT_GONE = 3  # a worker's exit code when it stopped because its parent died
 
-def _worker_main(setup: WorkerSetup, tasks: Any, events: Any) -> None:
-    """A local worker: set threads, build a runner, then run tasks until ``None`` arrives."""
+
+def _exit_with_parent() -> None:
+    """In a worker: a daemon thread that ends this process as soon as the parent dies.
+
+    multiprocessing gives every spawned or forkserver child a sentinel of its parent (a pipe whose write
+    end only the parent holds): it becomes readable when the parent exits, however it exits (``kill -9``
+    included). Portable, and unlike ``PR_SET_PDEATHSIG`` independent of which thread started the worker.
+    """
+    import multiprocessing as mp
+    import threading
+
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(EXIT_PARENT_GONE)
+
+    threading.Thread(target=watch, name="adacli-parent-watch", daemon=True).start()
+
+
+def _adopt(env: dict[str, str]) -> None:
+    """The parent's environment as of this worker's start (a forkserver child inherits the server's,
+    which is the parent's as of the server's start: a test's or a caller's later changes count)."""
+    if dict(os.environ) != env:
+        os.environ.clear()
+        os.environ.update(env)
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+        with contextlib.suppress(RuntimeError):  # only settable before any inter-op work
+            torch.set_num_interop_threads(1)
+
+
+def _worker_main(setup: WorkerSetup, tasks: Any, events: Any, env: dict[str, str]) -> None:
+    """A local worker: load ``setup``'s runner, then run ``(setup, task)`` pairs until ``None`` arrives."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
+    _exit_with_parent()
+    _adopt(env)
     w = setup.worker
     try:
-        import torch
-
-        if setup.threads:
-            torch.set_num_threads(setup.threads)
-        runner = TrialRunner(setup)
+        _set_threads(setup.threads)
+        cache = RunnerCache()
+        cache.runner(setup)  # the first recipe's data and models load while the parent plans
     except BaseException as e:
         events.put(("fatal", w, f"{type(e).__name__}: {e}".splitlines()[0][:500]))
         return
     events.put(("ready", w, os.getpid()))
     while True:
-        task = tasks.get()
-        if task is None:
+        item = tasks.get()
+        if item is None:
+            return
+        task_setup, task = item
+        try:
+            runner = cache.runner(WorkerSetup(task_setup.recipe, task_setup.device, setup.threads, w))
+        except BaseException as e:
+            events.put(("fatal", w, f"{type(e).__name__}: {e}".splitlines()[0][:500]))
             return
         events.put(("progress", ProgressEvent("start", w, task.index, task.label, task.seed)))
 
@@ -282,9 +436,10 @@ def _worker_main(setup: WorkerSetup, tasks: Any, events: Any) -> None:
 
 @contextlib.contextmanager
 def _sigint_ignored() -> Any:
-    """SIGINT ignored while a worker is spawned: an ignored signal stays ignored across ``exec``, so the
-    new interpreter is not killed by a Ctrl-C sent to the whole process group (``timeout -s INT``, a
-    terminal) while it is still importing torch; the parent decides what an interrupt means."""
+    """SIGINT ignored while a worker (or the forkserver) starts: an ignored signal stays ignored across
+    ``exec`` and ``fork``, so the new process is not killed by a Ctrl-C sent to the whole process group
+    (``timeout -s INT``, a terminal) while it is still importing torch; the parent decides what an
+    interrupt means."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -297,51 +452,79 @@ def _sigint_ignored() -> Any:
         signal.signal(signal.SIGINT, previous)
 
 
+def prestart() -> str:
+    """Start the process that local workers come from, now, and return the start method.
+
+    With ``forkserver`` (Linux, macOS) the server imports :data:`PRELOAD` once, in the background, and
+    every worker is a fork of it: call this as early as possible (before the parent's own imports and
+    checks), and the pool's start costs next to nothing by the time the first trial is handed out.
+    Elsewhere (``spawn``) there is nothing to start ahead: each worker imports torch itself.
+    """
+    import multiprocessing as mp
+
+    if "forkserver" not in mp.get_all_start_methods():
+        return "spawn"
+    from multiprocessing import forkserver
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOAD))
+    with _sigint_ignored():  # inherited by the server and by every worker it forks
+        forkserver.ensure_running()
+    return "forkserver"
+
+
 @dataclass
 class _Worker:
     name: str
     process: Any
     tasks: Any
     device: str
+    started: float
     task: TrialTask | None = None
-    since: float = 0.0
+    task_setup: WorkerSetup | None = None
     ready: bool = False
 
 
 class LocalExecutor:
-    """``jobs`` worker processes on this machine (spawn), torch threads divided between them, GPUs
-    assigned round-robin (worker w uses ``devices[w % len(devices)]``: more jobs than GPUs puts several
-    workers on one device)."""
+    """Up to ``jobs`` worker processes on this machine, started as tasks need them, each with ``threads``
+    torch threads (default 1); GPUs assigned round-robin (worker w uses ``devices[w % len(devices)]``:
+    more jobs than GPUs puts several workers on one device)."""
 
     kind = "local"
     MAX_ATTEMPTS = 2  # a task whose worker died is retried once on a fresh worker
 
     def __init__(self, setup: WorkerSetup, jobs: int, devices: list[str], threads: int | None = None) -> None:
-        if jobs < 1:
-            raise InputError(f"--jobs must be >= 1 (got {jobs})", field="--jobs")
+        check_jobs(jobs)
         self.setup = setup
         self.jobs = jobs
         self.devices = devices or ["cpu"]
-        self.threads = threads or max(1, cpu_cores() // jobs)
+        self.threads = threads or 1
         self.slots = jobs
+        self.start_method = ""
         self._ctx: Any = None
         self._events: Any = None
-        self._workers: list[_Worker] = []
-        self._queue: deque[TrialTask] = deque()
+        self._workers: list[_Worker | None] = []
+        self._queue: deque[tuple[WorkerSetup, TrialTask]] = deque()
         self._attempts: dict[int, int] = {}
         self._on_progress: ProgressFn = lambda e: None
-        self._spawned = 0
         self._startup_failures = 0
+        self.peak = 0  # the most workers running at once
+        self.ready_s: list[float] = []  # per worker: seconds from its start to ready
         self.deaths: list[str] = []
 
     def start(self, on_progress: ProgressFn) -> None:
+        """Get ready to take tasks (workers start with the first tasks); again: a new progress sink."""
         import multiprocessing as mp
 
         self._on_progress = on_progress
-        self._ctx = mp.get_context("spawn")
-        self._events = self._ctx.Queue()
-        for w in range(self.jobs):
-            self._workers.append(self._spawn(w))
+        if self._ctx is None:
+            self.start_method = prestart()
+            self._ctx = mp.get_context(self.start_method)
+            self._events = self._ctx.Queue()
+
+    def use(self, setup: WorkerSetup) -> None:
+        """Tasks submitted from now on run with ``setup`` (another recipe: a suite's next workload)."""
+        self.setup = setup
 
     def _spawn(self, slot: int) -> _Worker:
         name = f"w{slot}"
@@ -349,34 +532,52 @@ class LocalExecutor:
         setup = WorkerSetup(self.setup.recipe, device=device, threads=self.threads, worker=name)
         tasks = self._ctx.SimpleQueue()
         proc = self._ctx.Process(
-            target=_worker_main, args=(setup, tasks, self._events), name=f"adacli-{name}"
+            target=_worker_main, args=(setup, tasks, self._events, dict(os.environ)), name=f"adacli-{name}"
         )
         with _sigint_ignored():  # inherited: a Ctrl-C to the process group while it imports is ours
             proc.start()
-        self._spawned += 1
-        return _Worker(name=name, process=proc, tasks=tasks, device=device)
+        self.peak = max(self.peak, self.started + 1)
+        return _Worker(name=name, process=proc, tasks=tasks, device=device, started=time.monotonic())
 
     @property
     def pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers]
+        return [w.process.pid for w in self._workers if w is not None]
+
+    @property
+    def started(self) -> int:
+        """Worker processes running now."""
+        return sum(w is not None for w in self._workers)
 
     def submit(self, task: TrialTask) -> None:
-        self._queue.append(task)
+        self._queue.append((self.setup, task))
         self._dispatch()
 
     @property
     def outstanding(self) -> int:
-        return len(self._queue) + sum(w.task is not None for w in self._workers)
+        return len(self._queue) + sum(w is not None and w.task is not None for w in self._workers)
+
+    def _idle_worker(self) -> _Worker | None:
+        """An idle live worker, else a new one in the first free slot (None: ``jobs`` are busy)."""
+        for w in self._workers:
+            if w is not None and w.task is None and w.process.is_alive():
+                return w
+        for slot, w in enumerate(self._workers):
+            if w is None:
+                self._workers[slot] = self._spawn(slot)
+                return self._workers[slot]
+        if len(self._workers) < self.jobs:
+            self._workers.append(self._spawn(len(self._workers)))
+            return self._workers[-1]
+        return None
 
     def _dispatch(self) -> None:
-        for w in self._workers:
-            if not self._queue:
+        while self._queue:
+            w = self._idle_worker()
+            if w is None:
                 return
-            if w.task is None and w.process.is_alive():
-                w.task = self._queue.popleft()
-                w.since = time.monotonic()
-                self._attempts[w.task.index] = self._attempts.get(w.task.index, 0) + 1
-                w.tasks.put(w.task)
+            w.task_setup, w.task = self._queue.popleft()
+            self._attempts[w.task.index] = self._attempts.get(w.task.index, 0) + 1
+            w.tasks.put((w.task_setup, w.task))
 
     def _handle(self, msg: tuple[Any, ...], out: list[tuple[TrialTask, TrialResult]]) -> None:
         kind = msg[0]
@@ -384,12 +585,13 @@ class LocalExecutor:
             self._on_progress(msg[1])
         elif kind == "ready":
             for w in self._workers:
-                if w.name == msg[1]:
+                if w is not None and w.name == msg[1] and not w.ready:
                     w.ready = True
+                    self.ready_s.append(round(time.monotonic() - w.started, 3))
         elif kind == "result":
             _, name, index, result = msg
             for w in self._workers:
-                if w.name == name and w.task is not None and w.task.index == index:
+                if w is not None and w.name == name and w.task is not None and w.task.index == index:
                     out.append((w.task, result))
                     w.task = None
         elif kind == "fatal":
@@ -417,9 +619,10 @@ class LocalExecutor:
         return out
 
     def _reap(self, out: list[tuple[TrialTask, TrialResult]]) -> None:
-        """Replace dead workers; their task is retried once, then recorded as failed."""
+        """Free the slots of dead workers; their task is retried once (on a fresh worker), then recorded
+        as failed."""
         for i, w in enumerate(self._workers):
-            if w.process.is_alive():
+            if w is None or w.process.is_alive():
                 continue
             # a result it sent just before dying may still be in the queue
             try:
@@ -429,7 +632,7 @@ class LocalExecutor:
                 pass
             code = w.process.exitcode
             why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            task = w.task
+            self._workers[i] = None
             if not w.ready:
                 self._startup_failures += 1
                 if self._startup_failures >= 2:
@@ -437,12 +640,12 @@ class LocalExecutor:
                         f"local worker processes die while starting ({why}); run with --executor serial "
                         "to see the error"
                     )
-            self._workers[i] = self._spawn(i)
+            task = w.task
             if task is None:
                 continue
             self.deaths.append(f"{w.name} ({why}) during {task.label} seed {task.seed}")
             if self._attempts.get(task.index, 0) < self.MAX_ATTEMPTS:
-                self._queue.appendleft(task)
+                self._queue.appendleft((w.task_setup or self.setup, task))
             else:
                 out.append((task, failed_result(task, f"worker process died ({why}), twice; not retried")))
 
@@ -451,11 +654,12 @@ class LocalExecutor:
         saved; with ``cancel`` a trial in flight is abandoned), and an orderly exit of a process with torch
         loaded takes seconds, so they get SIGTERM."""
         self._queue.clear()
-        for w in self._workers:
+        workers = [w for w in self._workers if w is not None]
+        for w in workers:
             if w.process.is_alive():
                 w.process.terminate()
         deadline = time.monotonic() + 5.0
-        for w in self._workers:
+        for w in workers:
             w.process.join(max(0.0, deadline - time.monotonic()))
             if w.process.is_alive():
                 w.process.kill()
@@ -464,41 +668,35 @@ class LocalExecutor:
         if self._events is not None:
             self._events.close()
             self._events.cancel_join_thread()
+            self._events = None
+        self._ctx = None
 
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "local",
             "jobs": self.jobs,
+            "workers": self.peak,
             "threads_per_worker": self.threads,
-            "devices": [self.devices[w % len(self.devices)] for w in range(self.jobs)],
-            "start_method": "spawn",
+            "devices": [self.devices[w % len(self.devices)] for w in range(self.peak)],
+            "start_method": self.start_method,
+            "worker_ready_s": self.ready_s,
             "worker_restarts": self.deaths,
         }
 
 
 # --- Ray -------------------------------------------------------------------------------------------
 
-_RAY_RUNNERS: dict[str, TrialRunner] = {}  # per Ray worker process: one runner per recipe
+_RAY_CACHE: RunnerCache | None = None  # per Ray worker process: the recipes it has served
 
 
 def _ray_run(setup: WorkerSetup, task: TrialTask, progress_queue: Any) -> TrialResult:
-    """The body of a Ray task (a Ray worker process may run many: the runner is cached)."""
-    import hashlib
-    import json
-
-    import torch
-
-    if setup.threads:
-        torch.set_num_threads(setup.threads)
-    ident = hashlib.sha1(
-        json.dumps([setup.recipe, setup.device], sort_keys=True, default=str).encode()
-    ).hexdigest()
-    if ident not in _RAY_RUNNERS:
-        _RAY_RUNNERS.clear()
-        _RAY_RUNNERS[ident] = TrialRunner(setup)
-    runner = _RAY_RUNNERS[ident]
-    runner.setup = WorkerSetup(setup.recipe, setup.device, setup.threads, worker=f"ray:{os.getpid()}")
-    w = runner.setup.worker
+    """The body of a Ray task (a Ray worker process may run many, of several recipes: runners cached)."""
+    global _RAY_CACHE
+    _set_threads(setup.threads)
+    if _RAY_CACHE is None:
+        _RAY_CACHE = RunnerCache()
+    w = f"ray:{os.getpid()}"
+    runner = _RAY_CACHE.runner(WorkerSetup(setup.recipe, setup.device, setup.threads, worker=w))
 
     def send(ev: ProgressEvent) -> None:
         with contextlib.suppress(Exception):  # progress is best effort; the result is what counts
@@ -625,11 +823,15 @@ class RayExecutor:
             )
         self.slots = min(fit, self.max_concurrent) if self.max_concurrent else fit
         self._queue = Queue(actor_options={"num_cpus": 0})
-        # a Ray task sees only the GPUs it was given (CUDA_VISIBLE_DEVICES), numbered from 0
-        device = "cuda" if self.setup.device.startswith("cuda") else self.setup.device
-        setup = WorkerSetup(self.setup.recipe, device=device, threads=self.threads, worker="ray")
-        self._setup_ref = ray.put(setup)
+        self.use(self.setup)
         self._remote = ray.remote(_ray_run).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=1)
+
+    def use(self, setup: WorkerSetup) -> None:
+        """Tasks submitted from now on run with ``setup`` (another recipe: a suite's next workload)."""
+        self.setup = setup
+        # a Ray task sees only the GPUs it was given (CUDA_VISIBLE_DEVICES), numbered from 0
+        device = "cuda" if setup.device.startswith("cuda") else setup.device
+        self._setup_ref = self.ray.put(WorkerSetup(setup.recipe, device=device, threads=self.threads))
 
     def _connect(self) -> None:
         """Join ``address``, or start a fresh local instance; InputError (exit 2) when neither works."""
@@ -745,7 +947,7 @@ def make_executor(
             suggestion=closest(kind, EXECUTORS),
         )
     if jobs < 1:
-        raise InputError(f"--jobs must be >= 1 (got {jobs})", field="--jobs")
+        raise InputError(f"must be >= 1 (got {jobs})", field="--jobs")
     if ray_address and kind != "ray":
         raise InputError("--ray-address needs --executor ray", field="--ray-address")
     if kind == "serial":
@@ -775,15 +977,22 @@ def make_executor(
 
 __all__ = [
     "EXECUTORS",
+    "PRELOAD",
+    "DatasetCache",
+    "ExecutorError",
     "LocalExecutor",
     "ProgressEvent",
     "RayExecutor",
+    "RunnerCache",
     "SerialExecutor",
     "TrialRunner",
     "TrialTask",
     "WorkerSetup",
+    "check_jobs",
     "cpu_cores",
     "failed_result",
     "local_devices",
     "make_executor",
+    "max_local_workers",
+    "prestart",
 ]

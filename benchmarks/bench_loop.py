@@ -13,12 +13,22 @@ call minus the time of its one (final) evaluation is printed too.
 
 Target: trial throughput >= 0.9x the minimal loop.
 
+Then, unless ``--no-share``, **the share of a whole trial that is not training steps**: the first seed's
+trials of a recipe (default ``recipes/quickstart.yaml``, its budget, evaluations and final validation
+pass) run as a worker runs them (``TrialRunner.run``), each saved as ``adacli compare`` saves it (the
+trial's JSON file). Per trial, the wall time of run + save against its training clock; the rest is split
+into evaluation (every ``adacli.trial.evaluate`` call), the seed's model build (``initial_model``),
+saving, and other (copying the model, the warm-up step, building the optimizer, recording). The worker's
+one-off start (imports, loading the data) is the pool's cost, measured by ``bench_pool.py``.
+Target: non-training time <= 10 % of a quickstart trial.
+
 On CUDA two more loops run in the same rounds (skip them with ``--no-graph``): the trial with
 ``model.compile: graph`` (forward, backward and optimizer step replayed as one CUDA graph) and a minimal
 hand-written graphed loop (static input buffers, a side-stream warm-up, one capture, copy-and-replay per
 step). Targets: the graphed trial >= 3x the eager trial and >= 0.9x the hand-written graphed loop.
 
     .venv/bin/python benchmarks/bench_loop.py                     # CPU, test_resnet, digits 16 px
+    .venv/bin/python benchmarks/bench_loop.py --threads 1 --steps 100 --rounds 4   # docs/timings.md
     .venv/bin/python benchmarks/bench_loop.py --device cuda --model resnet18 --image-size 32 \
         --dataset synthetic --batch-size 128 --precision bf16
 """
@@ -30,12 +40,15 @@ import copy
 import json
 import statistics
 import sys
+import tempfile
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+import adacli.trial
 from adacli.data import load_data
 from adacli.optim.registry import resolve_optimizer
 from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec
@@ -138,6 +151,75 @@ def _graph_figures(args, minimal_s, trial_s, graphed_min_s, graphed_trial_s) -> 
     }
 
 
+@contextmanager
+def _timing(module, name: str, spent: dict[str, float], key: str):
+    """``module.name`` replaced by a wrapper that adds its calls' wall time to ``spent[key]``."""
+    fn = getattr(module, name)
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[key] += time.perf_counter() - t0
+
+    setattr(module, name, timed)
+    try:
+        yield
+    finally:
+        setattr(module, name, fn)
+
+
+def trial_share(recipe_path: str, threads: int | None) -> dict:
+    """Non-training time of the first seed's trials of ``recipe_path``, run and saved as a run does."""
+    from adacli import report
+    from adacli.executors import TrialRunner, WorkerSetup
+    from adacli.plan import build_plan
+    from adacli.recipe import load_recipe
+
+    recipe = load_recipe(recipe_path)
+    plan = build_plan(recipe, resolve_device(recipe.device))
+    tasks = [t for t in plan.first_tasks() if t.seed == recipe.seed_list[0]]
+    runner = TrialRunner(WorkerSetup(recipe.model_dump(mode="json"), recipe.device, threads))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in tasks:
+            spent = {"evaluation": 0.0, "model build": 0.0}
+            with (
+                _timing(adacli.trial, "evaluate", spent, "evaluation"),
+                _timing(adacli.trial, "initial_model", spent, "model build"),
+            ):
+                t0 = time.perf_counter()
+                res = runner.run(task)
+                t1 = time.perf_counter()
+            report.write_json(Path(tmp) / f"{task.index:03d}.json", res.to_dict())
+            t2 = time.perf_counter()
+            assert res.status == "ok", (res.status, res.error)
+            spent["saving"] = t2 - t1
+            spent["other"] = (t1 - t0) - res.train_seconds - spent["evaluation"] - spent["model build"]
+            rows.append({"label": task.label, "wall_s": t2 - t0, "train_s": res.train_seconds, **spent})
+    wall = sum(r["wall_s"] for r in rows)
+    parts = ("evaluation", "model build", "saving", "other")
+    return {
+        "recipe": recipe_path,
+        "trials": rows,
+        "non_training_share": 1 - sum(r["train_s"] for r in rows) / wall,
+        "non_training_share_median": statistics.median(1 - r["train_s"] / r["wall_s"] for r in rows),
+        "parts_share": {k: sum(r[k] for r in rows) / wall for k in parts},
+    }
+
+
+def _print_share(share: dict) -> None:
+    n = len(share["trials"])
+    wall = sum(r["wall_s"] for r in share["trials"])
+    print(
+        f"  non-training share of a trial ({share['recipe']}, {n} trials, {wall:.2f} s): "
+        f"{100 * share['non_training_share']:.1f} % (median trial "
+        f"{100 * share['non_training_share_median']:.1f} %); target <= 10 %"
+    )
+    print("    " + ", ".join(f"{k} {100 * v:.1f} %" for k, v in share["parts_share"].items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="auto")
@@ -152,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--no-graph", action="store_true", help="on CUDA, skip the graphed loops")
+    ap.add_argument("--recipe", default="recipes/quickstart.yaml", help="whose trials the share is of")
+    ap.add_argument("--no-share", action="store_true", help="skip the non-training share of a trial")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -257,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if graph:
         figures |= _graph_figures(args, minimal_s, trial_s, graphed_min_s, graphed_trial_s)
+    if not args.no_share:
+        figures["share"] = trial_share(args.recipe, args.threads)
     if args.json:
         print(json.dumps(figures, indent=1))
     else:
@@ -287,7 +373,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"  graphed trial / minimal graphed: {g['graphed_trial_vs_minimal_graphed']:.3f}x "
                 f"({g['graphed_trial_vs_minimal_graphed_paired']:.3f}x paired); target >= 0.9x"
             )
+        if "share" in figures:
+            _print_share(figures["share"])
     ok = max(figures["ratio"], paired) >= 0.9
+    if "share" in figures:
+        ok = ok and figures["share"]["non_training_share"] <= 0.10
     if graph:
         ok = ok and figures["graphed_vs_eager_trial"] >= 3.0
         ok = ok and figures["graphed_trial_vs_minimal_graphed"] >= 0.9
