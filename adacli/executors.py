@@ -114,8 +114,8 @@ def check_jobs(jobs: int) -> None:
     if jobs > cap:
         raise InputError(
             f"{jobs} local workers is more than this machine can run well: at most {cap} "
-            f"({WORKERS_PER_CORE_CAP} per core, {cpu_cores()} cores); without --jobs one worker per core "
-            "runs (never more than the trials)",
+            f"({WORKERS_PER_CORE_CAP} per core on {cpu_cores()} cores, at least {MIN_WORKER_CAP}); "
+            "one per core uses every core",
             field="--jobs",
         )
 
