@@ -28,7 +28,9 @@ from adacli.trial import resolve_device
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
-OTHER_DATASET = "{name: synthetic, image_size: 8, num_classes: 3, channels: 3, train_size: 192, test_size: 48}"
+OTHER_DATASET = (
+    "{name: synthetic, image_size: 8, num_classes: 3, channels: 3, train_size: 192, test_size: 48}"
+)
 
 
 def write_recipe(path: Path, *, dataset: str = DATASET, seeds: int = 2, budget: str | None = None) -> Path:
