@@ -1,3 +1,3 @@
-from adacli.cli import main
+from adacli.cli.main import main
 
 main()

@@ -78,7 +78,7 @@ class Stat:
     """Mean and standard deviation over seeds (std is 0 for one seed); None when no seed has a value.
 
     ``ci95`` is the 95% Student-t confidence interval of the mean (None for fewer than two seeds); the
-    statistics stage (:mod:`adacli.verdict`) fills it in.
+    statistics stage (:mod:`adacli.analysis.verdict`) fills it in.
     """
 
     mean: float | None

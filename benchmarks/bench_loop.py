@@ -36,10 +36,10 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
-from adacli.data import load_data
 from adacli.optim.registry import resolve_optimizer
 from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec
-from adacli.trial import (
+from adacli.train.data import load_data
+from adacli.train.trial import (
     GRAPH_WARMUP_STEPS,
     TrialConfig,
     evaluate,

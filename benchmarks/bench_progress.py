@@ -15,7 +15,7 @@ import time
 
 from rich.console import Console
 
-from adacli import report
+from adacli.report import tables as report
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from adacli import bench
+from adacli.ci import bench
 from adacli.cli import app
 from adacli.errors import InputError
 

@@ -19,9 +19,9 @@ import torch
 from typer.testing import CliRunner
 
 from adacli.cli import app
-from adacli.compare import apply_overrides, plan_trials
 from adacli.errors import InputError
 from adacli.recipe import Recipe
+from adacli.run.plan import build_plan, resolve_configs
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -247,16 +247,18 @@ def test_overrides_and_plan(tmp_path):
             "optimizers": [{"name": "adam"}, {"name": "adam", "lr": 0.01}],
         }
     )
-    r = apply_overrides(recipe, device="cpu", seeds=3, steps=11)
+    r = recipe.with_overrides(device="cpu", seeds=3, steps=11)
     assert (r.device, r.seed_list, r.budget.steps, r.budget.epochs) == ("cpu", [0, 1, 2], 11, None)
-    assert apply_overrides(recipe) is recipe
-    plan = plan_trials(recipe)
+    assert recipe.with_overrides() is recipe
+    built = build_plan(recipe, "cpu")
+    plan = built.first_tasks()
     assert [(p.label, p.seed) for p in plan] == [
         ("adam", 3),
         ("adam(lr=0.01)", 3),
         ("adam", 5),
         ("adam(lr=0.01)", 5),
     ]  # seed-major: one initial model per seed
-    assert plan[1].resolved.hparams["lr"] == 0.01 and not math.isnan(plan[0].resolved.hparams["lr"])
+    resolved = resolve_configs(built.sweeps)  # every configuration resolved, defaults filled in
+    assert resolved[(1, 0)].hparams["lr"] == 0.01 and not math.isnan(resolved[(0, 0)].hparams["lr"])
     with pytest.raises(InputError):
-        apply_overrides(recipe, seeds=0)
+        recipe.with_overrides(seeds=0)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from adacli import data as data_mod
-from adacli.data import check_dataset_files, dataset_names, dataset_shape, load_data
 from adacli.errors import InputError
 from adacli.recipe import DATASETS, DatasetSpec
+from adacli.train import data as data_mod
+from adacli.train.data import check_dataset_files, dataset_names, dataset_shape, load_data
 
 
 def _raw01(bundle, split: str) -> torch.Tensor:

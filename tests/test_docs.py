@@ -13,8 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from adacli import docgen
-from adacli.cli import app
+from adacli.cli import app, docgen
 from adacli.recipe import recipe_schema
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,11 +26,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from adacli import trialcache
 from adacli.cli import app
-from adacli.executors import ProgressEvent
 from adacli.recipe import load_recipe
-from adacli.scaleout import run_scaled
+from adacli.run import cache as trialcache
+from adacli.run.executors import ProgressEvent
+from adacli.run.pipeline import run_recipe
 
 TESTS = Path(__file__).parent
 DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
@@ -83,7 +83,7 @@ def env(tmp_path_factory):
 def serial(env):
     """The reference: the sweep run serially in this process."""
     recipe = load_recipe(env["recipe"])
-    return run_scaled(recipe, out_dir=env["folder"] / "serial", executor="serial", threads=1)
+    return run_recipe(recipe, out_dir=env["folder"] / "serial", executor="serial", threads=1)
 
 
 def all_trials(run_dir: Path) -> dict[tuple[str, int], dict]:
@@ -243,7 +243,7 @@ def test_ray_equals_serial_with_progress_streamed_back(env, serial, ray_cluster)
     rec = Recorder()
     recipe = load_recipe(env["recipe"])
     out = env["folder"] / "ray"
-    outcome = run_scaled(
+    outcome = run_recipe(
         recipe,
         out_dir=out,
         executor="ray",
@@ -435,7 +435,7 @@ def test_ray_missing_is_a_clear_exit_2(env, tmp_path, monkeypatch):
 
 
 def test_threads_and_devices_for_local_workers():
-    from adacli.executors import LocalExecutor, WorkerSetup, cpu_cores, local_devices
+    from adacli.run.executors import LocalExecutor, WorkerSetup, cpu_cores, local_devices
 
     setup = WorkerSetup(recipe={}, device="cpu")
     assert LocalExecutor(setup, 2, ["cpu"]).threads == max(1, cpu_cores() // 2)
@@ -481,7 +481,7 @@ def test_ray_without_address_starts_a_fresh_loopback_instance(env, serial, tmp_p
                 seen["node"] = ray.nodes()[0]["NodeManagerAddress"]
 
     recipe = load_recipe(env["recipe"])
-    outcome = run_scaled(recipe, out_dir=out, executor="ray", threads=1, cpus_per_trial=1, progress=Probe())
+    outcome = run_recipe(recipe, out_dir=out, executor="ray", threads=1, cpus_per_trial=1, progress=Probe())
     assert outcome.status == "complete" and outcome.environment["executor"]["address"] == "local instance"
     assert seen["node"] == "127.0.0.1"  # the instance's node listened on loopback
     assert_same_results(serial.run_dir, out)

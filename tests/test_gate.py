@@ -10,8 +10,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from rich.console import Console
 
-from adacli.errors import InputError
-from adacli.gate import (
+from adacli.ci.gate import (
     Baseline,
     OptimizerRecord,
     SeedRecord,
@@ -27,7 +26,8 @@ from adacli.gate import (
     setup_slices,
     write_junit_xml,
 )
-from adacli.gate import GateResult as _GateResult
+from adacli.ci.gate import GateResult as _GateResult
+from adacli.errors import InputError
 
 # --- hand-made records ------------------------------------------------------------------------------
 
@@ -379,8 +379,8 @@ def _trial(label, seed, *, decay, acc, status="ok", hparams=None, steps=100):
 
 
 def _run(trials, recipe=RECIPE):
-    from adacli import metrics
-    from adacli.report import RunData
+    from adacli.analysis import metrics
+    from adacli.report.tables import RunData
 
     target = metrics.resolve_target(trials)
     return RunData(
@@ -394,8 +394,8 @@ def _run(trials, recipe=RECIPE):
 
 
 def test_gate_run_measures_steps_at_the_baseline_target():
-    from adacli import metrics
-    from adacli.gate import baseline_from_run, gate_run
+    from adacli.analysis import metrics
+    from adacli.ci.gate import baseline_from_run, gate_run
 
     fast = [_trial("adam", s, decay=0.05 + 0.001 * s, acc=90.0 + s) for s in range(3)]
     slow = [_trial("sgd", s, decay=0.02 + 0.0005 * s, acc=80.0 + s) for s in range(3)]
@@ -429,7 +429,7 @@ def test_gate_run_measures_steps_at_the_baseline_target():
 
 
 def test_gate_run_refuses_another_setup():
-    from adacli.gate import baseline_from_run, gate_run
+    from adacli.ci.gate import baseline_from_run, gate_run
 
     trials = [_trial("adam", s, decay=0.05, acc=90.0) for s in range(2)]
     base = baseline_from_run(_run(trials), "runs/base")

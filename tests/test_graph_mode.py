@@ -14,12 +14,12 @@ from torch import nn
 from typer.testing import CliRunner
 
 from adacli import AdaBelief
-from adacli import trial as trial_mod
 from adacli.cli import app
-from adacli.data import load_data
 from adacli.optim.registry import resolve_optimizer
 from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec, ScheduleSpec, recipe_schema
-from adacli.trial import TrialConfig, graph_problem, initial_model, make_capturable, run_trial
+from adacli.train import trial as trial_mod
+from adacli.train.data import load_data
+from adacli.train.trial import TrialConfig, graph_problem, initial_model, make_capturable, run_trial
 
 CUDA = torch.device("cuda")
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from adacli import metrics
+from adacli.analysis import metrics
 from adacli.recipe import TargetSpec
 from adacli.results import EvalPoint, Target, TrialResult
 

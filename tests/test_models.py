@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from adacli.errors import InputError
-from adacli.models import check_model_name, create_model, model_names
 from adacli.recipe import ModelSpec
+from adacli.train.models import check_model_name, create_model, model_names
 
 
 def test_cnn_sized_by_dataset():

@@ -21,7 +21,7 @@ from adacli.cli import app
 TESTS = Path(__file__).parent
 ADACLI = TESTS.parent / "adacli"
 DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
-PIPELINE_MODULES = ("plan", "schedule", "save", "runfolder", "interrupts", "pipeline", "compare", "scaleout")
+PIPELINE_MODULES = ("run.plan", "run.loop", "run.save", "run.folder", "run.interrupts", "run.pipeline")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -145,7 +145,7 @@ def test_a_run_name_cannot_lead_outside_the_runs_folder(tmp_path, name):
     it), the default run folder is a fresh folder two levels under the runs folder."""
     from types import SimpleNamespace
 
-    from adacli.runfolder import default_run_dir
+    from adacli.run.folder import default_run_dir
 
     root = tmp_path / "runs"
     run_dir = default_run_dir(SimpleNamespace(name=name), root)
@@ -217,17 +217,17 @@ def test_json_output_stays_pure_with_a_baseline(tmp_path):
 
 
 def test_serial_builds_each_seeds_initial_model_once(tmp_path, monkeypatch):
-    import adacli.trial
+    import adacli.train.trial
 
-    real, calls = adacli.trial.initial_model, []
+    real, calls = adacli.train.trial.initial_model, []
 
     def counting(spec, data, seed):
         calls.append(seed)
         return real(spec, data, seed)
 
-    monkeypatch.setattr(adacli.trial, "initial_model", counting)
-    from adacli.pipeline import run_recipe
+    monkeypatch.setattr(adacli.train.trial, "initial_model", counting)
     from adacli.recipe import load_recipe
+    from adacli.run.pipeline import run_recipe
 
     path = write_recipe(tmp_path, ["{name: adam}", "{name: sgd}", "{name: adamw}"], seeds=2, steps=2)
     outcome = run_recipe(load_recipe(path), out_dir=tmp_path / "run")  # the pipeline alone (no preflight)
@@ -274,14 +274,14 @@ def test_pipeline_modules_are_in_no_import_cycle():
         name = f"adacli.{m}"
         assert name not in reachable(graph, name), f"{name} imports itself through other modules"
     # lower stages never import higher ones
-    assert not {"adacli.pipeline", "adacli.save", "adacli.schedule"} & reachable(graph, "adacli.plan")
-    assert "adacli.pipeline" not in reachable(graph, "adacli.schedule") | reachable(graph, "adacli.save")
+    assert not {"adacli.run.pipeline", "adacli.run.save", "adacli.run.loop"} & reachable(graph, "adacli.run.plan")
+    assert "adacli.run.pipeline" not in reachable(graph, "adacli.run.loop") | reachable(graph, "adacli.run.save")
 
 
 def test_pipeline_functions_fit_on_a_screen():
     long = []
     for m in PIPELINE_MODULES:
-        tree = ast.parse((ADACLI / f"{m}.py").read_text())
+        tree = ast.parse((ADACLI / f"{m.replace('.', '/')}.py").read_text())
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1  # type: ignore[operator]

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from adacli.cli import app
 from adacli.errors import InputError
-from adacli.preflight import check_environment, check_recipe, preflight
 from adacli.recipe import load_recipe
+from adacli.run.preflight import check_environment, check_recipe, preflight
 
 
 def write(tmp_path: Path, body: str, *, name: str = "r") -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from adacli.errors import InputError
-from adacli.preflight import check_environment
 from adacli.recipe import Recipe, load_recipe, recipe_schema
+from adacli.run.preflight import check_environment
 
 GOOD = """\
 name: tiny
@@ -176,11 +176,12 @@ def test_shipped_recipes_validate(path):
     import math
 
     from adacli.optim.registry import assign_labels
-    from adacli.preflight import check_budget_settings, preflight
-    from adacli.sweep import optimizer_configs
+    from adacli.run.preflight import check_budget_settings, preflight
+    from adacli.run.sweep import optimizer_configs
 
     if path.read_text().find("\nworkloads:") >= 0:  # a suite: every workload must pass the recipe checks
-        from adacli.suite import check_suite, load_suite
+        from adacli.recipe.suite import load_suite
+        from adacli.run.preflight import check_suite
 
         suite = load_suite(path)
         assert suite.spec.name == path.stem and len(suite.workloads) >= 4

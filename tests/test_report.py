@@ -11,10 +11,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from adacli import metrics, report, verdict
+from adacli.analysis import metrics, verdict
 from adacli.cli import app
 from adacli.errors import InputError
 from adacli.recipe import TargetSpec
+from adacli.report import tables as report
 from adacli.results import SCHEMA_VERSION, EvalPoint, TrialResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

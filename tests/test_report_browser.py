@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from adacli import metrics, report
+from adacli.analysis import metrics
 from adacli.recipe import TargetSpec
-from adacli.report_html import GATE_JSON, REPORT_HTML, write_report_html, write_suite_html
+from adacli.report import tables as report
+from adacli.report.html import GATE_JSON, REPORT_HTML, write_report_html, write_suite_html
 from adacli.results import EvalPoint, TrialResult
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adacli import gate, metrics, report
+from adacli.analysis import metrics
+from adacli.ci import gate
 from adacli.cli import app
 from adacli.recipe import TargetSpec
-from adacli.report_html import GATE_JSON, REPORT_HTML, render_run, render_suite, write_suite_html
-from adacli.report_markdown import gate_markdown, run_markdown
+from adacli.report import tables as report
+from adacli.report.html import GATE_JSON, REPORT_HTML, render_run, render_suite, write_suite_html
+from adacli.report.markdown import gate_markdown, run_markdown
 from adacli.results import EvalPoint, TrialResult
 
 EVIL = "evil<script>alert(1)</script>|x"  # a label that must come out escaped in HTML and Markdown
@@ -272,7 +274,7 @@ def test_compare_with_baseline_keeps_gate_json_in_the_page(run_dir, tmp_path):
     """_store_gate: what `compare --baseline` does after judging (gate.json, then report.html again)."""
     import shutil
 
-    from adacli.cli import _store_gate
+    from adacli.cli.main import _store_gate
 
     folder = shutil.copytree(run_dir, tmp_path / "run")
     run = report.load_run(folder)

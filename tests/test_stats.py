@@ -1,4 +1,4 @@
-"""adacli.stats on hand-computed cases and scipy's / R's documented reference values."""
+"""adacli.analysis.stats on hand-computed cases and scipy's / R's documented reference values."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from adacli import stats
+from adacli.analysis import stats
 
 # Student's (1908) sleep data, as in R's ``t.test(extra ~ group, data = sleep, paired = TRUE)``:
 # extra hours of sleep with drug 1 and drug 2, paired by patient. R prints t = -4.0621, df = 9,

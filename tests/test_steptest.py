@@ -17,10 +17,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from adacli import steptest
+from adacli.ci import steptest
+from adacli.ci.problems import PROBLEMS, default_problems
 from adacli.cli import app
 from adacli.optim.adabelief import AdaBelief
-from adacli.problems import PROBLEMS, default_problems
 
 runner = CliRunner()
 

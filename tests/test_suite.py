@@ -20,7 +20,7 @@ import torch
 from test_executors import env, ray_cluster  # noqa: F401
 from typer.testing import CliRunner
 
-from adacli import suite_stats
+from adacli.analysis import suite_stats
 from adacli.cli import app
 
 INF = math.inf
@@ -105,7 +105,7 @@ def test_win_needs_significance_after_holm():
     # a vs b alone: p = 0.023, significant; among this workload's 3 pairs (c is a under another label, so
     # b vs c has the same p and a vs c p = 1) Holm multiplies the smallest by 3: 0.068, a tie
     per_seed = {"a": [10.0, 12.0, 11.0, 13.0], "b": [12.0, 13.0, 13.5, 14.0], "c": [10.0, 12.0, 11.0, 13.0]}
-    from adacli.stats import paired_test
+    from adacli.analysis.stats import paired_test
 
     alone = paired_test(per_seed["a"], per_seed["b"], higher_is_better=False)
     assert alone.p_value == pytest.approx(0.02267, abs=1e-4) and alone.better == "a"
@@ -373,7 +373,8 @@ def test_shipped_suite_and_paper_recipes_load():
     all nine optimizers of the AdaBelief paper."""
     from adacli.optim.registry import assign_labels, resolve_optimizer
     from adacli.recipe import load_recipe
-    from adacli.suite import check_suite, load_suite
+    from adacli.recipe.suite import load_suite
+    from adacli.run.preflight import check_suite
 
     suite = load_suite(RECIPES / "suite_cpu.yaml")
     check_suite(suite)  # data offline, models and optimizers resolve
@@ -412,8 +413,8 @@ def test_a_recipe_given_as_a_suite_says_so(tmp_path):
 
 
 def test_a_suite_baseline_that_is_another_file_never_suggests_overwriting_it(tmp_path):
+    from adacli.app.suite import load_suite_baseline
     from adacli.errors import InputError
-    from adacli.suite import load_suite_baseline
 
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"schema_version": 1, "trials": []}))

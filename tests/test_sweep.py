@@ -16,7 +16,7 @@ from adacli.cli import app
 from adacli.errors import InputError
 from adacli.recipe import Recipe, load_recipe
 from adacli.results import EvalPoint, TrialResult
-from adacli.sweep import expand, log_range, select
+from adacli.run.sweep import expand, log_range, select
 
 DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
 

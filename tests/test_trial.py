@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from adacli import trial as trial_mod
-from adacli.data import load_data
 from adacli.errors import InputError
 from adacli.optim.registry import resolve_optimizer
 from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec, ScheduleSpec
-from adacli.trial import (
+from adacli.train import trial as trial_mod
+from adacli.train.data import load_data
+from adacli.train.trial import (
     TrialConfig,
     initial_model,
     lr_factor,
@@ -272,7 +272,7 @@ def test_cuda_peak_memory_holds_the_model_and_optimizer_state(data, model0):
 def test_bf16_on_the_cpu_runs_with_onednn_off_and_restores_it(data, model0, monkeypatch):
     """torch's oneDNN bf16 convolution backward hands back gradients that later allocations overwrite
     (benchmarks/bf16_cpu_grads.py); a bf16 CPU trial therefore trains with oneDNN off, and only then."""
-    from adacli.trial import cpu_precision_guard
+    from adacli.train.trial import cpu_precision_guard
 
     seen = []
     real = torch.nn.functional.cross_entropy

@@ -1,4 +1,4 @@
-"""The statistics stage (adacli.verdict): which values are paired, censoring, best sets, the power line,
+"""The statistics stage (adacli.analysis.verdict): which values are paired, censoring, best sets, the power line,
 results.json / --json / report, --reference, and the end-to-end "identical pair + broken optimizer" run."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from adacli import metrics, report, stats, verdict
+from adacli.analysis import metrics, stats, verdict
 from adacli.cli import app
 from adacli.recipe import TargetSpec
+from adacli.report import tables as report
 from adacli.results import EvalPoint, Target, TrialResult
 
 TARGET = Target(metric="train_loss", value=1.0, source="recipe", description="target: <= 1")
