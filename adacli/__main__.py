@@ -1,3 +1,5 @@
-from adacli.cli.main import main
+"""``python -m adacli``: the command line."""
+
+from adacli.cli import main
 
 main()

@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adacli.analysis import metrics
-from adacli.report import tables as report
+from adacli.run.store import load_run
 from adacli.results import EvalPoint, TrialResult
 
 
@@ -102,7 +102,7 @@ def main() -> None:
               f"analyze {analyze_s * 1e3:6.1f} ms (first call {first * 1e3:6.1f} ms), "
               f"metrics.summarize {summarize_s * 1e3:6.1f} ms")  # fmt: skip
     if args.run:
-        run = report.load_run(args.run)
+        run = load_run(args.run)
         from adacli.recipe import TargetSpec
 
         spec = run.recipe.get("target") if isinstance(run.recipe.get("target"), dict) else None

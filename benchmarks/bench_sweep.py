@@ -67,9 +67,9 @@ def run_once(recipe, out: Path, executor: str, jobs: int, threads: int) -> dict:
 
 
 def _trial(d: dict):
-    from adacli.report.tables import _trial_from_json
+    from adacli.results import trial_from_json
 
-    return _trial_from_json(d)
+    return trial_from_json(d)
 
 
 def main() -> int:

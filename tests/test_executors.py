@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from adacli.cli import app
 from adacli.recipe import load_recipe
-from adacli.run import cache as trialcache
+from adacli.run import keys, store
 from adacli.run.executors import ProgressEvent
 from adacli.run.pipeline import run_recipe
 
@@ -363,7 +363,7 @@ def test_ctrl_c_during_a_jobs_2_sweep_keeps_finished_trials_and_resume_completes
     assert "interrupted" in res.output
     data = json.loads((out / "results.json").read_text())
     assert data["status"] == "interrupted"
-    finished = trialcache.finished_trials(out)
+    finished = store.scan_folder(out).finished
     assert 1 <= len(finished) < 6  # 6 distinct trials: 4 sweep + 2 optimizers x seed 1
     counting_done = sum(t.optimizer == "sweep_user_optim:CountingSGD" for t in finished.values())
     before = len(count.read_text().splitlines()) if count.exists() else 0
@@ -383,23 +383,23 @@ def test_trial_keys_are_content_hashes():
     base = dict(optimizer="adam", optimizer_class="torch.optim.adam.Adam", seed=0, device_type="cpu")
     slice_ = {"model": {"name": "m"}, "dataset": {"name": "d"}, "budget": {"steps": 5}, "precision": "fp32"}
     v = {"adacli": "0.1.0", "torch": "2.0"}
-    k = trialcache.trial_key(
+    k = keys.trial_key(
         slice_, hparams={"lr": 0.01, "betas": (0.9, 0.999), "wd": 0}, versions_=v, **base
     )
-    same = trialcache.trial_key(
+    same = keys.trial_key(
         slice_, hparams={"wd": 0.0, "betas": [0.9, 0.999], "lr": 1e-2}, versions_=v, **base
     )
     assert k == same
-    assert k != trialcache.trial_key(
+    assert k != keys.trial_key(
         slice_, hparams={"lr": 0.02, "betas": (0.9, 0.999), "wd": 0}, versions_=v, **base
     )
-    assert k != trialcache.trial_key(
+    assert k != keys.trial_key(
         slice_, hparams={"lr": 0.01, "betas": (0.9, 0.999), "wd": 0}, versions_={**v, "torch": "2.1"}, **base
     )
-    assert k != trialcache.trial_key(
+    assert k != keys.trial_key(
         slice_, hparams={"lr": 0.01, "betas": (0.9, 0.999), "wd": 0}, versions_=v, **{**base, "seed": 1}
     )
-    assert k != trialcache.trial_key(
+    assert k != keys.trial_key(
         {**slice_, "budget": {"steps": 6}},
         hparams={"lr": 0.01, "betas": (0.9, 0.999), "wd": 0},
         versions_=v,

@@ -10,24 +10,20 @@ from xml.etree import ElementTree as ET
 import pytest
 from rich.console import Console
 
-from adacli.ci.gate import (
+from adacli.ci.baselines import (
     Baseline,
     OptimizerRecord,
     SeedRecord,
-    Tolerances,
     check_setup,
-    gate_table,
-    hparam_changes,
-    judge,
     load_baseline,
-    noise_sigma,
     save_baseline,
     setup_hashes,
     setup_slices,
-    write_junit_xml,
 )
 from adacli.ci.gate import GateResult as _GateResult
+from adacli.ci.gate import Tolerances, hparam_changes, judge, noise_sigma
 from adacli.errors import InputError
+from adacli.report.gate import gate_junit, gate_table
 
 # --- hand-made records ------------------------------------------------------------------------------
 
@@ -241,7 +237,7 @@ def test_step_time_is_opt_in():
     assert by_check(judge(base, base, tol))["step time"].verdict == "pass"
 
 
-def test_table_and_junit_xml(tmp_path: Path):
+def test_table_and_junit_xml():
     base = [rec([90.0, 90.5, 89.5]), rec([80.0], label="sgd")]
     cur = [rec([40.0, 41.0, 39.0], hparams={"lr": 1e-05})]
     result = _GateResult(judge(base, cur, TOL), TOL, notes=["a note"])
@@ -250,8 +246,7 @@ def test_table_and_junit_xml(tmp_path: Path):
     console.print(gate_table(result))
     text = console.export_text()
     assert "FAIL" in text and "PASS" in text and "lr 0.001 -> 1e-05" in text and "regressions" in text
-    path = write_junit_xml(result, tmp_path / "junit" / "gate.xml")
-    root = ET.parse(path).getroot()
+    root = ET.fromstring(gate_junit(result))
     suite = root.find("testsuite")
     assert suite is not None
     assert int(suite.get("failures")) == len(result.failures) >= 2
@@ -380,7 +375,7 @@ def _trial(label, seed, *, decay, acc, status="ok", hparams=None, steps=100):
 
 def _run(trials, recipe=RECIPE):
     from adacli.analysis import metrics
-    from adacli.report.tables import RunData
+    from adacli.run.store import RunData
 
     target = metrics.resolve_target(trials)
     return RunData(
@@ -395,7 +390,8 @@ def _run(trials, recipe=RECIPE):
 
 def test_gate_run_measures_steps_at_the_baseline_target():
     from adacli.analysis import metrics
-    from adacli.ci.gate import baseline_from_run, gate_run
+    from adacli.ci.baselines import baseline_from_run
+    from adacli.ci.gate import gate_run
 
     fast = [_trial("adam", s, decay=0.05 + 0.001 * s, acc=90.0 + s) for s in range(3)]
     slow = [_trial("sgd", s, decay=0.02 + 0.0005 * s, acc=80.0 + s) for s in range(3)]
@@ -429,7 +425,8 @@ def test_gate_run_measures_steps_at_the_baseline_target():
 
 
 def test_gate_run_refuses_another_setup():
-    from adacli.ci.gate import baseline_from_run, gate_run
+    from adacli.ci.baselines import baseline_from_run
+    from adacli.ci.gate import gate_run
 
     trials = [_trial("adam", s, decay=0.05, acc=90.0) for s in range(2)]
     base = baseline_from_run(_run(trials), "runs/base")

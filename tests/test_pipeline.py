@@ -7,7 +7,6 @@ Tiny recipes (test_resnet on 8 px synthetic images, a few steps), one torch thre
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -235,56 +234,3 @@ def test_serial_builds_each_seeds_initial_model_once(tmp_path, monkeypatch):
     assert calls == [0, 1]  # six trials, two initial models
     trials = json.loads((tmp_path / "run" / "results.json").read_text())["trials"]
     assert len({t["extra"]["init_fingerprint"] for t in trials if t["seed"] == 0}) == 1
-
-
-# --- layout ------------------------------------------------------------------------------------------------
-
-
-def import_graph() -> dict[str, set[str]]:
-    """adacli's modules and the adacli modules each imports (module level and inside functions)."""
-    names = {
-        ".".join(p.relative_to(ADACLI.parent).with_suffix("").parts).removesuffix(".__init__"): p
-        for p in ADACLI.rglob("*.py")
-    }
-    graph: dict[str, set[str]] = {}
-    for name, p in names.items():
-        deps = set()
-        for node in ast.walk(ast.parse(p.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                deps |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-            elif isinstance(node, ast.Import):
-                deps |= {a.name for a in node.names}
-        graph[name] = {d for d in deps if d in names and d not in (name, "adacli")}
-    return graph
-
-
-def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
-    seen, todo = set(), [start]
-    while todo:
-        for d in graph[todo.pop()]:
-            if d not in seen:
-                seen.add(d)
-                todo.append(d)
-    return seen
-
-
-def test_pipeline_modules_are_in_no_import_cycle():
-    graph = import_graph()
-    for m in PIPELINE_MODULES:
-        name = f"adacli.{m}"
-        assert name not in reachable(graph, name), f"{name} imports itself through other modules"
-    # lower stages never import higher ones
-    assert not {"adacli.run.pipeline", "adacli.run.save", "adacli.run.loop"} & reachable(graph, "adacli.run.plan")
-    assert "adacli.run.pipeline" not in reachable(graph, "adacli.run.loop") | reachable(graph, "adacli.run.save")
-
-
-def test_pipeline_functions_fit_on_a_screen():
-    long = []
-    for m in PIPELINE_MODULES:
-        tree = ast.parse((ADACLI / f"{m.replace('.', '/')}.py").read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                n = node.end_lineno - node.lineno + 1  # type: ignore[operator]
-                if n > 60:
-                    long.append(f"{m}.{node.name}: {n} lines")
-    assert not long, long

@@ -175,7 +175,7 @@ def test_shipped_recipes_validate(path):
     pass the real preflight (the others' budgets are checked against their datasets' known sizes)."""
     import math
 
-    from adacli.optim.registry import assign_labels
+    from adacli.recipe import assign_labels
     from adacli.run.preflight import check_budget_settings, preflight
     from adacli.run.sweep import optimizer_configs
 

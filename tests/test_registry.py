@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from adacli.errors import InputError
-from adacli.optim.registry import assign_labels, optimizer_names, resolve_optimizer
-from adacli.recipe import OptimizerSpec
+from adacli.optim.registry import optimizer_names, resolve_optimizer
+from adacli.recipe import OptimizerSpec, assign_labels
 
 
 def _params() -> list[torch.nn.Parameter]:

@@ -5,7 +5,6 @@ and a suite page. The check itself is shown to fail on a page with a row or a pl
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -13,10 +12,13 @@ from pathlib import Path
 import pytest
 
 from adacli.analysis import metrics
+from adacli.analysis.verdict import Verdict
 from adacli.recipe import TargetSpec
-from adacli.report import tables as report
-from adacli.report.html import GATE_JSON, REPORT_HTML, write_report_html, write_suite_html
+from adacli.report.html import render_suite
 from adacli.results import EvalPoint, TrialResult
+from adacli.run import store
+from adacli.run.save import rendered_files
+from adacli.run.store import REPORT_HTML, RunData
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
@@ -112,16 +114,10 @@ def run_page(tmp_path_factory) -> Path:
         "name": "browser",
         "optimizers": [{"name": "adabelief"}, {"name": "adam"}, {"name": "sgd", "label": "sgd <m>"}],
     }
-    report.save_run(
-        run_dir,
-        recipe=recipe,
-        environment={"device": "cpu"},
-        trials=ts,
-        summaries=metrics.summarize(ts, target),
-        target=target,
-        extra={**stats, "sweep": SWEEP},
-    )
-    gate = {
+    run = RunData(run_dir, recipe, {"device": "cpu"}, ts, metrics.summarize(ts, target), target)
+    run.extra["sweep"] = SWEEP
+    run.verdict = Verdict.from_dict(stats)
+    run.gate = {
         "passed": False,
         "n_failed": 1,
         "notes": ["a note"],
@@ -138,8 +134,7 @@ def run_page(tmp_path_factory) -> Path:
             }
         ],
     }
-    (run_dir / GATE_JSON).write_text(json.dumps(gate))
-    write_report_html(run_dir, ts)
+    store.save_run(run, rendered_files(run))
     return run_dir / REPORT_HTML
 
 
@@ -223,7 +218,8 @@ def test_suite_page_renders(browser, tmp_path):
         "speedups": dict.fromkeys(LABELS, 1.0),
         "wins": {a: {b: {"win": 1, "tie": 1, "loss": 0} for b in LABELS if b != a} for a in LABELS},
     }
-    path = write_suite_html(tmp_path, suite)
+    path = tmp_path / REPORT_HTML
+    path.write_text(render_suite(suite), encoding="utf-8")
     check_page(browser, path, rows=LABELS, plots=["profiles"], table="scores")
     check_page(browser, path, rows=LABELS, plots=[], table="wins")
     check_page(browser, path, rows=["w1", "w2"], plots=[], table="workloads")

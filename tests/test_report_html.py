@@ -13,13 +13,16 @@ import pytest
 from typer.testing import CliRunner
 
 from adacli.analysis import metrics
-from adacli.ci import gate
+from adacli.app.suite import rendered_suite_files
+from adacli.ci import baselines, gate
 from adacli.cli import app
 from adacli.recipe import TargetSpec
-from adacli.report import tables as report
-from adacli.report.html import GATE_JSON, REPORT_HTML, render_run, render_suite, write_suite_html
+from adacli.report.html import render_run, render_suite
 from adacli.report.markdown import gate_markdown, run_markdown
 from adacli.results import EvalPoint, TrialResult
+from adacli.run import store
+from adacli.run.save import rendered_files
+from adacli.run.store import GATE_JSON, REPORT_HTML, RunData
 
 EVIL = "evil<script>alert(1)</script>|x"  # a label that must come out escaped in HTML and Markdown
 PLOTS = ("loss-steps", "loss-seconds", "accuracy-steps", "accuracy-seconds", "gap-steps")
@@ -70,14 +73,8 @@ def run_dir(tmp_path_factory) -> Path:
     ts = trials()
     target = metrics.resolve_target(ts, TargetSpec())
     out = tmp_path_factory.mktemp("html") / "run"
-    report.save_run(
-        out,
-        recipe=RECIPE,
-        environment={"torch": "x", "device": "cpu"},
-        trials=ts,
-        summaries=metrics.summarize(ts, target),
-        target=target,
-    )
+    run = RunData(out, RECIPE, {"torch": "x", "device": "cpu"}, ts, metrics.summarize(ts, target), target)
+    store.save_run(run, rendered_files(run))
     return out
 
 
@@ -134,9 +131,9 @@ def test_statistics_keys_show_ci_best_delta_and_pairs(run_dir):
 
 
 def test_gate_json_is_shown_and_gate_markdown(run_dir, tmp_path):
-    run = report.load_run(run_dir)
-    base_file = gate.save_baseline(gate.baseline_from_run(run, run_dir), tmp_path / "base.json")
-    result = gate.gate_run(run, gate.load_baseline(base_file), gate.tolerances_for(run.recipe))
+    run = store.load_run(run_dir)
+    base_file = baselines.save_baseline(baselines.baseline_from_run(run, run_dir), tmp_path / "base.json")
+    result = gate.gate_run(run, baselines.load_baseline(base_file), gate.tolerances_for(run.recipe))
     result.checks[0].verdict = "fail"
     result.checks[0].detail = "a | b"
     page = render_run(json.loads((run_dir / "results.json").read_text()), run.trials, result.to_dict())
@@ -217,9 +214,8 @@ SUITE = {
 }
 
 
-def test_suite_page_from_the_contract(tmp_path):
-    (tmp_path / "results.json").write_text(json.dumps(SUITE))
-    page = write_suite_html(tmp_path).read_text()
+def test_suite_page_from_the_contract():
+    page = rendered_suite_files(SUITE)[REPORT_HTML]
     assert page == render_suite(SUITE)
     assert '<a href="digits-resnet/report.html">digits-resnet</a>' in page
     assert 'data-plot="profiles"' in page and "1/1/0" in page and "0/1/1" in page
@@ -236,7 +232,7 @@ def test_cli_report_html_and_markdown(run_dir, tmp_path):
     assert r.exit_code == 0 and r.output.startswith("### adacli: unit (complete)"), r.output
     check_gfm(r.output)
     base = tmp_path / "base.json"
-    gate.save_baseline(gate.baseline_from_run(report.load_run(run_dir), run_dir), base)
+    baselines.save_baseline(baselines.baseline_from_run(store.load_run(run_dir), run_dir), base)
     md = tmp_path / "gate.md"
     r = runner.invoke(app, ["gate", str(run_dir), "--baseline", str(base), "--markdown", str(md)])
     assert r.exit_code == 0, r.output
@@ -259,7 +255,7 @@ print("HEAVY", heavy)
 def test_gate_and_report_do_not_import_torch(run_dir, tmp_path):
     """Judging or re-rendering a JSON run folder needs no torch (seconds of imports otherwise)."""
     base = tmp_path / "base.json"
-    gate.save_baseline(gate.baseline_from_run(report.load_run(run_dir), run_dir), base)
+    baselines.save_baseline(baselines.baseline_from_run(store.load_run(run_dir), run_dir), base)
     argvs = [
         ["gate", str(run_dir), "--baseline", str(base), "--markdown", str(tmp_path / "g.md")],
         ["report", str(run_dir), "--html", str(tmp_path / "r.html"), "--markdown", str(tmp_path / "r.md")],
@@ -270,15 +266,17 @@ def test_gate_and_report_do_not_import_torch(run_dir, tmp_path):
     assert (tmp_path / "r.html").is_file() and (tmp_path / "g.md").is_file()
 
 
-def test_compare_with_baseline_keeps_gate_json_in_the_page(run_dir, tmp_path):
-    """_store_gate: what `compare --baseline` does after judging (gate.json, then report.html again)."""
+def test_a_judged_run_keeps_gate_json_and_shows_it_in_the_page(run_dir, tmp_path):
+    """What the save step of `compare --baseline` writes: gate.json, and a page with the gate's banner;
+    loading the folder back reads the verdict, so `adacli report` draws the same page."""
     import shutil
 
-    from adacli.cli.main import _store_gate
-
     folder = shutil.copytree(run_dir, tmp_path / "run")
-    run = report.load_run(folder)
-    base = gate.load_baseline(gate.save_baseline(gate.baseline_from_run(run, folder), tmp_path / "b.json"))
-    _store_gate(run, gate.gate_run(run, base, gate.tolerances_for(run.recipe)))
+    run = store.load_run(folder)
+    base_file = baselines.save_baseline(baselines.baseline_from_run(run, folder), tmp_path / "b.json")
+    result = gate.gate_run(run, baselines.load_baseline(base_file), gate.tolerances_for(run.recipe))
+    run.gate = result.to_dict()
+    store.save_run(run, rendered_files(run))
     assert json.loads((folder / GATE_JSON).read_text())["passed"] is True
     assert 'class="banner pass"' in (folder / REPORT_HTML).read_text()
+    assert store.load_run(folder).gate == json.loads((folder / GATE_JSON).read_text())

@@ -371,8 +371,8 @@ def test_ctrl_c_saves_the_suite_and_resume_completes_it(serial, tmp_path):
 def test_shipped_suite_and_paper_recipes_load():
     """recipes/suite_cpu.yaml: >= 4 offline workloads of different timm families; the paper recipes name
     all nine optimizers of the AdaBelief paper."""
-    from adacli.optim.registry import assign_labels, resolve_optimizer
-    from adacli.recipe import load_recipe
+    from adacli.optim.registry import resolve_optimizer
+    from adacli.recipe import assign_labels, load_recipe
     from adacli.recipe.suite import load_suite
     from adacli.run.preflight import check_suite
 
@@ -413,7 +413,7 @@ def test_a_recipe_given_as_a_suite_says_so(tmp_path):
 
 
 def test_a_suite_baseline_that_is_another_file_never_suggests_overwriting_it(tmp_path):
-    from adacli.app.suite import load_suite_baseline
+    from adacli.ci.baselines import load_suite_baseline
     from adacli.errors import InputError
 
     results = tmp_path / "results.json"

@@ -1,5 +1,5 @@
-"""The statistics stage (adacli.analysis.verdict): which values are paired, censoring, best sets, the power line,
-results.json / --json / report, --reference, and the end-to-end "identical pair + broken optimizer" run."""
+"""The statistics stage (adacli.analysis.verdict): which values are paired, censoring, best sets, the power
+line, results.json / --json / report, --reference, the end-to-end "identical pair + broken optimizer" run."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from adacli.cli import app
 from adacli.recipe import TargetSpec
 from adacli.report import tables as report
 from adacli.results import EvalPoint, Target, TrialResult
+from adacli.run import store
+from adacli.run.store import RunData
 
 TARGET = Target(metric="train_loss", value=1.0, source="recipe", description="target: <= 1")
 
@@ -151,19 +153,19 @@ def test_old_run_folder_is_analysed_on_load_and_stored_verdict_is_kept(tmp_path)
     target = metrics.resolve_target(trials, TargetSpec())
     summaries = metrics.summarize(trials, target)
     env = {"device": "cpu"}
-    report.save_run(tmp_path / "old", recipe={"name": "old"}, environment=env, trials=trials,
-                    summaries=summaries, target=target, plot=False)  # fmt: skip
-    old = report.load_run(tmp_path / "old")  # written without comparisons: computed from the trials
+    store.save_run(RunData(tmp_path / "old", {"name": "old"}, env, trials, summaries, target), {})
+    old = store.load_run(tmp_path / "old")  # written without comparisons: computed from the trials
     assert old.verdict is not None and old.verdict.best["final_test_accuracy"] == ["x"]
     assert old.summaries[0].final_test_accuracy.ci95 is not None
-    payload = report.run_json(old)
+    payload = old.summary_json()
     assert {"comparisons", "best", "reference", "power"} <= set(payload)
 
     v = verdict.analyze(trials, summaries, target)
     v.comparisons[0].p_value = 0.123  # a stored verdict is read back, not recomputed
-    report.save_run(tmp_path / "new", recipe={"name": "new"}, environment=env, trials=trials,
-                    summaries=summaries, target=target, plot=False, extra=v.to_dict())  # fmt: skip
-    new = report.load_run(tmp_path / "new")
+    new_run = RunData(tmp_path / "new", {"name": "new"}, env, trials, summaries, target)
+    new_run.verdict = v
+    store.save_run(new_run, {})
+    new = store.load_run(tmp_path / "new")
     assert new.verdict == v and "comparisons" not in new.extra
 
     res = CliRunner().invoke(app, ["report", str(tmp_path / "old"), "--no-plot", "--reference", "y"])
@@ -233,7 +235,7 @@ def test_identical_pair_ties_and_broken_optimizer_loses_end_to_end(tmp_path: Pat
     csv_header = (out / "summary.csv").read_text().splitlines()[0].split(",")
     assert {"final_test_accuracy_ci95_lo", "final_test_accuracy_ci95_hi"} <= set(csv_header)
 
-    run = report.load_run(out)
+    run = store.load_run(out)
     bold = report.verdict_best_rows(run.summaries, run.verdict)
     assert bold["test acc %"] == {0, 1}  # both adams in bold green, the broken one not
     text = render(report.summary_table(run.summaries, run.target, verdict=run.verdict))

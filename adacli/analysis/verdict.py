@@ -1,8 +1,8 @@
 """The statistics stage of a run: paired comparisons, "best" sets and the power line (DESIGN.md section 4).
 
-It runs after :mod:`adacli.analysis.metrics` (which defines every per-trial figure) and before the report (which
-renders and stores what this module decides). The numbers come from :mod:`adacli.analysis.stats`; this module
-decides *which* numbers are paired and how:
+It runs after :mod:`adacli.analysis.metrics` (which defines every per-trial figure) and before the report
+(which renders and stores what this module decides). The numbers come from :mod:`adacli.analysis.stats`;
+this module decides *which* numbers are paired and how:
 
 * **Paired by seed.** For each metric, each label contributes one value per seed, and each pair of labels
   ``(a, b)`` (in table order, ``a`` above ``b``) is compared on the seeds where both have a value:

@@ -7,42 +7,68 @@ serial, ``--jobs``, Ray, sweeps, ``--resume``), into its own run folder under th
     runs/<suite name>/<timestamp>/
         results.json     kind "suite": workloads, per-workload times, profiles, scores, ranks, ...
         profiles.png     the performance profiles
+        report.html      the suite's page, linking each workload's
         <workload>/      a complete run folder per workload (results.json, curves.png, trials/ ...)
 
-The cross-workload numbers are computed by :mod:`adacli.analysis.suite_stats` from each workload's per-seed
-time to target (steps or seconds, ``measure``). This module loads, runs and saves; it prints nothing.
+The cross-workload numbers come from :mod:`adacli.analysis.suite`. With ``--baseline`` each workload is
+judged by the gate inside its own save step. Nothing here prints: the command line passes a
+:class:`SuiteUI` and prints the :class:`SuiteResult`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-import math
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from adacli.analysis import suite_stats
 from adacli.errors import InputError
 from adacli.recipe.suite import Suite, Workload
+from adacli.run import store
 
-SUITE_KIND = "suite"
 SUITE_SCHEMA_VERSION = 1
-PROFILES_PNG = "profiles.png"
 
 
-# --- running ------------------------------------------------------------------------------------------
+class SuiteUI(Protocol):
+    """What a suite tells its user while it runs."""
+
+    def warning(self, text: str) -> None: ...
+    def workload(self, i: int, n: int, workload: Workload) -> contextlib.AbstractContextManager[Any]: ...
+    def workload_done(self, run: WorkloadRun) -> None: ...
+
+
+@dataclass
+class SuiteRequest:
+    """Everything ``adacli suite`` is asked (the command line's options)."""
+
+    suite_file: str
+    device: str | None = None
+    seeds: int | None = None
+    steps: int | None = None
+    out: str | None = None
+    resume: str | None = None
+    baseline: str | None = None
+    save_baseline: str | None = None
+    junit_xml: str | None = None
+    executor: dict[str, Any] = field(default_factory=dict)  # adacli.run.pipeline.executor_options(...)
 
 
 @dataclass
 class WorkloadRun:
-    """A workload's run: its folder and, once it ran, the pipeline's outcome."""
+    """A workload's run: its folder and, once it ran, the pipeline's outcome (and the gate's verdict)."""
 
     workload: Workload
     run_dir: Path
     status: str = "pending"  # pending | complete | interrupted
     outcome: Any = None  # adacli.run.save.RunOutcome
+    gate: Any = None  # adacli.ci.gate.GateResult, when judged
+
+    @property
+    def failed(self) -> int:
+        return 0 if self.outcome is None else sum(t.status == "failed" for t in self.outcome.trials)
 
 
 @dataclass
@@ -51,6 +77,25 @@ class SuiteOutcome:
     runs: list[WorkloadRun]
     results: dict[str, Any]
     status: str = "complete"
+
+
+@dataclass
+class SuiteResult:
+    """What a suite did: the outcome, the gate's verdict per workload, the baseline saved."""
+
+    outcome: SuiteOutcome
+    verdicts: list[tuple[str, Any]] = field(default_factory=list)  # (workload, GateResult)
+    baseline_saved: str | None = None
+    baseline_refused: str | None = None
+
+    @property
+    def failed(self) -> dict[str, int]:
+        """Trials that raised, per workload."""
+        return {r.workload.name: r.failed for r in self.outcome.runs}
+
+    @property
+    def passed(self) -> bool:
+        return not any(self.failed.values()) and all(r.passed for _, r in self.verdicts)
 
 
 class SuiteInterrupted(KeyboardInterrupt):
@@ -67,13 +112,13 @@ def _suite_dir(suite: Suite, out_dir: str | Path | None, resume: str | Path | No
     from adacli.run.folder import default_run_dir
 
     if resume is None:
-        return Path(out_dir) if out_dir is not None else default_run_dir(suite.spec)  # type: ignore[arg-type]
+        return Path(out_dir) if out_dir is not None else default_run_dir(suite.spec)
     path = Path(resume)
     if not path.is_dir():
         raise InputError("suite folder to resume not found", file=str(path), field="--resume")
-    if results_kind(path / "results.json") not in (SUITE_KIND, None):  # a compare run folder, not a suite's
+    if store.results_kind(path) not in (store.SUITE_KIND, None):  # a compare run folder, not a suite's
         raise InputError(
-            f'not a suite folder (its results.json has no "kind": "{SUITE_KIND}"); resume a run folder '
+            f'not a suite folder (its results.json has no "kind": "{store.SUITE_KIND}"); resume a run folder '
             "with adacli compare --resume",
             file=str(path),
             field="--resume",
@@ -83,27 +128,27 @@ def _suite_dir(suite: Suite, out_dir: str | Path | None, resume: str | Path | No
     return path
 
 
-def results_kind(results_file: Path) -> str | None:
-    """The ``kind`` of a results.json ("" for a run folder's), None when there is none to read."""
-    import json
+def _judge(run: WorkloadRun, baseline: Any, path: str) -> Any:
+    """The gate of one workload, run in its save step; the verdict is kept on ``run``."""
+    from adacli.ci.gate import gate_run, tolerances_for
 
-    try:
-        data = json.loads(results_file.read_text())
-    except (OSError, ValueError):
-        return None
-    return str(data.get("kind", "")) if isinstance(data, dict) else ""
+    def judge(data: Any) -> dict[str, Any]:
+        tol = tolerances_for(data.recipe)
+        run.gate = gate_run(data, baseline, tol, baseline_path=path, run_dir=data.run_dir)
+        return run.gate.to_dict()
+
+    return judge
 
 
-def _run_one(run: WorkloadRun, resume: bool, progress: Any, scale: dict[str, Any]) -> None:
-    """One workload through the compare pipeline; a folder with trials in it is resumed."""
-    from adacli.report import tables as report
+def _run_one(run: WorkloadRun, resume: bool, progress: Any, scale: dict[str, Any], judge: Any) -> None:
+    """One workload through the run pipeline; a folder with trials in it is resumed."""
     from adacli.run import pipeline
 
     w = run.workload
-    started = (run.run_dir / report.RESULTS_FILE).is_file() or (run.run_dir / report.TRIALS_DIR).is_dir()
+    started = (run.run_dir / store.RESULTS_FILE).is_file() or (run.run_dir / store.TRIALS_DIR).is_dir()
     where = {"resume": run.run_dir} if resume and started else {"out_dir": run.run_dir}
     run.outcome = pipeline.run_recipe(
-        w.recipe, recipe_path=w.recipe_path, progress=progress, **where, **scale
+        w.recipe, recipe_path=w.recipe_path, progress=progress, judge=judge, **where, **scale
     )
     run.status = run.outcome.status
 
@@ -113,130 +158,54 @@ def run_suite(
     *,
     out_dir: str | Path | None = None,
     resume: str | Path | None = None,
-    progress: Callable[[int, Workload], Any] | None = None,
-    on_done: Callable[[int, WorkloadRun], None] | None = None,
+    ui: SuiteUI | None = None,
+    baselines: dict[str, Any] | None = None,
+    baseline_path: str = "",
     **scale: Any,
 ) -> SuiteOutcome:
-    """Run every workload (``scale``: run_recipe's executor/jobs/threads/ray options), then aggregate.
-
-    ``progress(i, workload)`` returns a context manager yielding the workload's progress display;
-    ``on_done(i, run)`` is called after each workload. Ctrl-C saves what finished (suite results.json
-    over the complete workloads) and raises :class:`SuiteInterrupted`.
-    """
-    from contextlib import nullcontext
-
+    """Run every workload (``scale``: run_recipe's executor/jobs/threads/ray options), then aggregate;
+    with ``baselines`` (workload -> baseline) each workload is judged as it is saved. Ctrl-C saves what
+    finished (suite results.json over the complete workloads) and raises :class:`SuiteInterrupted`."""
     from adacli.run.pipeline import RunInterrupted
 
     suite_dir = _suite_dir(suite, out_dir, resume)
     runs = [WorkloadRun(w, suite_dir / w.name) for w in suite.workloads]
-    suite_dir.mkdir(parents=True, exist_ok=True)
     for i, run in enumerate(runs):
+        judge = _judge(run, baselines[run.workload.name], baseline_path) if baselines else None
         try:
-            with progress(i, run.workload) if progress is not None else nullcontext() as prog:
-                _run_one(run, resume is not None, prog, scale)
+            shown = ui.workload(i, len(runs), run.workload) if ui is not None else contextlib.nullcontext()
+            with shown as progress:
+                _run_one(run, resume is not None, progress, scale, judge)
         except RunInterrupted as e:
             run.outcome, run.status = e.outcome, "interrupted"
-            outcome = save_suite(suite, suite_dir, runs, "interrupted")
-            raise SuiteInterrupted(outcome, e.exit_code) from None
+            raise SuiteInterrupted(save_suite(suite, suite_dir, runs, "interrupted"), e.exit_code) from None
         except BaseException:
             if any(r.status == "complete" for r in runs):
                 save_suite(suite, suite_dir, runs, "interrupted")
             raise
-        if on_done is not None:
-            on_done(i, run)
+        if ui is not None:
+            ui.workload_done(run)
     return save_suite(suite, suite_dir, runs, "complete")
 
 
-# --- aggregation ---------------------------------------------------------------------------------------
+def suite_results(suite: Suite, suite_dir: Path, runs: Sequence[WorkloadRun], status: str) -> dict[str, Any]:
+    """The suite's results.json: each workload's record and the figures across workloads."""
+    from adacli.analysis.suite import WorkloadFigures, aggregate
 
-
-def per_seed_times(
-    trials: Sequence[Any], target: Any, seeds: Sequence[int], labels: Sequence[str], measure: str
-) -> tuple[dict[str, list[float | None]], float]:
-    """Per label, the time to target of each seed (None = censored: missed, diverged, failed or absent),
-    and the censoring value "budget + 1 step" the paired tests use for it."""
-    from adacli.analysis import metrics
-
-    by_key = {(t.label, t.seed): t for t in trials}
-    out: dict[str, list[float | None]] = {}
-    for label in labels:
-        row: list[float | None] = []
-        for seed in seeds:
-            t = by_key.get((label, seed))
-            if t is None or not metrics.usable(t):
-                row.append(None)
-            elif measure == "steps":
-                row.append(_float(metrics.steps_to_target(t, target)))
-            else:
-                row.append(metrics.seconds_to_target(t, target))
-        out[label] = row
-    steps = max((t.steps_done for t in trials), default=0)
-    if measure == "steps":
-        return out, float(steps + 1)
-    seconds = max((t.train_seconds for t in trials), default=0.0)
-    return out, seconds + (seconds / steps if steps else 1.0)
-
-
-def _float(v: int | None) -> float | None:
-    return None if v is None else float(v)
-
-
-def _finite_or_none(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
-def aggregate(suite: Suite, runs: Sequence[WorkloadRun]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Per-workload records and the cross-workload figures (over the complete workloads)."""
-    labels, measure = suite.labels, suite.spec.measure
-    records: list[dict[str, Any]] = []
-    times: dict[str, dict[str, float]] = {}
-    paired: dict[str, dict[str, list[float]]] = {}
-    for run in runs:
-        rec: dict[str, Any] = {"name": run.workload.name, "status": run.status}
-        if run.outcome is not None and run.status == "complete":
-            o = run.outcome
-            seeds = run.workload.recipe.seed_list
-            per_seed, censor = per_seed_times(o.trials, o.target, seeds, labels, measure)
-            times[rec["name"]] = {lbl: suite_stats.time_to_target(v) for lbl, v in per_seed.items()}
-            paired[rec["name"]] = {
-                lbl: [censor if x is None else x for x in v] for lbl, v in per_seed.items()
-            }
-            rec["target"] = o.target.value
-            rec["times"] = {lbl: _finite_or_none(t) for lbl, t in times[rec["name"]].items()}
-            rec["per_seed"] = per_seed
-            rec["censored_as"] = censor
-        records.append(rec)
-    if not times:
-        return records, {}
-    ref = suite.reference
-    speed = suite_stats.speedups(times, ref)
-    return records, {
-        "profiles": {
-            "measure": measure,
-            "taus": suite_stats.TAUS,
-            "curves": suite_stats.performance_profiles(times),
-        },
-        "scores": suite_stats.scores(times),
-        "ranks": suite_stats.mean_ranks(times),
-        "speedups": {lbl: s for lbl, (s, _n) in speed.items()},
-        "speedup_workloads": {lbl: n for lbl, (_s, n) in speed.items()},
-        "wins": suite_stats.win_tie_loss(paired),
-        "n_workloads": len(times),
-    }
-
-
-def save_suite(suite: Suite, suite_dir: Path, runs: Sequence[WorkloadRun], status: str) -> SuiteOutcome:
-    """Write the suite's results.json, report.html (and profiles.png when a workload completed)."""
-    from adacli.report import suite as suite_report
-    from adacli.report import tables as report
-    from adacli.report.html import write_suite_html
-
-    records, cross = aggregate(suite, runs)
+    figures = [
+        WorkloadFigures(r.workload.name, r.status)
+        if r.outcome is None
+        else WorkloadFigures(
+            r.workload.name, r.status, r.outcome.trials, r.outcome.target, r.workload.recipe.seed_list
+        )
+        for r in runs
+    ]
+    records, cross = aggregate(figures, suite.labels, suite.reference, suite.spec.measure)
     for rec, run in zip(records, runs, strict=True):
         rec["run_dir"] = os.path.relpath(run.run_dir, suite_dir)
         rec["recipe"] = run.workload.recipe_path
-    results = {
-        "kind": SUITE_KIND,
+    return {
+        "kind": store.SUITE_KIND,
         "schema_version": SUITE_SCHEMA_VERSION,
         "name": suite.spec.name,
         "status": status,
@@ -248,103 +217,92 @@ def save_suite(suite: Suite, suite_dir: Path, runs: Sequence[WorkloadRun], statu
         "workloads": records,
         **cross,
     }
-    report.write_json(suite_dir / report.RESULTS_FILE, results)
-    if cross:
-        suite_report.plot_profiles(results, suite_dir / PROFILES_PNG)
-    write_suite_html(suite_dir)  # from the file just written: the page shows what results.json holds
+
+
+def rendered_suite_files(results: dict[str, Any]) -> dict[str, str | bytes]:
+    """The suite's page and (when a workload completed) profiles.png, rendered from its results."""
+    from adacli.report.html import render_suite
+    from adacli.report.suite import profiles_png
+
+    files: dict[str, str | bytes] = {store.REPORT_HTML: render_suite(results)}
+    if results.get("scores"):
+        files[store.PROFILES_PNG] = profiles_png(results)
+    return files
+
+
+def save_suite(suite: Suite, suite_dir: Path, runs: Sequence[WorkloadRun], status: str) -> SuiteOutcome:
+    """Write the suite's results.json, report.html (and profiles.png when a workload completed)."""
+    results = suite_results(suite, suite_dir, runs, status)
+    store.write_results(suite_dir, results)
+    for name, content in rendered_suite_files(results).items():
+        store.write_file(suite_dir, name, content)
     return SuiteOutcome(suite_dir, list(runs), results, status)
 
 
-# --- the gate, per workload (adacli.ci.gate does the judging) ------------------------------------------------
+def _check(request: SuiteRequest, ui: SuiteUI) -> tuple[Suite, dict[str, Any] | None]:
+    """Read and check the suite before training (InputError, exit 2): every workload's preflight, the
+    baselines."""
+    from adacli.recipe.suite import load_suite
+    from adacli.run.preflight import check_suite
 
-SUITE_BASELINE_KIND = "adacli-suite-baseline"
+    suite = load_suite(request.suite_file).with_overrides(
+        device=request.device, seeds=request.seeds, steps=request.steps
+    )
+    for warning in check_suite(suite):
+        ui.warning(warning)
+    if request.baseline is None:
+        if request.junit_xml:
+            raise InputError("needs --baseline (it holds the gate's verdicts)", field="--junit-xml")
+        return suite, None
+    from adacli.ci.baselines import check_suite_baseline, load_suite_baseline
 
-
-def save_suite_baseline(outcome: SuiteOutcome, path: str | Path) -> Path:
-    """One file holding a gate baseline (:func:`adacli.ci.gate.baseline_from_run`) per workload."""
-    from adacli.ci import gate
-    from adacli.report import tables as report
-
-    workloads = {}
-    for run in outcome.runs:
-        data = report.load_run(run.run_dir)
-        workloads[run.workload.name] = gate._finite(gate.baseline_from_run(data, run.run_dir).to_dict())
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "kind": SUITE_BASELINE_KIND,
-        "schema_version": SUITE_SCHEMA_VERSION,
-        "suite": outcome.results["name"],
-        "workloads": workloads,
-    }
-    report.write_json(path, payload, indent=2)
-    return path
+    baselines = load_suite_baseline(request.baseline)
+    check_suite_baseline(suite, baselines, request.baseline)
+    return suite, baselines
 
 
-def load_suite_baseline(path: str | Path) -> dict[str, Any]:
-    """The per-workload baselines of a suite baseline file (InputError, exit 2, when it is not one)."""
-    from adacli.ci import gate
-
-    data, hint = gate.read_baseline_json(path, SUITE_BASELINE_KIND, "adacli suite SUITE", "a suite baseline")
-    try:
-        return {name: gate.Baseline.from_dict(b) for name, b in dict(data["workloads"]).items()}
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(
-            f"malformed suite baseline ({type(e).__name__}: {e}); {hint}", file=str(path)
-        ) from None
-
-
-def check_suite_baseline(suite: Suite, baselines: dict[str, Any], path: str | Path) -> None:
-    """Before training: every workload has a baseline made with the same setup (else exit 2)."""
-    from adacli.ci import gate
-
-    for w in suite.workloads:
-        if w.name not in baselines:
-            raise InputError(
-                f"no baseline for workload {w.name!r}; make a new one with --save-baseline",
-                file=str(path),
-                allowed=sorted(baselines),
-            )
-        try:
-            gate.check_setup(baselines[w.name], w.recipe, baseline_path=path)
-        except InputError as e:
-            raise InputError(f"workload {w.name!r}: {e.message}", file=e.file, field=e.field) from None
+def run(request: SuiteRequest, ui: SuiteUI) -> SuiteResult:
+    """Check, run every workload, judge each against its baseline, keep a suite baseline; raises
+    InputError (nothing trained) or :class:`SuiteInterrupted` (finished trials saved)."""
+    suite, baselines = _check(request, ui)
+    outcome = run_suite(
+        suite,
+        out_dir=request.out,
+        resume=request.resume,
+        ui=ui,
+        baselines=baselines,
+        baseline_path=request.baseline or "",
+        **request.executor,
+    )
+    result = SuiteResult(outcome, [(r.workload.name, r.gate) for r in outcome.runs if r.gate is not None])
+    if request.save_baseline:
+        _keep_baseline(result, request.save_baseline)
+    return result
 
 
-def gate_suite(outcome: SuiteOutcome, baselines: dict[str, Any], path: str | Path) -> list[tuple[str, Any]]:
-    """Each workload's run judged against its baseline: ``[(workload, gate.GateResult)]``."""
-    from adacli.ci import gate
-    from adacli.report import tables as report
+def _keep_baseline(result: SuiteResult, path: str) -> None:
+    from adacli.ci.baselines import save_suite_baseline
 
-    out = []
-    for run in outcome.runs:
-        data = report.load_run(run.run_dir)
-        tol = gate.tolerances_for(data.recipe)
-        result = gate.gate_run(
-            data, baselines[run.workload.name], tol, baseline_path=path, run_dir=run.run_dir
-        )
-        out.append((run.workload.name, result))
-    return out
+    if any(result.failed.values()):
+        result.baseline_refused = "a trial failed"
+    elif not result.passed:
+        result.baseline_refused = "a regression"
+    else:
+        runs = {r.workload.name: r.outcome.run for r in result.outcome.runs}
+        save_suite_baseline(result.outcome.results["name"], runs, path)
+        result.baseline_saved = path
 
 
-def write_suite_junit(verdicts: Sequence[tuple[str, Any]], path: str | Path) -> Path:
-    """One JUnit XML file with a ``testsuite`` per workload (each written by gate.write_junit_xml)."""
-    import tempfile
-    from xml.etree import ElementTree as ET
-
-    from adacli.ci import gate
-
-    root = ET.Element("testsuites", name="adacli.suite")
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, result in verdicts:
-            one = gate.write_junit_xml(result, Path(tmp) / "one.xml")
-            for ts in ET.parse(one).getroot().iter("testsuite"):
-                ts.set("name", f"adacli.gate.{name}")
-                for case in ts.iter("testcase"):
-                    case.set("classname", f"adacli.gate.{name}.{case.get('classname', '').split('.')[-1]}")
-                root.append(ts)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.indent(root)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
-    return path
+__all__ = [
+    "SuiteInterrupted",
+    "SuiteOutcome",
+    "SuiteRequest",
+    "SuiteResult",
+    "SuiteUI",
+    "WorkloadRun",
+    "rendered_suite_files",
+    "run",
+    "run_suite",
+    "save_suite",
+    "suite_results",
+]

@@ -257,8 +257,7 @@ def plan_step_test(
     subjects: list[Subject] = []
     loaded = None
     if recipe is not None:
-        from adacli.optim.registry import assign_labels
-        from adacli.recipe import load_recipe
+        from adacli.recipe import assign_labels, load_recipe
         from adacli.run.preflight import check_environment
 
         loaded = load_recipe(recipe)

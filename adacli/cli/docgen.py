@@ -55,7 +55,7 @@ def cli_reference() -> str:
     import typer
     from typer.cli import MARKUP_MODE_KEY, get_docs_for_click
 
-    from adacli.cli.main import app
+    from adacli.cli import app
 
     command = typer.main.get_command(app)
     ctx = typer.Context(command, info_name="adacli")

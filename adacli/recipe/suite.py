@@ -167,7 +167,7 @@ def _recipe_path(value: Any, suite_file: Path, lines: dict[KeyPath, int], here: 
 
 def load_suite(path: str | os.PathLike[str]) -> Suite:
     """Read and validate a suite file and every workload; each problem is one InputError (exit 2)."""
-    from adacli.optim.registry import assign_labels
+    from adacli.recipe.spec import assign_labels
 
     suite_file = Path(path)
     file = str(suite_file)

@@ -11,9 +11,9 @@ page opens from a CI artifact without network. Every value taken from a run is e
 from :class:`string.Template` skeletons and small helpers, not from a template engine (one page, a few
 tables: not worth a dependency).
 
-This module reads the plain dicts of ``results.json`` (and ``gate.json``) plus the trials, and imports no
-other report module, so :func:`adacli.report.tables.save_run` can call it without an import cycle. The SVG
-plots use matplotlib's object API only (no pyplot state).
+This module renders the plain dicts of ``results.json`` (and ``gate.json``) plus the trials, in memory:
+it reads and writes no file (the run folder's store writes the page). The SVG plots use matplotlib's
+object API only (no pyplot state).
 """
 
 from __future__ import annotations
@@ -22,18 +22,14 @@ import html
 import io
 import json
 import math
-import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from string import Template
 from typing import Any
 
-from adacli.results import TrialResult
+from adacli.results import TrialResult, decode, decode_number
 
-REPORT_HTML = "report.html"
-GATE_JSON = "gate.json"
+REPORT_HTML = "report.html"  # the suite page links each workload's page
 
-_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 class Html(str):
@@ -43,20 +39,6 @@ class Html(str):
 def esc(value: Any) -> Html:
     """``value`` as escaped text (``Html`` passes through unchanged)."""
     return value if isinstance(value, Html) else Html(html.escape(str(value), quote=True))
-
-
-def _num(value: Any) -> Any:
-    """A stored number: results.json keeps non-finite floats as the strings "NaN"/"Infinity"."""
-    return _NONFINITE.get(value, value) if isinstance(value, str) else value
-
-
-def decode_numbers(obj: Any) -> Any:
-    """Non-finite float strings back to floats, recursively (summary, comparisons, gate values)."""
-    if isinstance(obj, dict):
-        return {k: decode_numbers(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [decode_numbers(v) for v in obj]
-    return _num(obj)
 
 
 # --- page skeleton ---------------------------------------------------------------------------------
@@ -517,8 +499,8 @@ def trials_table(trials: Sequence[TrialResult]) -> Html:
                 round(t.train_seconds, 3),
                 None if e is None else round(e.test_accuracy, 2),
                 None if e is None else round(e.train_eval_accuracy, 2),
-                _num(t.step_time_ms),
-                _num(t.optimizer_step_ms),
+                decode_number(t.step_time_ms),
+                decode_number(t.optimizer_step_ms),
                 t.error or "",
             ]
         )
@@ -615,8 +597,8 @@ def sweep_table(info: dict[str, Any]) -> Html:
                 o.get("n_configs"),
                 swept or "–",
                 chosen_text,
-                _num(o.get("val_accuracy")),
-                _num(o.get("val_loss")),
+                decode_number(o.get("val_accuracy")),
+                decode_number(o.get("val_loss")),
             ]
         )
     seeds = ", ".join(str(s) for s in info.get("selection_seeds") or [])
@@ -646,7 +628,7 @@ def lr_sensitivity_plot(info: dict[str, Any]) -> Html | None:
         best: dict[float, float] = {}
         for c in o.get("configs") or []:
             lr = (c.get("hparams") or {}).get("lr", (o.get("fixed") or {}).get("lr"))
-            v = _num(c.get(key))
+            v = decode_number(c.get(key))
             ok = isinstance(lr, (int, float)) and isinstance(v, (int, float)) and math.isfinite(v)
             if ok and (lr not in best or (v > best[lr] if by_acc else v < best[lr])):
                 best[float(lr)] = float(v)
@@ -736,12 +718,12 @@ def render_run(
 ) -> str:
     """The run page from ``results.json``'s dict (summary, target, recipe, environment, and, when present,
     ``comparisons``/``best``/``reference`` and ``sweep``), the trials for the curves, and ``gate.json``."""
-    data = decode_numbers(data)
+    data = decode(data)
     labels = [s.get("optimizer", "?") for s in data.get("summary") or []]
     target = (data.get("target") or {}).get("value")
     sections: list[str] = []
     if gate is not None:
-        sections.append(gate_section(decode_numbers(gate)))
+        sections.append(gate_section(decode(gate)))
     sweep = data.get("sweep")
     title = "Verdict" + (" (chosen configurations)" if isinstance(sweep, dict) else "")
     sections.append(section(title, verdict_table(data), sid="verdict-section"))
@@ -767,41 +749,6 @@ def render_run(
     sections.append(section("Environment", environment_table(data.get("environment") or {}), sid="env"))
     name = (data.get("recipe") or {}).get("name") or "adacli run"
     return page(f"adacli: {name}", _meta_line(data), sections)
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from ``path``, or None when the file is absent."""
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else None
-
-
-def write_report_html(
-    run_dir: str | Path,
-    trials: Sequence[TrialResult],
-    *,
-    data: dict[str, Any] | None = None,
-    out: str | Path | None = None,
-) -> Path:
-    """Write ``report.html`` (or ``out``) for a run folder; returns the file written.
-
-    ``data`` is results.json's dict; by default it is read from the folder, so the page shows whatever the
-    save step stored (statistics, sweep). ``gate.json`` is shown when the folder has one.
-    """
-    run_dir = Path(run_dir)
-    if data is None:
-        data = read_json(run_dir / "results.json") or {}
-    gate = read_json(run_dir / GATE_JSON)
-    path = Path(out) if out is not None else run_dir / REPORT_HTML
-    return _write_atomic(path, render_run(data, trials, gate))
 
 
 # --- suite page -----------------------------------------------------------------------------------------
@@ -840,7 +787,7 @@ def scores_table(suite: dict[str, Any]) -> Html:
     scores, ranks, speedups = (suite.get(k) or {} for k in ("scores", "ranks", "speedups"))
     labels = list(dict.fromkeys([*scores, *ranks, *speedups]))
     rows = [
-        [label, _num(scores.get(label)), _num(ranks.get(label)), _num(speedups.get(label))]
+        [label, *(decode_number(d.get(label)) for d in (scores, ranks, speedups))]
         for label in labels
     ]
     ref = suite.get("reference") or "the reference"
@@ -879,7 +826,7 @@ def workloads_table(suite: dict[str, Any]) -> Html:
 def render_suite(suite: dict[str, Any]) -> str:
     """The suite page from the suite ``results.json`` dict (``kind: "suite"``): profiles, scores, the
     win/tie/loss matrix and links to each workload's page."""
-    suite = decode_numbers(suite)
+    suite = decode(suite)
     sections = [
         section("Scores", scores_table(suite), sid="scores-section"),
         section(
@@ -893,11 +840,3 @@ def render_suite(suite: dict[str, Any]) -> str:
     n = len(suite.get("workloads") or [])
     meta = f"suite of {n} workload{'s' if n != 1 else ''}; reference {suite.get('reference') or 'none'}"
     return page(f"adacli suite: {suite.get('name', '?')}", meta, sections)
-
-
-def write_suite_html(suite_dir: str | Path, suite: dict[str, Any] | None = None) -> Path:
-    """Write ``report.html`` into a suite folder (``suite`` defaults to its results.json)."""
-    suite_dir = Path(suite_dir)
-    if suite is None:
-        suite = read_json(suite_dir / "results.json") or {}
-    return _write_atomic(suite_dir / REPORT_HTML, render_suite(suite))

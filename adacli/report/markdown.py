@@ -14,7 +14,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from adacli.report.html import decode_numbers, delta_vs_reference, format_stat
+from adacli.report.html import delta_vs_reference, format_stat
+from adacli.results import decode
 
 # header, summary key, format: the columns that decide a comparison
 RUN_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -68,7 +69,7 @@ def _run_cell(data: dict[str, Any], s: dict[str, Any], key: str, fmt: str) -> st
 
 def run_markdown(data: dict[str, Any], *, title: str | None = None) -> str:
     """The verdict of a run (results.json's dict) as a heading, one GFM table and a line on the target."""
-    data = decode_numbers(data)
+    data = decode(data)
     name = (data.get("recipe") or {}).get("name") or "run"
     heading = title or f"adacli: {name} ({data.get('status', '?')})"
     rows = []
@@ -95,7 +96,7 @@ def run_markdown(data: dict[str, Any], *, title: str | None = None) -> str:
 
 def gate_markdown(gate: dict[str, Any], *, title: str = "regression gate") -> str:
     """A gate verdict (``GateResult.to_dict()``): the outcome, one row per optimizer, the failed checks."""
-    gate = decode_numbers(gate)
+    gate = decode(gate)
     checks = gate.get("checks") or []
     n_fail = int(gate.get("n_failed") or 0)
     outcome = "no regression" if gate.get("passed") else f"{n_fail} regression{'s' if n_fail != 1 else ''}"

@@ -1,16 +1,17 @@
 """Presentation of a suite: the cross-workload table, the time-to-target table and ``profiles.png``.
 
-Reads only the suite's ``results.json`` dictionary (:func:`adacli.app.suite.save_suite` writes it), so the
-same functions render a fresh run and a saved one.
+Reads only the suite's ``results.json`` dictionary (:mod:`adacli.app.suite` builds it), so the same functions
+render a fresh run and a saved one.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
+
+from adacli.report.plots import figure_png
 
 
 def _wtl(results: dict[str, Any], label: str, ref: str) -> str:
@@ -99,7 +100,7 @@ def wins_matrix(results: dict[str, Any]) -> Table:
     return table
 
 
-def plot_profiles(results: dict[str, Any], path: str | Path) -> None:
+def profiles_png(results: dict[str, Any]) -> bytes:
     """Draw ``profiles.png``: rho(tau) per optimizer, a step function per label, score in the legend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -127,7 +128,7 @@ def plot_profiles(results: dict[str, Any], path: str | Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(str(path))
+    return figure_png(fig)
 
 
-__all__ = ["plot_profiles", "suite_table", "times_table", "wins_matrix"]
+__all__ = ["profiles_png", "suite_table", "times_table", "wins_matrix"]

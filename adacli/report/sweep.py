@@ -1,25 +1,18 @@
-"""Presentation of sweeps and parallel runs: the chosen-configuration table, the learning-rate sensitivity
-plot, and one live display for every worker.
+"""Presentation of a sweep: the chosen-configuration table and the learning-rate sensitivity plot.
 
-Everything here reads the ``sweep`` record that :mod:`adacli.scaleout` stores in ``results.json`` (a plain
-dict), so ``adacli report`` can redraw it from a run folder without re-running anything.
+Everything here reads the ``sweep`` record of ``results.json`` (a plain dict, written by
+:mod:`adacli.run.save`), so ``adacli report`` can redraw it from a run folder without re-running anything.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from adacli.report.tables import progress_bars
-from adacli.results import TrialResult
-from adacli.run.executors import ProgressEvent, TrialTask
+from adacli.report.plots import figure_png
 
 
 def _fmt(v: Any) -> str:
@@ -84,17 +77,17 @@ def sweep_table(info: dict[str, Any], title: str | None = None) -> Table:
     return table
 
 
-def plot_lr_sensitivity(info: dict[str, Any], path: str | Path) -> bool:
+def lr_sensitivity_png(info: dict[str, Any]) -> bytes | None:
     """``lr_sensitivity.png``: the selection metric (val, mean over selection seeds) against the learning
     rate, one line per optimizer, the chosen point starred. Where other hyperparameters are swept too,
-    each lr shows its best configuration. Optimizers with a fixed lr appear as a single point. Returns
-    False (and draws nothing) when no optimizer sweeps ``lr``."""
+    each lr shows its best configuration. Optimizers with a fixed lr appear as a single point. None (nothing
+    drawn) when no optimizer sweeps ``lr``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     opts = info.get("optimizers", [])
     if not any("lr" in (o.get("axes") or {}) for o in opts):
-        return False
+        return None
     by_acc = info.get("metric") == "val_accuracy"
     key = "val_accuracy" if by_acc else "val_loss"
     fig = Figure(figsize=(7, 4.5), dpi=100)
@@ -133,101 +126,7 @@ def plot_lr_sensitivity(info: dict[str, Any], path: str | Path) -> bool:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return True
+    return figure_png(fig)
 
 
-class WorkersProgress:
-    """Live progress of every worker in one rich display: an overall bar (trials done / planned) and one
-    row per worker (its trial, step, loss). Fed by :mod:`adacli.scaleout` with the workers' events (they
-    arrive through a multiprocessing queue or a Ray queue; rendering happens here, in the parent).
-    ``disable=True`` makes every method a no-op except the counters."""
-
-    def __init__(self, console: Console | None = None, *, disable: bool = False) -> None:
-        self.console = console or Console(stderr=True)
-        self.disable = disable
-        self._progress = progress_bars(self.console, disable=disable, bar_width=24)
-        self._overall: Any = None
-        self._rows: dict[str, Any] = {}
-        self.ran = 0
-        self.reused = 0
-
-    def __enter__(self) -> WorkersProgress:
-        if not self.disable:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.disable:
-            self._progress.stop()
-
-    def plan(self, total: int) -> None:
-        if self.disable:
-            return
-        if self._overall is None:
-            self._overall = self._progress.add_task("trials", total=total, info="")
-        else:
-            self._progress.update(self._overall, total=total)
-
-    def event(self, ev: ProgressEvent) -> None:
-        if self.disable:
-            return
-        row = self._rows.get(ev.worker)
-        if ev.kind == "start":
-            desc = escape(f"{ev.worker} {ev.label} seed {ev.seed}")
-            if row is None:
-                self._rows[ev.worker] = self._progress.add_task(desc, total=None, info="")
-            else:
-                self._progress.reset(row, total=None, description=desc, info="")
-        elif ev.kind == "step" and row is not None:
-            info = (
-                f"loss {ev.loss:.4g}" if ev.loss is not None and math.isfinite(ev.loss) else f"loss {ev.loss}"
-            )
-            self._progress.update(row, total=ev.total, completed=ev.step, info=info)
-
-    def finished(self, task: TrialTask, result: TrialResult, reused: bool) -> None:
-        if reused:
-            self.reused += 1
-        else:
-            self.ran += 1
-        if self.disable:
-            return
-        if self._overall is not None:
-            self._progress.advance(self._overall)
-        if reused:
-            return
-        status = {"ok": "[green]done[/]", "diverged": "[red]diverged[/]", "failed": "[red]failed[/]"}.get(
-            result.status, result.status
-        )
-        val = result.extra.get("val")
-        figures = (
-            f", val acc {val['accuracy']:.2f}%" if task.role == "sweep" and isinstance(val, dict) else ""
-        )
-        e = result.final_eval
-        if task.role == "final" and e is not None:
-            figures = f", test acc {e.test_accuracy:.2f}%"
-        why = f" ({result.error})" if result.error and result.status != "ok" else ""
-        worker = (result.extra.get("worker") or {}).get("id", "")
-        worker = "" if worker == "main" else worker  # the serial executor: this process, nothing to say
-        self._progress.console.print(
-            f"{status} {escape(result.label)} seed {result.seed}: {result.steps_done} steps in "
-            f"{result.train_seconds:.2f} s{figures}{escape(why)} [dim]{escape(str(worker))}[/]",
-            highlight=False,
-        )
-
-    def note(self, text: str) -> None:
-        if not self.disable:
-            self._progress.console.print(escape(text), highlight=False, soft_wrap=True)
-
-
-def sweep_json(info: dict[str, Any]) -> dict[str, Any]:
-    """The sweep record for ``--json`` output: everything but the sweep trials' histories (counted)."""
-    out = {k: v for k, v in info.items() if k != "trials"}
-    out["n_trials"] = len(info.get("trials") or [])
-    return out
-
-
-__all__ = ["WorkersProgress", "plot_lr_sensitivity", "sweep_json", "sweep_table"]
+__all__ = ["lr_sensitivity_png", "sweep_table"]

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from adacli.errors import InputError
-from adacli.report import tables as report
 from adacli.results import TrialResult
-from adacli.run import cache as trialcache
+from adacli.run import store
+from adacli.run.keys import device_type, recipe_slice
 
 LOCK_FILE = "adacli.lock"
 
@@ -122,8 +122,8 @@ def acquire_lock(run_dir: Path, option: str) -> RunLock:
 
 
 def setup_of(recipe_json: dict[str, Any], device: Any) -> dict[str, Any]:
-    """What a run folder's trials depend on besides the optimizer and seed (see adacli.run.cache)."""
-    return {**trialcache.recipe_slice(recipe_json), "device": trialcache.device_type(device or "cpu")}
+    """What a run folder's trials depend on besides the optimizer and seed (see adacli.run.keys)."""
+    return {**recipe_slice(recipe_json), "device": device_type(device or "cpu")}
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -158,7 +158,7 @@ class RunFolder:
     lock: RunLock
     resumed: bool  # a previous run's trials are reused
     created: bool  # this run created the folder (removed again if the run stops before writing)
-    scan: trialcache.FolderScan = field(default_factory=trialcache.FolderScan)
+    scan: store.FolderScan = field(default_factory=store.FolderScan)
     written: set[str] = field(default_factory=set)
 
     def warnings(self) -> list[str]:
@@ -177,8 +177,7 @@ class RunFolder:
     def write_trial(self, result: TrialResult, index: int) -> Path:
         """Save one trial as ``trials/NNN-<label>-seed<S>.json`` (atomic), unless that name holds another
         finished trial of a previous run: then ``NNN-<label>-seed<S>~2.json`` (and so on)."""
-        tdir = self.path / report.TRIALS_DIR
-        tdir.mkdir(parents=True, exist_ok=True)
+        tdir = self.path / store.TRIALS_DIR
         stem = f"{index:03d}-{safe_component(result.label, 'trial')[:60]}-seed{result.seed}"
         key = result.extra.get("trial_key")
         n = 1
@@ -189,9 +188,7 @@ class RunFolder:
                 break
             n += 1
         self.written.add(name)
-        path = tdir / name
-        report.write_json(path, result.to_dict())
-        return path
+        return store.write_trial(tdir / name, result)
 
     def close(self, wrote: bool) -> None:
         """Release the lock; a folder this run created and never wrote into is removed again."""
@@ -201,17 +198,17 @@ class RunFolder:
                 self.path.rmdir()
 
 
-def _stored_setup(scan: trialcache.FolderScan) -> dict[str, Any] | None:
+def _stored_setup(scan: store.FolderScan) -> dict[str, Any] | None:
     if not scan.recipe:
         return None
     return setup_of(scan.recipe, scan.environment.get("device"))
 
 
-def _check_same_setup(path: Path, scan: trialcache.FolderScan, setup: dict[str, Any], option: str) -> None:
+def _check_same_setup(path: Path, scan: store.FolderScan, setup: dict[str, Any], option: str) -> None:
     stored = _stored_setup(scan)
     if stored is None:
         raise InputError(
-            f"not empty and not an adacli run folder (no readable {report.RESULTS_FILE}): choose an empty "
+            f"not empty and not an adacli run folder (no readable {store.RESULTS_FILE}): choose an empty "
             "or new folder",
             file=str(path),
             field=option,
@@ -230,9 +227,9 @@ def _resume_dir(resume: str | Path, out_dir: str | Path | None) -> Path:
     run_dir = Path(resume)
     if not run_dir.is_dir():
         raise InputError("run folder to resume not found", file=str(run_dir), field="--resume")
-    if not (run_dir / report.RESULTS_FILE).is_file() and not (run_dir / report.TRIALS_DIR).is_dir():
+    if not (run_dir / store.RESULTS_FILE).is_file() and not (run_dir / store.TRIALS_DIR).is_dir():
         raise InputError(
-            f"not an adacli run folder (no {report.RESULTS_FILE} nor {report.TRIALS_DIR}/)",
+            f"not an adacli run folder (no {store.RESULTS_FILE} nor {store.TRIALS_DIR}/)",
             file=str(run_dir),
             field="--resume",
         )
@@ -261,7 +258,7 @@ def open_run_folder(
     lock = acquire_lock(path, option)
     try:
         resumed = resume is not None or _occupied(path)
-        scan = trialcache.scan_folder(path) if resumed else trialcache.FolderScan()
+        scan = store.scan_folder(path) if resumed else store.FolderScan()
         if (resume is not None and _stored_setup(scan) is not None) or (option == "--out" and resumed):
             _check_same_setup(path, scan, setup, option)
     except BaseException:

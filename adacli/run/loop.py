@@ -5,7 +5,7 @@ One loop for every executor (``executors.SerialExecutor`` runs tasks in this pro
 worker processes, ``RayExecutor`` as Ray tasks): :func:`drive` submits while the executor has free
 slots and hands every result to :meth:`Scheduler.arrived`.
 
-"Never twice" is a dictionary look-up by content key (:mod:`adacli.run.cache`): a task whose key is
+"Never twice" is a dictionary look-up by content key (:mod:`adacli.run.keys`): a task whose key is
 already finished (from the resumed folder, or earlier in this run) is recorded as *reused*; a task whose
 key is running waits for that result. Every recorded trial goes to ``on_record`` at once (the pipeline
 writes its file), so an interrupt loses nothing that finished.
@@ -19,13 +19,13 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from adacli.results import TrialResult
-from adacli.run import cache as trialcache
 from adacli.run import sweep
 from adacli.run.plan import Plan, TrialTask
+from adacli.run.store import FINISHED
 
 
 class Progress(Protocol):
-    """What a run reports to (``sweep_report.WorkersProgress`` implements it)."""
+    """What a run reports to (``adacli.report.progress.RunProgress`` implements it)."""
 
     def plan(self, total: int) -> None: ...
     def event(self, ev: Any) -> None: ...  # an executors.ProgressEvent
@@ -86,7 +86,7 @@ class Scheduler:
 
     def arrived(self, task: TrialTask, result: TrialResult) -> None:
         """A result from the executor: record it, and hand it to the tasks that waited for its key."""
-        finished = result.status in trialcache.FINISHED
+        finished = result.status in FINISHED
         if finished:
             self.done[task.key] = result
         waiters = self.inflight.pop(task.key, [])

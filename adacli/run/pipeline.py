@@ -26,14 +26,15 @@ from typing import Any
 
 from adacli.errors import InputError
 from adacli.recipe import Recipe
-from adacli.report import tables as report
 from adacli.results import TrialResult
+from adacli.run import store
+from adacli.run.environment import environment_info
 from adacli.run.executors import WorkerSetup, make_executor
 from adacli.run.folder import RunFolder, open_run_folder, setup_of
 from adacli.run.interrupts import Interrupted, InterruptGuard, signum_of
 from adacli.run.loop import Progress, Scheduler, drive
 from adacli.run.plan import Plan, TrialTask, build_plan
-from adacli.run.save import RunOutcome, save_run_folder
+from adacli.run.save import Judge, RunOutcome, save_run_folder
 
 
 class RunInterrupted(Interrupted):
@@ -57,6 +58,41 @@ class ExecutorOptions:
     gpus_per_trial: float | None = None
 
 
+def executor_options(
+    *,
+    jobs: int = 1,
+    executor: str | None = None,
+    ray_address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """The command line's --jobs/--executor/--ray-address/--threads/... as :func:`run_recipe`'s executor
+    keyword arguments (bad combinations: InputError, exit 2, before any training)."""
+    from adacli.errors import closest
+    from adacli.run.executors import EXECUTORS
+
+    if jobs < 1:
+        raise InputError(f"must be >= 1 (got {jobs})", field="--jobs")
+    if executor is not None and executor not in EXECUTORS:
+        msg = f"unknown executor {executor!r}"
+        raise InputError(msg, field="--executor", allowed=EXECUTORS, suggestion=closest(executor, EXECUTORS))
+    if threads is not None and threads < 1:
+        raise InputError(f"must be >= 1 (got {threads})", field="--threads")
+    if cpus_per_trial <= 0 or (gpus_per_trial is not None and gpus_per_trial < 0):
+        raise InputError("must be > 0 (GPUs: >= 0)", field="--cpus-per-trial/--gpus-per-trial")
+    if ray_address and executor is None:
+        executor = "ray"
+    return {
+        "executor": executor or ("local" if jobs > 1 else "serial"),
+        "jobs": jobs,
+        "threads": threads,
+        "ray_address": ray_address,
+        "cpus_per_trial": cpus_per_trial,
+        "gpus_per_trial": gpus_per_trial,
+    }
+
+
 @dataclass
 class _Run:
     """Everything the stages share once the run is set up."""
@@ -67,6 +103,7 @@ class _Run:
     executor: Any
     environment: dict[str, Any]
     progress: Progress | None
+    judge: Judge | None = None
     scheduler: Scheduler | None = None
     closed: bool = False
 
@@ -83,12 +120,13 @@ def _recipe_json(recipe: Recipe, recipe_path: str | Path | None) -> dict[str, An
     return {"path": str(recipe_path), **data} if recipe_path is not None else data
 
 
-def _load_data(plan: Plan) -> Any:
-    """The dataset (once, here); a sweep needs a validation split to select on."""
+def _load_data(plan: Plan, data: Any = None) -> Any:
+    """The dataset (once, here, unless the preflight already loaded it); a sweep needs a validation split
+    to select on."""
     from adacli.train.data import load_data
 
     recipe = plan.recipe
-    data = load_data(recipe.dataset)
+    data = data if data is not None else load_data(recipe.dataset)
     if plan.swept and data.split_size("val") == 0:
         raise InputError(
             "a sweep selects on the validation split, which is empty here: raise dataset.val_fraction",
@@ -100,18 +138,19 @@ def _load_data(plan: Plan) -> Any:
 
 
 def _start_executor(
-    plan: Plan, setup: WorkerSetup, opts: ExecutorOptions, on_progress: Any
+    plan: Plan, setup: WorkerSetup, opts: ExecutorOptions, on_progress: Any, data: Any
 ) -> tuple[Any, Any]:
-    """Start the executor and load the data: (executor, data). Local workers are spawned first, so
-    their imports overlap the parent's data loading; the serial executor gets the parent's data."""
+    """Start the executor and load the data (``data``: the preflight's, when it loaded it): (executor,
+    data). Local workers are spawned first, so their imports overlap the parent's data loading; the
+    serial executor gets the parent's data."""
     kw = {k: v for k, v in vars(opts).items() if k != "executor"}
     ex = None
     try:
         if opts.executor == "local":
             ex = make_executor("local", setup, **kw)
             ex.start(on_progress)
-            return ex, _load_data(plan)
-        data = _load_data(plan)
+            return ex, _load_data(plan, data)
+        data = _load_data(plan, data)
         ex = make_executor(opts.executor, setup, **kw, data=data)
         ex.start(on_progress)
         return ex, data
@@ -123,7 +162,7 @@ def _start_executor(
 
 
 def _environment(device: Any, data: Any, folder: RunFolder) -> dict[str, Any]:
-    environment = report.environment_info(device)
+    environment = environment_info(device)
     environment["data"] = data.describe()
     if folder.resumed:
         environment["resumed_from"] = str(folder.path)
@@ -151,7 +190,7 @@ def _begin(run: _Run) -> None:
             progress.note(line)
     # a resumed folder keeps its results.json until the save: a crash before then loses nothing
     if not (folder.resumed and folder.scan.recipe):
-        report.start_run(folder.path, recipe=run.recipe_json, environment=run.environment)
+        store.start_run(folder.path, recipe=run.recipe_json, environment=run.environment)
     notes = progress.note if progress is not None else None
     run.scheduler = Scheduler(run.plan, folder.scan.finished, _on_record(run), notes)
 
@@ -173,6 +212,7 @@ def _save(run: _Run, status: str) -> RunOutcome:
         status=status,
         ran=sched.ran,
         reused=sched.reused,
+        judge=run.judge,
     )
 
 
@@ -213,6 +253,8 @@ def run_recipe(
     gpus_per_trial: float | None = None,
     resume: str | Path | None = None,
     progress: Progress | None = None,
+    data: Any = None,
+    judge: Judge | None = None,
 ) -> RunOutcome:
     """Run every trial of ``recipe`` (its sweep, if any, then the chosen configurations on every seed)
     and save the run folder; return what was measured.
@@ -220,8 +262,10 @@ def run_recipe(
     ``executor``: ``serial`` (this process) | ``local`` (``jobs`` worker processes) | ``ray``.
     ``threads``: torch threads per trial. ``resume``: a run folder of the same recipe setup whose finished
     trials are reused (and which receives the results); ``out_dir`` may also name such a folder.
-    The command line's overrides are the caller's (``recipe.with_overrides``). Raises ``InputError`` for bad input (nothing
-    written), :class:`RunInterrupted` on SIGINT/SIGTERM (finished trials saved).
+    ``data``: the dataset the preflight already loaded (else it is loaded here). ``judge``: the regression
+    gate, run on a complete run before its files are written (see :func:`adacli.run.save.save_run_folder`).
+    The command line's overrides are the caller's (``recipe.with_overrides``). Raises ``InputError`` for
+    bad input (nothing written), :class:`RunInterrupted` on SIGINT/SIGTERM (finished trials saved).
     """
     from adacli.train.trial import resolve_device
 
@@ -235,9 +279,9 @@ def run_recipe(
         try:
             setup = WorkerSetup(recipe=recipe_json, device=recipe.device, threads=threads)
             on_progress = progress.event if progress is not None else (lambda ev: None)
-            ex, data = _start_executor(plan, setup, opts, on_progress)
+            ex, data = _start_executor(plan, setup, opts, on_progress, data)
             guard.arm()  # Ray installs a SIGTERM handler of its own
-            run = _Run(plan, recipe_json, folder, ex, _environment(dev, data, folder), progress)
+            run = _Run(plan, recipe_json, folder, ex, _environment(dev, data, folder), progress, judge)
             del data  # the workers hold their own copy
             _begin(run)
             return _execute(run, guard)
@@ -248,4 +292,4 @@ def run_recipe(
             folder.close(wrote=run is not None or folder.resumed)
 
 
-__all__ = ["ExecutorOptions", "RunInterrupted", "RunOutcome", "run_recipe"]
+__all__ = ["ExecutorOptions", "RunInterrupted", "RunOutcome", "executor_options", "run_recipe"]

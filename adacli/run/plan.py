@@ -8,7 +8,7 @@ The plan is pure bookkeeping: it trains nothing and touches no folder. What it f
   seed, or all); once an optimizer's sweep trials are in, its chosen configuration runs as a final trial
   on every seed (:meth:`Plan.final_tasks`).
 * **where each trial sits** (``TrialTask.index``: the order of the trial files) and **what it is**
-  (``TrialTask.key``: a content hash from :mod:`adacli.run.cache`, so a trial known from a resumed run
+  (``TrialTask.key``: a content hash from :mod:`adacli.run.keys`, so a trial known from a resumed run
   folder, or shared between the sweep and the final trials, never runs twice).
 * **that every optimizer can be built** with each of its configurations (on a dummy parameter), so a bad
   hyperparameter is an ``InputError`` here, not after minutes of training.
@@ -21,8 +21,8 @@ from typing import Any
 
 from adacli.errors import AdacliError, InputError
 from adacli.recipe import Recipe
-from adacli.run import cache as trialcache
 from adacli.run import sweep
+from adacli.run.keys import device_type, recipe_slice, trial_key, versions
 
 
 @dataclass
@@ -35,7 +35,7 @@ class TrialTask:
     name: str  # optimizer name as written in the recipe
     hparams: dict[str, Any]  # concrete hyperparameters as given (no sweep syntax left)
     seed: int
-    key: str = ""  # adacli.run.cache key
+    key: str = ""  # adacli.run.keys.trial_key
     role: str = "final"  # "sweep" (selection trial) | "final" (chosen config x seed)
     config_index: int = 0
 
@@ -126,17 +126,17 @@ def build_plan(recipe: Recipe, device: Any) -> Plan:
     """The plan of ``recipe`` on ``device`` (a ``torch.device``: its type enters every trial key)."""
     sweeps = sweep.expand(recipe)
     resolved = resolve_configs(sweeps)
-    slice_, versions = trialcache.recipe_slice(recipe), trialcache.versions()
-    dtype = trialcache.device_type(device)
+    slice_, versions_ = recipe_slice(recipe), versions()
+    dtype = device_type(device)
     keys = {
-        (i, j, seed): trialcache.trial_key(
+        (i, j, seed): trial_key(
             slice_,
             optimizer=r.name,
             optimizer_class=r.qualname,
             hparams=r.hparams,
             seed=seed,
             device_type=dtype,
-            versions_=versions,
+            versions_=versions_,
         )
         for (i, j), r in resolved.items()
         for seed in recipe.seed_list

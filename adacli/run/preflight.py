@@ -59,6 +59,7 @@ class PreflightReport:
     optimizer_steps: int  # optimizer configurations stepped (every sweep point of every optimizer)
     not_stepped: int = 0  # configurations of users' own optimizers (package.module:Class): built only
     warnings: list[str] = field(default_factory=list)
+    data: Any = field(default=None, repr=False)  # the dataset loaded here: the run reuses it
 
 
 # --- checks that need the environment (no data, no real model) -------------------------------------
@@ -121,7 +122,7 @@ def check_environment(recipe: Recipe, path: str | os.PathLike[str] | None = None
     import), its hyperparameters are known and its constructor accepts them, labels are unique, a
     sweep has a validation split.
     """
-    from adacli.optim.registry import assign_labels
+    from adacli.recipe import assign_labels
     from adacli.run.sweep import is_sweep
     from adacli.train.data import check_dataset_files
     from adacli.train.models import check_model_name
@@ -230,7 +231,7 @@ def preflight(
     at = _Where(recipe, path)
     config = TrialConfig.from_recipe(recipe, device)
     try:
-        data = load_data(recipe.dataset, seed=recipe.seed_list[0])
+        data = load_data(recipe.dataset)  # what the run loads: it is handed on
     except InputError as e:
         raise at(e, "dataset") from None
     total = config.total_steps(data)
@@ -260,6 +261,7 @@ def preflight(
         optimizer_steps=stepped,
         not_stepped=not_stepped,
         warnings=warnings,
+        data=data,
     )
 
 

@@ -1,9 +1,10 @@
-"""Stage 3 of a run, the save: the recorded trials -> target, summary, sweep record -> the run folder.
+"""Stage 3 of a run, the save: recorded trials -> target, summary, verdict, sweep record -> the run folder.
 
 :func:`save_run_folder` is the one place a run's results are computed from its trials and written, for
-a complete run and for one cut short by Ctrl-C, SIGTERM or an error alike (``status``). It writes
-``results.json``, ``summary.csv``, ``curves.png`` (and ``lr_sensitivity.png`` for a sweep) through
-:mod:`adacli.report.tables`, and returns the :class:`RunOutcome` the CLI prints.
+a complete run and for one cut short by Ctrl-C, SIGTERM or an error alike (``status``). A complete run
+without failed trials is judged first when a ``judge`` (the regression gate) is given, so that
+``report.html`` shows the gate's verdict and every file is written once, through :mod:`adacli.run.store`.
+It returns the :class:`RunOutcome` the command line prints.
 
 :func:`failure_lines` turns the trials that raised (status ``failed``) into the few lines the CLI prints
 before exiting 1: grouped by error, so a setup where every trial fails the same way reads as one line.
@@ -13,35 +14,68 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adacli.analysis import metrics, verdict
-from adacli.report import tables as report
-from adacli.results import OptimizerSummary, Target, TrialResult
-from adacli.run import sweep
+from adacli.results import OptimizerSummary, Target, TrialResult, encode
+from adacli.run import store, sweep
 from adacli.run.plan import Plan, TrialTask
-
-LR_SENSITIVITY_PNG = "lr_sensitivity.png"
+from adacli.run.store import RunData
 
 
 @dataclass
 class RunOutcome:
-    """What a run produced (also what was saved in ``run_dir``)."""
+    """What a run produced: the run as saved (``run``, the in-memory ``results.json``) and this invocation's
+    counts. The run's fields are readable here too (``outcome.trials``, ``outcome.summaries`` ...)."""
 
-    run_dir: Path
-    trials: list[TrialResult]  # the final trials (the summary's); sweep trials are in ``sweep``
-    summaries: list[OptimizerSummary]
-    target: Target
-    status: str = "complete"  # complete | interrupted
+    run: RunData
     planned: int = 0
-    environment: dict[str, Any] = field(default_factory=dict)
-    sweep: dict[str, Any] | None = None  # the sweep record of results.json (None without a sweep)
     ran: int = 0  # trials run by this invocation
     reused: int = 0  # trials taken from the run folder (resume) or shared between sweep and final
     failed: list[TrialResult] = field(default_factory=list)  # trials run now that raised (status failed)
-    verdict: verdict.Verdict | None = None  # the statistics stage: comparisons, best sets, power line
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run.run_dir
+
+    @property
+    def trials(self) -> list[TrialResult]:  # the final trials (the summary's); sweep trials are in sweep
+        return self.run.trials
+
+    @property
+    def summaries(self) -> list[OptimizerSummary]:
+        return self.run.summaries
+
+    @property
+    def target(self) -> Target:
+        return self.run.target  # type: ignore[return-value]
+
+    @property
+    def status(self) -> str:
+        return self.run.status
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        return self.run.environment
+
+    @property
+    def verdict(self) -> Any:
+        return self.run.verdict
+
+    @property
+    def sweep(self) -> dict[str, Any] | None:
+        return self.run.extra.get("sweep")
+
+    @property
+    def gate(self) -> dict[str, Any] | None:
+        return self.run.gate
+
+
+#: judges a finished run (the regression gate); returns what gate.json holds
+Judge = Callable[[RunData], dict[str, Any]]
 
 
 def sweep_info(
@@ -102,35 +136,43 @@ def save_run_folder(
     status: str,
     ran: int,
     reused: int,
+    judge: Judge | None = None,
 ) -> RunOutcome:
-    """Summarize the recorded trials (plan order) and write the run folder; return the outcome."""
+    """Summarize the recorded trials (plan order), judge a complete run when asked, and write the run
+    folder, every file once; return the outcome."""
     finals = [r for t, r in records if t.role == "final"]
+    failed = [r for t, r in records if r.status == "failed" and not r.extra.get("reused")]
     target = metrics.resolve_target(finals, plan.recipe.target)
     summaries = metrics.summarize(finals, target)
-    analysis = verdict.analyze(finals, summaries, target, reference=plan.recipe.reference)
-    info = None
+    run = RunData(run_dir, recipe_json, environment, finals, summaries, target, status)
+    run.verdict = verdict.analyze(finals, summaries, target, reference=plan.recipe.reference)
     if plan.swept:
-        info = sweep_info(plan, choices, [r for t, r in records if t.role == "sweep"], environment)
-    report.save_run(
-        run_dir,
-        recipe=recipe_json,
-        environment=environment,
-        trials=finals,
-        summaries=summaries,
-        target=target,
-        status=status,
-        plot=bool(finals),
-        extra={**({"sweep": info} if info is not None else {}), **analysis.to_dict()},
-    )
-    if info is not None and info["trials"]:
-        from adacli.report.sweep import plot_lr_sensitivity
+        sweep_trials = [r for t, r in records if t.role == "sweep"]
+        run.extra["sweep"] = sweep_info(plan, choices, sweep_trials, environment)
+    if judge is not None and status == "complete" and not failed:
+        run.gate = judge(run)
+    store.save_run(run, rendered_files(run))
+    return RunOutcome(run, plan.planned, ran, reused, failed)
 
-        plot_lr_sensitivity(info, run_dir / LR_SENSITIVITY_PNG)
-    failed = [r for t, r in records if r.status == "failed" and not r.extra.get("reused")]
-    return RunOutcome(
-        run_dir, finals, summaries, target, status, plan.planned, environment, info, ran, reused, failed,
-        verdict=analysis,
-    )
+
+def rendered_files(run: RunData) -> dict[str, str | bytes]:
+    """The run's plots and page, rendered from the run in memory (name -> content): curves.png,
+    lr_sensitivity.png for a sweep over ``lr``, and report.html (with the gate's verdict when judged)."""
+    from adacli.report.html import render_run
+    from adacli.report.plots import curves_png
+    from adacli.report.sweep import lr_sensitivity_png
+
+    files: dict[str, str | bytes] = {}
+    if not run.trials:
+        return files
+    files[store.CURVES_PNG] = curves_png(run.trials, target=run.target)
+    info = run.extra.get("sweep")
+    if isinstance(info, dict) and info.get("trials"):
+        png = lr_sensitivity_png(info)
+        if png is not None:
+            files[store.LR_SENSITIVITY_PNG] = png
+    files[store.REPORT_HTML] = render_run(encode(run.results()), run.trials, run.gate)
+    return files
 
 
 def failure_lines(failed: list[TrialResult], total: int, limit: int = 3) -> list[str]:
@@ -165,4 +207,4 @@ def failure_lines(failed: list[TrialResult], total: int, limit: int = 3) -> list
     return lines
 
 
-__all__ = ["LR_SENSITIVITY_PNG", "RunOutcome", "failure_lines", "save_run_folder", "sweep_info"]
+__all__ = ["Judge", "RunOutcome", "failure_lines", "rendered_files", "save_run_folder", "sweep_info"]

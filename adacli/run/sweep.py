@@ -1,21 +1,21 @@
 """Hyperparameter sweeps: grid / log-range expansion of a recipe's optimizers and selection on ``val``.
 
-Why it is shaped this way (issue 5; README "Sweeps, parallel trials and resume"):
+Why it is shaped this way (README "Compare optimizers", docs/recipes.md):
 
 * **Fair tuning.** Comparing a tuned optimizer with an untuned one measures the tuning, not the optimizer
   (the AdaBelief paper grid-searched every optimizer; DeepOBS and AlgoPerf made it a rule). So every
   optimizer must get the same number of configurations unless the recipe opts out
   (``sweep: {equal_budget: false}``), and the tables say when budgets differ.
 * **Selection never sees the test split.** Each configuration is scored on the ``val`` split, which
-  :mod:`adacli.train.data` holds out of ``train`` (``dataset.val_fraction``), at the end of the budget; the test
-  accuracy in the summary is then an honest estimate for the chosen configuration.
+  :mod:`adacli.train.data` holds out of ``train`` (``dataset.val_fraction``), at the end of the budget;
+  the test accuracy in the summary is then an honest estimate for the chosen configuration.
 * **Unambiguous syntax.** A YAML list is a grid, except for a hyperparameter whose default is a tuple
   (``betas``): there a list of numbers is *the value* (``betas: [0.9, 0.999]``) and a list of lists is a
   grid (``betas: [[0.9, 0.999], [0.95, 0.999]]``). ``{grid: [...]}`` is always a grid and
   ``{log_range: [lo, hi], n: N}`` is N log-spaced values from lo to hi (both included, 6 significant
   digits). Several swept hyperparameters of one optimizer form their cross product.
 
-This module computes; it neither runs trials (:mod:`adacli.scaleout` does) nor formats output
+This module computes; it neither runs trials (:mod:`adacli.run.pipeline` does) nor formats output
 (:mod:`adacli.report.sweep` does).
 """
 
@@ -214,7 +214,7 @@ def optimizer_configs(recipe: Recipe, i: int, *, file: str | None = None) -> lis
 
 def expand(recipe: Recipe, *, file: str | None = None) -> list[OptimizerSweep]:
     """Every optimizer of the recipe with its configurations (checks the budget rule too)."""
-    from adacli.optim.registry import assign_labels
+    from adacli.recipe import assign_labels
 
     labels = assign_labels(recipe.optimizers)
     out = []
