@@ -18,12 +18,12 @@ from adacli.optim.registry import resolve_optimizer
 from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec, ScheduleSpec
 from adacli.train import trial as trial_mod
 from adacli.train.data import load_data
+from adacli.train.schedule import lr_factor
+from adacli.train.step import cpu_precision_guard, resolve_device
 from adacli.train.trial import (
     TrialConfig,
     initial_model,
-    lr_factor,
     optimizer_state_bytes,
-    resolve_device,
     run_trial,
     state_fingerprint,
 )
@@ -252,7 +252,7 @@ def test_warm_up_leaves_weights_buffers_and_grads_untouched(data, model0):
 
     net = copy.deepcopy(model0).train()
     before = state_fingerprint(net)
-    trial_mod._warm_up(net, net, data, cfg(steps=1), resolve_optimizer("adabelief", {"lr": 0.5}))
+    trial_mod.warm_up(net, net, data, cfg(steps=1), resolve_optimizer("adabelief", {"lr": 0.5}))
     assert state_fingerprint(net) == before  # BatchNorm running stats included
     assert all(p.grad is None for p in net.parameters())
 
@@ -272,8 +272,6 @@ def test_cuda_peak_memory_holds_the_model_and_optimizer_state(data, model0):
 def test_bf16_on_the_cpu_runs_with_onednn_off_and_restores_it(data, model0, monkeypatch):
     """torch's oneDNN bf16 convolution backward hands back gradients that later allocations overwrite
     (benchmarks/bf16_cpu_grads.py); a bf16 CPU trial therefore trains with oneDNN off, and only then."""
-    from adacli.train.trial import cpu_precision_guard
-
     seen = []
     real = torch.nn.functional.cross_entropy
 
