@@ -752,7 +752,7 @@ def step_test_cmd(
         plan = steptest.plan_step_test(optimizer, recipe_file)
         with out.status("step-test") as status:
 
-            def progress(check: steptest.Check) -> None:
+            def progress(check: steptest.StepCheck) -> None:
                 status.update(f"step-test: {check.optimizer} {check.check} {check.status.upper()}")
 
             report = steptest.run_step_test(plan, fused=fused, on_check=progress)  # type: ignore[arg-type]
