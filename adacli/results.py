@@ -1,8 +1,8 @@
 """The records that flow from a trial to metrics, reports and the gate.
 
-These dataclasses are the contract between the stages of the pipeline (trial.py produces them,
-metrics.py, report.py and gate.py consume them) and they are what ``results.json`` stores, so every
-field is JSON-serialisable and ``from_dict(to_dict(x)) == x``.
+These dataclasses are the contract between the stages of the pipeline (``adacli.train.trial``
+produces them; metrics, reports and the gate consume them) and they are what ``results.json``
+stores, so every field is JSON-serialisable and ``from_dict(to_dict(x)) == x``.
 Accuracies are in percent; times in seconds unless the name says ms.
 """
 

@@ -220,8 +220,8 @@ def run_recipe(
     ``executor``: ``serial`` (this process) | ``local`` (``jobs`` worker processes) | ``ray``.
     ``threads``: torch threads per trial. ``resume``: a run folder of the same recipe setup whose finished
     trials are reused (and which receives the results); ``out_dir`` may also name such a folder.
-    The command line's overrides are the caller's (``recipe.with_overrides``). Raises ``InputError`` for bad input (nothing
-    written), :class:`RunInterrupted` on SIGINT/SIGTERM (finished trials saved).
+    The command line's overrides are the caller's (``recipe.with_overrides``). Raises ``InputError``
+    for bad input (nothing written), :class:`RunInterrupted` on SIGINT/SIGTERM (finished trials saved).
     """
     from adacli.train.step import resolve_device
 
