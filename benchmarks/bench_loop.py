@@ -39,16 +39,9 @@ import torch.nn.functional as F
 from adacli.optim.registry import resolve_optimizer
 from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec
 from adacli.train.data import load_data
-from adacli.train.trial import (
-    GRAPH_WARMUP_STEPS,
-    TrialConfig,
-    evaluate,
-    graph_problem,
-    initial_model,
-    make_capturable,
-    resolve_device,
-    run_trial,
-)
+from adacli.train.graph import GRAPH_WARMUP_STEPS, graph_problem, make_capturable
+from adacli.train.step import evaluate, resolve_device
+from adacli.train.trial import TrialConfig, initial_model, run_trial
 
 
 def _sync(device: torch.device) -> None:

@@ -1,5 +1,5 @@
-"""What the statistics stage (``adacli.analysis.verdict.analyze``) adds to a comparison: its wall time on realistic
-trials, and its share of a real run.
+"""What the statistics stage (``adacli.analysis.verdict.analyze``) adds to a comparison: its wall time on
+realistic trials, and its share of a real run.
 
     python benchmarks/bench_stats.py                          # 100 trials in three shapes, 1000 steps each
     python benchmarks/bench_stats.py --steps 5000 --repeat 20
@@ -34,8 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adacli.analysis import metrics
-from adacli.run.store import load_run
 from adacli.results import EvalPoint, TrialResult
+from adacli.run.store import load_run
 
 
 def make_trial(label_index: int, seed: int, steps: int, rng: random.Random) -> TrialResult:
@@ -92,7 +92,8 @@ def main() -> None:
     t0 = time.perf_counter()
     from adacli.analysis import verdict  # noqa: F401  (scipy.stats comes with it)
 
-    print(f"import adacli.analysis.verdict (scipy.stats): {(time.perf_counter() - t0) * 1e3:.0f} ms, once per process")
+    ms = (time.perf_counter() - t0) * 1e3
+    print(f"import adacli.analysis.verdict (scipy.stats): {ms:.0f} ms, once per process")
     print(f"statistics stage on 100 synthetic trials of {args.steps} steps (median of {args.repeat})")
     for n_labels, n_seeds in ((10, 10), (5, 20), (4, 25)):
         trials = [make_trial(j, s, args.steps, rng) for s in range(n_seeds) for j in range(n_labels)]

@@ -1,4 +1,4 @@
-"""Step benchmark script: the same measurement as ``adacli bench`` (adacli.ci.bench.run_bench), for scripts/CI.
+"""Step benchmark script: the same measurement as ``adacli bench`` (``adacli.ci.bench.run_bench``), for CI.
 
 Usage: python benchmarks/bench_step.py [--model resnet18 ...] [--device cpu|cuda] [--rounds N] [--json]
 """

@@ -17,9 +17,10 @@ from adacli import AdaBelief
 from adacli.cli import app
 from adacli.optim.registry import resolve_optimizer
 from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec, ScheduleSpec, recipe_schema
-from adacli.train import trial as trial_mod
+from adacli.train import graph as graph_mod
 from adacli.train.data import load_data
-from adacli.train.trial import TrialConfig, graph_problem, initial_model, make_capturable, run_trial
+from adacli.train.graph import graph_problem, make_capturable
+from adacli.train.trial import TrialConfig, initial_model, run_trial
 
 CUDA = torch.device("cuda")
 
@@ -82,7 +83,7 @@ def test_make_capturable_sets_device_counters_and_a_tensor_lr(scheduled):
 
 def test_graph_on_cpu_runs_eagerly_with_a_one_line_note(data, model0, capsys, monkeypatch):
     """On the CPU the switch is a note, not an error: the same recipe runs on a laptop and a GPU box."""
-    monkeypatch.setattr(trial_mod, "_notes_shown", set())
+    monkeypatch.setattr(graph_mod, "_notes_shown", set())
     resolved = resolve_optimizer("adabelief", {"lr": 1e-2})
     budget = BudgetSpec(steps=6, batch_size=32, eval_every=6)
     schedule = ScheduleSpec(name="cosine", warmup_steps=2)
@@ -163,7 +164,7 @@ def test_graphed_trial_matches_the_eager_loop(data, model0, name, hparams, sched
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_user_class_on_cuda_falls_back_with_a_note(data, model0, capsys, monkeypatch):
-    monkeypatch.setattr(trial_mod, "_notes_shown", set())
+    monkeypatch.setattr(graph_mod, "_notes_shown", set())
     _, graphed = _cuda_pair(data, model0, f"{__name__}:UserAdam", {"lr": 1e-2}, steps=5)
     assert graphed.status == "ok" and graphed.extra["graph"] is False
     assert "not known to be capturable; running eagerly" in capsys.readouterr().err

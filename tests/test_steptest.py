@@ -21,6 +21,7 @@ from adacli.ci import steptest
 from adacli.ci.problems import PROBLEMS, default_problems
 from adacli.cli import app
 from adacli.optim.adabelief import AdaBelief
+from adacli.recipe import load_recipe
 
 runner = CliRunner()
 
@@ -123,7 +124,7 @@ def test_json_output_is_strict_json() -> None:
     def strict(text: str) -> dict:
         return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
 
-    check = steptest.Check("x", "adabelief.foreach", "fail", "error", "c", "d", math.inf)
+    check = steptest.StepCheck("x", "adabelief.foreach", "fail", "error", "c", "d", math.inf)
     assert strict(json.dumps(check.to_dict()))["value"] == "Infinity"
     result = step_test("--json", "-o", "broken_optimizers:Unrepeatable")
     assert result.exit_code == 1
@@ -293,6 +294,45 @@ def test_recipe_checks_its_model_and_catches_a_broken_optimizer(tmp_path: Path) 
     assert broken["recipe.overfit"] == "fail"
     overfit = next(c for c in data["checks"] if c["optimizer"] == "adam" and c["check"] == "recipe.overfit")
     assert "test_resnet" in overfit["detail"] and "digits" in overfit["detail"]
+
+
+def test_recipe_checks_train_bf16_on_the_cpu_under_the_trials_guard(tmp_path: Path, monkeypatch) -> None:
+    """The recipe checks take the trial's training step (adacli.train.step), so a bf16 CPU recipe trains
+    with oneDNN off as its trials do (its bf16 convolution backward corrupts gradients,
+    benchmarks/bf16_cpu_grads.py); the flag is restored afterwards, and fp32 leaves it alone."""
+    if not torch.backends.mkldnn.enabled:
+        pytest.skip("oneDNN is off in this process already")
+    seen: list[bool] = []
+    real = torch.nn.functional.cross_entropy
+
+    def spy(*args, **kwargs):
+        seen.append(torch.backends.mkldnn.enabled)
+        return real(*args, **kwargs)
+
+    def checks(precision: str) -> list[steptest.StepCheck]:
+        recipe = tmp_path / f"{precision}.yaml"
+        recipe.write_text(
+            f"name: {precision}\nmodel: {{name: test_resnet}}\ndataset: {{name: digits, image_size: 8}}\n"
+            f"budget: {{steps: 10, batch_size: 32}}\ndevice: cpu\nprecision: {precision}\n"
+            "optimizers:\n  - {name: adam, lr: 3.0e-3}\n"
+        )
+        plan = steptest.plan_step_test(recipe=load_recipe(recipe))
+        ctx = steptest.recipe_context(plan.recipe)
+        with steptest.quiet_torch():
+            return [
+                steptest.overfit_check(plan.subjects[0], ctx),
+                steptest.step_eval_check(plan.subjects[0], ctx),
+            ]
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", spy)
+    bf16 = checks("bf16")
+    assert [c.status for c in bf16] == ["pass", "pass"], [c.detail for c in bf16]
+    assert "bf16" in bf16[0].detail
+    assert seen and not any(seen)  # every forward (training and evaluation) ran with oneDNN off
+    assert torch.backends.mkldnn.enabled
+    seen.clear()
+    assert [c.status for c in checks("fp32")] == ["pass", "pass"]
+    assert seen and all(seen)
 
 
 # --- problems --------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ handful of steps per trial.
 
 from __future__ import annotations
 
+import ast
 import math
 import time
 from pathlib import Path
@@ -18,12 +19,12 @@ from adacli.optim.registry import resolve_optimizer
 from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec, ScheduleSpec
 from adacli.train import trial as trial_mod
 from adacli.train.data import load_data
+from adacli.train.schedule import lr_factor
+from adacli.train.step import cpu_precision_guard, resolve_device
 from adacli.train.trial import (
     TrialConfig,
     initial_model,
-    lr_factor,
     optimizer_state_bytes,
-    resolve_device,
     run_trial,
     state_fingerprint,
 )
@@ -252,7 +253,7 @@ def test_warm_up_leaves_weights_buffers_and_grads_untouched(data, model0):
 
     net = copy.deepcopy(model0).train()
     before = state_fingerprint(net)
-    trial_mod._warm_up(net, net, data, cfg(steps=1), resolve_optimizer("adabelief", {"lr": 0.5}))
+    trial_mod.warm_up(net, net, data, cfg(steps=1), resolve_optimizer("adabelief", {"lr": 0.5}))
     assert state_fingerprint(net) == before  # BatchNorm running stats included
     assert all(p.grad is None for p in net.parameters())
 
@@ -272,8 +273,6 @@ def test_cuda_peak_memory_holds_the_model_and_optimizer_state(data, model0):
 def test_bf16_on_the_cpu_runs_with_onednn_off_and_restores_it(data, model0, monkeypatch):
     """torch's oneDNN bf16 convolution backward hands back gradients that later allocations overwrite
     (benchmarks/bf16_cpu_grads.py); a bf16 CPU trial therefore trains with oneDNN off, and only then."""
-    from adacli.train.trial import cpu_precision_guard
-
     seen = []
     real = torch.nn.functional.cross_entropy
 
@@ -292,3 +291,52 @@ def test_bf16_on_the_cpu_runs_with_onednn_off_and_restores_it(data, model0, monk
     assert seen and all(seen) == before
     with cpu_precision_guard(torch.device("cpu"), "fp16"):  # fp16 is not affected
         assert torch.backends.mkldnn.enabled == before
+
+
+# --- the train stage's shape ---------------------------------------------------------------------
+
+
+ADACLI = Path(trial_mod.__file__).resolve().parents[1]
+HIGHER_STAGES = ("adacli.run", "adacli.report", "adacli.ci", "adacli.app", "adacli.cli")
+
+
+def _imports(path: Path) -> list[tuple[str, str]]:
+    """(module, name) of every ``from adacli... import name`` in a file (module level and in functions)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("adacli"):
+            out += [(node.module, a.name) for a in node.names]
+        elif isinstance(node, ast.Import):
+            out += [(a.name, "") for a in node.names if a.name.startswith("adacli")]
+    return out
+
+
+def test_train_stage_imports_no_higher_stage_and_no_one_imports_its_private_names():
+    """One training step serves trial, preflight and step-test through public names only; the train
+    stage itself never reaches up into run, report, ci, app or cli."""
+    for path in (ADACLI / "train").glob("*.py"):
+        for module, name in _imports(path):
+            assert not module.startswith(HIGHER_STAGES), f"{path.name} imports {module}"
+            assert not name.startswith("_"), f"{path.name} imports {module}.{name}"
+    users = [
+        *ADACLI.rglob("*.py"),
+        *(ADACLI.parent / "tests").glob("*.py"),
+        *(ADACLI.parent / "benchmarks").glob("*.py"),
+    ]
+    for path in users:
+        for module, name in _imports(path):
+            if module.startswith("adacli.train"):
+                assert not name.startswith("_"), f"{path.name} imports {module}.{name}"
+
+
+def test_train_stage_and_its_step_users_fit_on_a_screen():
+    files = [*(ADACLI / "train").glob("*.py")]
+    files += [ADACLI / f for f in ("ci/steptest.py", "ci/bench.py", "ci/problems.py", "run/preflight.py")]
+    long = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 60:
+                    long.append(f"{path.relative_to(ADACLI)}:{node.name} {n} lines")
+    assert not long, long

@@ -172,13 +172,7 @@ def run_bench(
     ``threads`` sets ``torch.set_num_threads`` for the run (restored afterwards); ``include`` restricts the
     candidates to those labels.
     """
-    if rounds < 1 or steps_per_round < 1:
-        raise InputError("rounds and steps per round must be at least 1")
-    if device.split(":")[0] not in ("cpu", "cuda"):
-        raise InputError(f"unsupported device {device!r}: choose cpu or cuda")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: CUDA is not available on this machine (use --device cpu)")
+    dev = _bench_device(device, rounds, steps_per_round)
     shapes = {name: model_param_shapes(name) for name in models}
     cands, skipped = _candidates(dev)
     if include is not None:
@@ -201,41 +195,76 @@ def run_bench(
             for p in params:
                 p.grad = torch.randn(p.shape, generator=gen).to(dev) * 1e-3
             opts = {label: build(params) for label, build in cands.items()}
-            for label, opt in opts.items():
-                if progress:
-                    progress(f"{model}: warming up {label}")
-                for _ in range(warmup):
-                    opt.step()
-            _sync(dev)
-            times: dict[str, list[float]] = {label: [] for label in opts}
-            for r in range(rounds):
-                if progress:
-                    progress(f"{model}: round {r + 1}/{rounds}")
-                order = list(opts)
-                rng.shuffle(order)
-                for label in order:
-                    opt = opts[label]
-                    for _ in range(steps_per_round):
-                        _sync(dev)
-                        t0 = time.perf_counter()
-                        opt.step()
-                        _sync(dev)
-                        times[label].append(time.perf_counter() - t0)
-            medians = {label: statistics.median(ts) * 1e3 for label, ts in times.items()}
-            for label, ms in medians.items():
-                row = BenchRow(model, str(dev), label, ms, len(times[label]))
-                if FUSED_ADAM in medians:
-                    row.vs_torch_fused_adam = ms / medians[FUSED_ADAM]
-                if FOREACH_ADAM in medians:
-                    row.vs_torch_foreach_adam = ms / medians[FOREACH_ADAM]
-                timm_label = TIMM if TIMM in medians else "timm AdaBelief"
-                if timm_label in medians:
-                    row.vs_timm = ms / medians[timm_label]
-                result.rows.append(row)
+            times = _time_steps(model, opts, dev, warmup, rounds, steps_per_round, rng, progress)
+            result.rows += _rows(model, str(dev), times)
             del opts, params
     finally:
         torch.set_num_threads(old_threads)
     return result
+
+
+def _bench_device(device: str, rounds: int, steps_per_round: int) -> torch.device:
+    """The benchmark's device, after the arguments are checked (InputError, exit 2)."""
+    if rounds < 1 or steps_per_round < 1:
+        raise InputError("rounds and steps per round must be at least 1")
+    if device.split(":")[0] not in ("cpu", "cuda"):
+        raise InputError(f"unsupported device {device!r}: choose cpu or cuda")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: CUDA is not available on this machine (use --device cpu)")
+    return dev
+
+
+def _time_steps(
+    model: str,
+    opts: dict[str, torch.optim.Optimizer],
+    dev: torch.device,
+    warmup: int,
+    rounds: int,
+    steps_per_round: int,
+    rng: random.Random,
+    progress: Callable[[str], None] | None,
+) -> dict[str, list[float]]:
+    """Seconds of each ``step()`` per candidate: warm-up first, then rounds in a shuffled order (so a
+    machine whose load drifts affects every candidate alike), each step between two device syncs."""
+    for label, opt in opts.items():
+        if progress:
+            progress(f"{model}: warming up {label}")
+        for _ in range(warmup):
+            opt.step()
+    _sync(dev)
+    times: dict[str, list[float]] = {label: [] for label in opts}
+    for r in range(rounds):
+        if progress:
+            progress(f"{model}: round {r + 1}/{rounds}")
+        order = list(opts)
+        rng.shuffle(order)
+        for label in order:
+            opt = opts[label]
+            for _ in range(steps_per_round):
+                _sync(dev)
+                t0 = time.perf_counter()
+                opt.step()
+                _sync(dev)
+                times[label].append(time.perf_counter() - t0)
+    return times
+
+
+def _rows(model: str, device: str, times: dict[str, list[float]]) -> list[BenchRow]:
+    """One row per candidate: its median step in ms and its ratios to torch's Adam and timm's AdaBelief."""
+    medians = {label: statistics.median(ts) * 1e3 for label, ts in times.items()}
+    rows = []
+    for label, ms in medians.items():
+        row = BenchRow(model, device, label, ms, len(times[label]))
+        if FUSED_ADAM in medians:
+            row.vs_torch_fused_adam = ms / medians[FUSED_ADAM]
+        if FOREACH_ADAM in medians:
+            row.vs_torch_foreach_adam = ms / medians[FOREACH_ADAM]
+        timm_label = TIMM if TIMM in medians else "timm AdaBelief"
+        if timm_label in medians:
+            row.vs_timm = ms / medians[timm_label]
+        rows.append(row)
+    return rows
 
 
 def results_table(result: BenchResult):  # -> rich.table.Table

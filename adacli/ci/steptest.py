@@ -21,12 +21,12 @@ and :func:`junit_xml`. Nothing here prints.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import io
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,6 +41,19 @@ from torch import Tensor
 from adacli.ci.problems import Problem, default_problems, golden_gradient, golden_initial
 from adacli.errors import InputError
 from adacli.optim.registry import ResolvedOptimizer, resolve_optimizer
+from adacli.train.step import (
+    UNTIMED,
+    Autocast,
+    autocast_for,
+    backward_step,
+    cpu_precision_guard,
+    forward_logits,
+    forward_loss,
+    grad_scaler,
+    place_model,
+    resolve_device,
+    train_step,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -48,7 +61,7 @@ if TYPE_CHECKING:
     from adacli.recipe import Recipe
 
 __all__ = [
-    "Check",
+    "StepCheck",
     "StepTestPlan",
     "StepTestReport",
     "Subject",
@@ -100,7 +113,7 @@ OVERFIT_FACTOR = 1.5
 
 
 @dataclass
-class Check:
+class StepCheck:
     """One verdict: ``measured`` is the figure behind it (what the table shows), ``criterion`` the rule."""
 
     optimizer: str
@@ -168,12 +181,12 @@ class StepTestPlan:
 @dataclass
 class StepTestReport:
     subjects: list[Subject]
-    checks: list[Check]
+    checks: list[StepCheck]
     seconds: float
     notes: list[str] = field(default_factory=list)
 
     @property
-    def failures(self) -> list[Check]:
+    def failures(self) -> list[StepCheck]:
         return [c for c in self.checks if c.status == "fail"]
 
     @property
@@ -246,28 +259,20 @@ def default_subjects() -> list[Subject]:
     return subjects
 
 
-def plan_step_test(
-    optimizers: Sequence[str] = (), recipe: str | os.PathLike[str] | None = None
-) -> StepTestPlan:
-    """Resolve what to test; :class:`InputError` (exit 2) on an unknown name or a bad recipe.
+def plan_step_test(optimizers: Sequence[str] = (), recipe: Recipe | None = None) -> StepTestPlan:
+    """Resolve what to test; :class:`InputError` (exit 2) on an unknown name.
 
     No option: :func:`default_subjects`. ``optimizers``: those names with their default hyperparameters.
-    ``recipe``: that recipe's optimizers with its hyperparameters and labels, plus its model checks.
+    ``recipe`` (read and checked by the caller, see :func:`adacli.app.check.step_test`): that recipe's
+    optimizers with its hyperparameters and labels, plus its model checks.
     """
     subjects: list[Subject] = []
-    loaded = None
     if recipe is not None:
-        from adacli.recipe import assign_labels, load_recipe
-        from adacli.run.preflight import check_environment
-
-        loaded = load_recipe(recipe)
-        check_environment(loaded, str(recipe))
-        labels = assign_labels(loaded.optimizers)
-        for i, (label, spec) in enumerate(zip(labels, loaded.optimizers, strict=True)):
+        for i, (label, spec) in enumerate(zip(recipe.labels, recipe.optimizers, strict=True)):
             try:
                 resolved = resolve_optimizer(spec.name, spec.hparams)
             except InputError as e:
-                raise e.located(file=str(recipe), field=f"optimizers[{i}]") from None
+                raise e.located(file=recipe.source_file, field=f"optimizers[{i}]") from None
             subjects.append(_subject(label, resolved, "recipe"))
     for name in optimizers:
         resolved = _resolve_named(name)
@@ -280,7 +285,8 @@ def plan_step_test(
         subjects.append(_subject(label, resolved, "option"))
     if not subjects:
         subjects = default_subjects()
-    return StepTestPlan(subjects=subjects, recipe=loaded, recipe_path=None if recipe is None else str(recipe))
+    path = None if recipe is None else recipe.source_file
+    return StepTestPlan(subjects=subjects, recipe=recipe, recipe_path=path)
 
 
 # --- running problems -----------------------------------------------------------------------------------
@@ -415,8 +421,14 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+REPEATABLE_CRITERION = "two runs bit-for-bit equal"
+RESUME_CRITERION = (
+    "stop halfway, resume from the state_dict in a fresh optimizer: bit-for-bit the uninterrupted run"
+)
+
+
 @quiet_torch()
-def problem_checks(subject: Subject, problem: Problem) -> list[Check]:
+def problem_checks(subject: Subject, problem: Problem) -> list[StepCheck]:
     """``descent``, ``repeatable`` and ``resume`` of one optimizer on one problem.
 
     Cost: two runs when all is well. Run A is plain; run B stops and resumes midway. B equal to A bit for
@@ -426,85 +438,78 @@ def problem_checks(subject: Subject, problem: Problem) -> list[Check]:
     label = subject.label
     t0 = time.perf_counter()
     a = run_problem(subject.build, problem, subject.lr)
-    t_a = time.perf_counter() - t0
-    checks = [_descent_check(label, problem, a, t_a)]
-
-    half = problem.steps // 2
-    rep_crit = "two runs bit-for-bit equal"
-    res_crit = (
-        "stop halfway, resume from the state_dict in a fresh optimizer: bit-for-bit the uninterrupted run"
-    )
+    checks = [_descent_check(label, problem, a, time.perf_counter() - t0)]
     if a.kind == "error":  # nothing to compare: the descent check already names the exception
         why = f"not judged: the run raised ({a.stop})"
-        for kind, crit in (("repeatable", rep_crit), ("resume", res_crit)):
-            checks.append(Check(label, f"{problem.name}.{kind}", "skip", "not judged", crit, why))
-        return checks
+        return checks + [
+            _rr_check(label, problem, k, "skip", "not judged", why) for k in ("repeatable", "resume")
+        ]
+    half = problem.steps // 2
     t1 = time.perf_counter()
     b = run_problem(subject.build, problem, subject.lr, resume_at=half)
     same_ab, how_ab, diff_ab = _compare_runs(a, b)
-    reached = a.stop is None or len(a.losses) - 1 > half
     if same_ab:
         dt = (time.perf_counter() - t1) / 2
-        checks.append(Check(label, f"{problem.name}.repeatable", "pass", "equal", rep_crit, how_ab, 0.0, dt))
-        if reached:
-            checks.append(Check(label, f"{problem.name}.resume", "pass", "equal", res_crit, how_ab, 0.0, dt))
+        checks.append(_rr_check(label, problem, "repeatable", "pass", "equal", how_ab, 0.0, dt))
+        if a.stop is None or len(a.losses) - 1 > half:
+            checks.append(_rr_check(label, problem, "resume", "pass", "equal", how_ab, 0.0, dt))
         else:
-            checks.append(
-                Check(
-                    label,
-                    f"{problem.name}.resume",
-                    "skip",
-                    "not reached",
-                    res_crit,
-                    f"not judged: the run stopped before step {half} ({a.stop})",
-                    None,
-                    dt,
-                )
-            )
+            why = f"not judged: the run stopped before step {half} ({a.stop})"
+            checks.append(_rr_check(label, problem, "resume", "skip", "not reached", why, None, dt))
         return checks
     c = run_problem(subject.build, problem, subject.lr)
     dt = (time.perf_counter() - t1) / 2
+    return checks + _differing_runs_checks(label, problem, a, b, c, how_ab, diff_ab, dt)
+
+
+def _differing_runs_checks(
+    label: str, problem: Problem, a: _Run, b: _Run, c: _Run, how_ab: str, diff_ab: float, dt: float
+) -> list[StepCheck]:
+    """The resumed run B differs from A: a plain run C equal to A blames the resume, else repeatability."""
     same_ac, how_ac, diff_ac = _compare_runs(a, c)
-    if same_ac:
-        checks.append(Check(label, f"{problem.name}.repeatable", "pass", "equal", rep_crit, how_ac, 0.0, dt))
-        if b.kind == "error":
-            measured, detail = "error", f"the resumed run failed: {b.stop}"
-        else:
-            measured, detail = f"Δ {diff_ab:.1e}", how_ab
-        checks.append(Check(label, f"{problem.name}.resume", "fail", measured, res_crit, detail, diff_ab, dt))
+    if not same_ac:
+        why = "not judged: two plain runs already differ"
+        return [
+            _rr_check(label, problem, "repeatable", "fail", f"Δ {diff_ac:.1e}", how_ac, diff_ac, dt),
+            _rr_check(label, problem, "resume", "skip", "not judged", why, None, dt),
+        ]
+    if b.kind == "error":
+        measured, detail = "error", f"the resumed run failed: {b.stop}"
     else:
-        checks.append(
-            Check(
-                label, f"{problem.name}.repeatable", "fail", f"Δ {diff_ac:.1e}", rep_crit, how_ac, diff_ac, dt
-            )
-        )
-        checks.append(
-            Check(
-                label,
-                f"{problem.name}.resume",
-                "skip",
-                "not judged",
-                res_crit,
-                "not judged: two plain runs already differ",
-                None,
-                dt,
-            )
-        )
-    return checks
+        measured, detail = f"Δ {diff_ab:.1e}", how_ab
+    return [
+        _rr_check(label, problem, "repeatable", "pass", "equal", how_ac, 0.0, dt),
+        _rr_check(label, problem, "resume", "fail", measured, detail, diff_ab, dt),
+    ]
 
 
-def _descent_check(label: str, problem: Problem, run: _Run, seconds: float) -> Check:
+def _rr_check(
+    label: str,
+    problem: Problem,
+    kind: Literal["repeatable", "resume"],
+    status: Status,
+    measured: str,
+    detail: str,
+    value: float | None = None,
+    seconds: float = 0.0,
+) -> StepCheck:
+    """A ``<problem>.repeatable`` or ``<problem>.resume`` verdict with its criterion."""
+    crit = REPEATABLE_CRITERION if kind == "repeatable" else RESUME_CRITERION
+    return StepCheck(label, f"{problem.name}.{kind}", status, measured, crit, detail, value, seconds)
+
+
+def _descent_check(label: str, problem: Problem, run: _Run, seconds: float) -> StepCheck:
     crit = f"{problem.title}; finite, {problem.criterion()}"
     name = f"{problem.name}.descent"
     if run.stop is not None:
-        return Check(label, name, "fail", run.short, crit, run.stop, None, seconds)
+        return StepCheck(label, name, "fail", run.short, crit, run.stop, None, seconds)
     ratio = run.losses[-1] / run.losses[0] if run.losses[0] != 0 else math.inf
     ok = ratio <= 1.0 / problem.factor
     reached = next((i for i, x in enumerate(run.losses) if x <= run.losses[0] / problem.factor), None)
     detail = f"loss {run.losses[0]:.4g} → {run.losses[-1]:.4g} (×{ratio:.2e}); " + (
         f"reached initial/{problem.factor:g} at step {reached}" if reached is not None else "never reached"
     )
-    return Check(label, name, "pass" if ok else "fail", f"×{ratio:.1e}", crit, detail, ratio, seconds)
+    return StepCheck(label, name, "pass" if ok else "fail", f"×{ratio:.1e}", crit, detail, ratio, seconds)
 
 
 # --- AdaBelief: paths and golden values -----------------------------------------------------------------
@@ -575,8 +580,11 @@ def _scaled_err(got: Sequence[Tensor], ref: Sequence[Tensor], atol_over_rtol: fl
     return worst
 
 
+FieldRefs = dict[tuple[torch.dtype, str], "list[Tensor] | str"]
+
+
 @quiet_torch()
-def paths_checks(subject: Subject, fused: tuple[Status | None, str]) -> list[Check]:
+def paths_checks(subject: Subject, fused: tuple[Status | None, str]) -> list[StepCheck]:
     """foreach and fused against the single-tensor reference.
 
     Two parts: (1) float64 runs of three problems with the subject's own hyperparameters (losses and final
@@ -588,84 +596,99 @@ def paths_checks(subject: Subject, fused: tuple[Status | None, str]) -> list[Che
     hp = {k: v for k, v in subject.resolved.hparams.items() if k not in ("foreach", "fused")}
     problems = [p for p in default_problems() if p.name in PATH_PROBLEMS]
     golden = load_golden()
-    field_steps = golden["steps"]
+    crit = _paths_criterion(golden)
+    t0 = time.perf_counter()
+    reference = {p.name: run_problem(_path_build(hp, cls, "single"), p, subject.lr) for p in problems}
+    field_ref = _field_references(cls, golden)
+    t_ref = (time.perf_counter() - t0) / 2
+    checks: list[StepCheck] = []
+    for path in ("foreach", "fused"):
+        name = f"adabelief.{path}"
+        if path == "fused" and fused[0] is not None:
+            checks.append(StepCheck(subject.label, name, fused[0], fused[0], crit, f"fused path {fused[1]}"))
+            continue
+        t1 = time.perf_counter()
+        score, where, error = _problem_path_score(hp, cls, path, problems, reference, subject.lr)
+        if not error:
+            score, where, error = _field_path_score(cls, path, golden, field_ref, score, where)
+        seconds = time.perf_counter() - t1 + t_ref
+        if error:
+            checks.append(StepCheck(subject.label, name, "fail", "error", crit, error, math.inf, seconds))
+            continue
+        detail = f"worst relative to its tolerance: {score:.2g}" + (
+            f" at {where}" if where else " (identical)"
+        )
+        status: Status = "pass" if score <= 1.0 else "fail"
+        checks.append(
+            StepCheck(subject.label, name, status, f"{score:.2g} of tol", crit, detail, score, seconds)
+        )
+    return checks
+
+
+def _paths_criterion(golden: dict[str, Any]) -> str:
     half = ", ".join(
         f"{str(dt).removeprefix('torch.')} {rt:g}" for dt, rt in FIELD_RTOL.items() if dt != torch.float32
     )
-    crit = (
+    return (
         f"|Δ| ≤ rtol·(|single| + 0.01): float64 runs of {', '.join(PATH_PROBLEMS)} (rtol {PATHS_RTOL:g}); "
-        f"golden-field flag cases × {field_steps} steps: all {len(golden['cases'])} in float32 "
+        f"golden-field flag cases × {golden['steps']} steps: all {len(golden['cases'])} in float32 "
         f"(rtol {FIELD_RTOL[torch.float32]:g}), {len(HALF_FIELD_CASES)} in {half}"
     )
-    t0 = time.perf_counter()
-    reference = {p.name: run_problem(_path_build(hp, cls, "single"), p, subject.lr) for p in problems}
-    field_ref: dict[tuple[torch.dtype, str], list[Tensor] | str] = {}
+
+
+def _field_references(cls: type, golden: dict[str, Any]) -> FieldRefs:
+    """The single-tensor path's final parameters on the golden field, per (dtype, case); or its error."""
+    field_ref: FieldRefs = {}
     for dtype in FIELD_RTOL:
         for case in golden["cases"]:
             if dtype != torch.float32 and case["name"] not in HALF_FIELD_CASES:
                 continue
             try:
-                field_ref[dtype, case["name"]] = _field_run(cls, case, "single", dtype, field_steps)
+                field_ref[dtype, case["name"]] = _field_run(cls, case, "single", dtype, golden["steps"])
             except Exception as e:
                 field_ref[dtype, case["name"]] = f"{type(e).__name__}: {_one_line(e)}"
-    t_ref = (time.perf_counter() - t0) / 2
-    checks: list[Check] = []
-    for path in ("foreach", "fused"):
-        name = f"adabelief.{path}"
-        if path == "fused" and fused[0] is not None:
-            checks.append(Check(subject.label, name, fused[0], fused[0], crit, f"fused path {fused[1]}"))
-            continue
-        t1 = time.perf_counter()
-        score, where, error = 0.0, "", ""  # score: worst error / its tolerance (≤ 1 passes)
-        for p in problems:
-            ref = reference[p.name]
-            if ref.kind == "error":
-                error = f"{p.name}: the single-tensor reference raised: {ref.stop}"
-                break
-            run = run_problem(_path_build(hp, cls, path), p, subject.lr)
-            if (run.stop and run.stop != ref.stop) or len(run.losses) != len(ref.losses):
-                error = f"{p.name}: {run.stop or 'stopped at a different step'} (single: {ref.stop or 'ran'})"
-                break
-            err = _scaled_err(
-                [torch.tensor(run.losses), *run.params], [torch.tensor(ref.losses), *ref.params]
-            )
-            if err / PATHS_RTOL > score:
-                score, where = err / PATHS_RTOL, f"{p.name} (float64): max {err:.2e}, rtol {PATHS_RTOL:g}"
-        for (dtype, case_name), ref_params in field_ref.items() if not error else ():
-            case = next(c for c in golden["cases"] if c["name"] == case_name)
-            label = f"{case_name} ({str(dtype).removeprefix('torch.')})"
-            if isinstance(ref_params, str):
-                error = f"{label}: the single-tensor reference raised: {ref_params}"
-                break
-            try:
-                got = _field_run(cls, case, path, dtype, field_steps)
-            except Exception as e:
-                error = f"{label}: {type(e).__name__}: {_one_line(e)}"
-                break
-            err = _scaled_err(got, ref_params)
-            if err / FIELD_RTOL[dtype] > score:
-                score, where = err / FIELD_RTOL[dtype], f"{label}: max {err:.2e}, rtol {FIELD_RTOL[dtype]:g}"
-        seconds = time.perf_counter() - t1 + t_ref
-        if error:
-            checks.append(Check(subject.label, name, "fail", "error", crit, error, math.inf, seconds))
-            continue
-        ok = score <= 1.0
-        detail = f"worst relative to its tolerance: {score:.2g}" + (
-            f" at {where}" if where else " (identical)"
-        )
-        checks.append(
-            Check(
-                subject.label,
-                name,
-                "pass" if ok else "fail",
-                f"{score:.2g} of tol",
-                crit,
-                detail,
+    return field_ref
+
+
+def _problem_path_score(
+    hp: dict[str, Any], cls: type, path: str, problems: list[Problem], reference: dict[str, _Run], lr: float
+) -> tuple[float, str, str]:
+    """(worst error / tolerance, where, error) of ``path`` against the float64 problem references."""
+    score, where = 0.0, ""
+    for p in problems:
+        ref = reference[p.name]
+        if ref.kind == "error":
+            return score, where, f"{p.name}: the single-tensor reference raised: {ref.stop}"
+        run = run_problem(_path_build(hp, cls, path), p, lr)
+        if (run.stop and run.stop != ref.stop) or len(run.losses) != len(ref.losses):
+            return (
                 score,
-                seconds,
+                where,
+                f"{p.name}: {run.stop or 'stopped at a different step'} (single: {ref.stop or 'ran'})",
             )
-        )
-    return checks
+        err = _scaled_err([torch.tensor(run.losses), *run.params], [torch.tensor(ref.losses), *ref.params])
+        if err / PATHS_RTOL > score:
+            score, where = err / PATHS_RTOL, f"{p.name} (float64): max {err:.2e}, rtol {PATHS_RTOL:g}"
+    return score, where, ""
+
+
+def _field_path_score(
+    cls: type, path: str, golden: dict[str, Any], field_ref: FieldRefs, score: float, where: str
+) -> tuple[float, str, str]:
+    """(worst error / tolerance, where, error) of ``path`` on the golden field, continuing ``score``."""
+    for (dtype, case_name), ref_params in field_ref.items():
+        case = next(c for c in golden["cases"] if c["name"] == case_name)
+        label = f"{case_name} ({str(dtype).removeprefix('torch.')})"
+        if isinstance(ref_params, str):
+            return score, where, f"{label}: the single-tensor reference raised: {ref_params}"
+        try:
+            got = _field_run(cls, case, path, dtype, golden["steps"])
+        except Exception as e:
+            return score, where, f"{label}: {type(e).__name__}: {_one_line(e)}"
+        err = _scaled_err(got, ref_params)
+        if err / FIELD_RTOL[dtype] > score:
+            score, where = err / FIELD_RTOL[dtype], f"{label}: max {err:.2e}, rtol {FIELD_RTOL[dtype]:g}"
+    return score, where, ""
 
 
 @lru_cache(maxsize=1)
@@ -730,7 +753,7 @@ def _golden_err(tensors: list[Tensor], want: list[list[float]]) -> float:
 
 
 @quiet_torch()
-def golden_check(label: str, cls: type, paths: Sequence[str]) -> Check:
+def golden_check(label: str, cls: type, paths: Sequence[str]) -> StepCheck:
     """``adabelief.golden``: every path of ``cls`` against the official trajectory in the golden file."""
     golden = load_golden()
     t0 = time.perf_counter()
@@ -747,7 +770,7 @@ def golden_check(label: str, cls: type, paths: Sequence[str]) -> Check:
         if err == math.inf
         else f"max {scale} = {err:.2e} (limit {GOLDEN_RTOL:g}) at {where}; golden file {GOLDEN_FILE.name}"
     )
-    return Check(
+    return StepCheck(
         label,
         "adabelief.golden",
         "pass" if ok else "fail",
@@ -763,17 +786,35 @@ def golden_check(label: str, cls: type, paths: Sequence[str]) -> Check:
 
 
 @dataclass
-class _RecipeContext:
+class RecipeContext:
+    """What the recipe checks share: the recipe, its device, the seed's initial model and real batches."""
+
     recipe: Recipe
     device: torch.device
     model: torch.nn.Module  # the seed's initial model, on the CPU
     batch: tuple[Tensor, Tensor]
     eval_batches: dict[str, tuple[Tensor, Tensor]]
 
+    @property
+    def channels_last(self) -> bool:
+        return self.recipe.model.channels_last
 
-def _recipe_context(recipe: Recipe) -> _RecipeContext:
+    def autocast(self) -> Autocast:
+        return autocast_for(self.device, self.recipe.precision)
+
+    def guard(self) -> contextlib.AbstractContextManager[Any]:
+        """The trial's precision guard (oneDNN off for bf16 on the CPU): every check trains under it."""
+        return cpu_precision_guard(self.device, self.recipe.precision)
+
+    def fresh_model(self) -> torch.nn.Module:
+        """A copy of the initial model on the device, in the recipe's memory format, in training mode."""
+        return place_model(copy.deepcopy(self.model), self.device, self.channels_last)
+
+
+def recipe_context(recipe: Recipe) -> RecipeContext:
+    """Load the recipe's data and the first seed's model once for every optimizer's recipe checks."""
     from adacli.train.data import load_data
-    from adacli.train.trial import initial_model, resolve_device
+    from adacli.train.trial import initial_model
 
     device = resolve_device(recipe.device)
     seed = recipe.seed_list[0]
@@ -784,163 +825,139 @@ def _recipe_context(recipe: Recipe) -> _RecipeContext:
     for split in ("train_eval", "test"):
         if data.split_size(split):
             evals[split] = next(iter(data.eval_batches(split, recipe.budget.eval_batch_size, device)))
-    return _RecipeContext(recipe, device, model, batch, evals)
+    return RecipeContext(recipe, device, model, batch, evals)
 
 
-def _prepared(ctx: _RecipeContext) -> torch.nn.Module:
-    model = copy.deepcopy(ctx.model).to(ctx.device)
-    if ctx.recipe.model.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+OVERFIT_CRITERION = f"loss on one repeated batch ≤ initial/{OVERFIT_FACTOR:g} within {OVERFIT_STEPS} steps"
 
 
-def _forward_loss(ctx: _RecipeContext, model: torch.nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    if ctx.recipe.model.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    precision = ctx.recipe.precision
-    if precision == "fp32":
-        out = model(x)
-    else:
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        with torch.autocast(device_type=ctx.device.type, dtype=dtype):
-            out = model(x)
-    logits = out[0] if isinstance(out, (tuple, list)) else out
-    return torch.nn.functional.cross_entropy(logits.float(), y), logits
-
-
-def _scaler(ctx: _RecipeContext) -> Any:
-    if ctx.recipe.precision == "fp16" and ctx.device.type == "cuda":
-        return torch.amp.GradScaler("cuda")
-    return None
-
-
-def overfit_check(subject: Subject, ctx: _RecipeContext) -> Check:
+def overfit_check(subject: Subject, ctx: RecipeContext) -> StepCheck:
     """``recipe.overfit``: the loss on one repeated batch falls to initial/OVERFIT_FACTOR within
     OVERFIT_STEPS steps (the run stops as soon as it does).
 
     The factor is modest on purpose: rectified optimizers (RAdam, AdaBelief's default) warm up for their
     first few dozen steps, and a healthy optimizer must not fail a CI job. A broken one (gradients ignored,
-    a wrong sign, NaN) does not come close.
+    a wrong sign, NaN) does not come close. The steps are the trial's (:mod:`adacli.train.step`), under
+    the trial's precision guard.
     """
-    crit = f"loss on one repeated batch ≤ initial/{OVERFIT_FACTOR:g} within {OVERFIT_STEPS} steps"
-    name = "recipe.overfit"
+    name, crit = "recipe.overfit", OVERFIT_CRITERION
     t0 = time.perf_counter()
-    x, y = ctx.batch
-    losses: list[float] = []
     try:
-        torch.manual_seed(0)
-        model = _prepared(ctx)
-        model.train()
-        opt = subject.build(model.parameters())
-        scaler = _scaler(ctx)
-        for step in range(OVERFIT_STEPS + 1):
-            opt.zero_grad(set_to_none=True)
-            with torch.set_grad_enabled(step < OVERFIT_STEPS):
-                loss, _ = _forward_loss(ctx, model, x, y)
-            losses.append(loss.item())
-            if not math.isfinite(losses[-1]) or losses[-1] <= losses[0] / OVERFIT_FACTOR:
-                break
-            if step == OVERFIT_STEPS:
-                break
-            if scaler is None:
-                loss.backward()
-                opt.step()
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
+        with ctx.guard():
+            losses = _overfit_losses(subject, ctx)
     except Exception as e:
         detail = f"{type(e).__name__}: {_one_line(e)}"
-        return Check(subject.label, name, "fail", "error", crit, detail, None, time.perf_counter() - t0)
+        return StepCheck(subject.label, name, "fail", "error", crit, detail, None, time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     last = len(losses) - 1
     if not math.isfinite(losses[-1]):
         detail = f"loss {losses[-1]} at step {last}"
-        return Check(subject.label, name, "fail", f"{losses[-1]} @{last}", crit, detail, None, seconds)
+        return StepCheck(subject.label, name, "fail", f"{losses[-1]} @{last}", crit, detail, None, seconds)
     ratio = losses[-1] / losses[0]
     ok = ratio <= 1 / OVERFIT_FACTOR
     where = (
-        f"{ctx.recipe.model.name} on one {ctx.recipe.dataset.name} batch of {len(y)} "
+        f"{ctx.recipe.model.name} on one {ctx.recipe.dataset.name} batch of {len(ctx.batch[1])} "
         f"({ctx.device}, {ctx.recipe.precision}, constant lr)"
     )
     outcome = f"reached at step {last}" if ok else f"not reached in {OVERFIT_STEPS} steps"
     detail = f"{where}: loss {losses[0]:.4g} → {losses[-1]:.4g} (×{ratio:.2f}); {outcome}"
     measured = f"@{last}" if ok else f"×{ratio:.2f}"
-    return Check(subject.label, name, "pass" if ok else "fail", measured, crit, detail, float(last), seconds)
+    return StepCheck(
+        subject.label, name, "pass" if ok else "fail", measured, crit, detail, float(last), seconds
+    )
 
 
-def step_eval_check(subject: Subject, ctx: _RecipeContext) -> Check:
-    """``recipe.step_eval``: one forward/backward/step moves the weights, then evaluation gives finite
-    losses and accuracies in [0, 1] (one batch of each evaluation split, eval mode, no grad)."""
-    crit = "one step: finite loss, weights finite and changed; eval: finite loss, accuracy in [0, 1]"
-    t0 = time.perf_counter()
+def _overfit_losses(subject: Subject, ctx: RecipeContext) -> list[float]:
+    """The loss before each step on one repeated batch, until it reaches the target, turns non-finite or
+    the steps run out (the last loss is then measured without a step after it)."""
     x, y = ctx.batch
-    try:
-        torch.manual_seed(0)
-        model = _prepared(ctx)
-        before = [p.detach().clone() for p in model.parameters()]
-        model.train()
-        opt = subject.build(model.parameters())
+    torch.manual_seed(0)
+    model = ctx.fresh_model()
+    opt = subject.build(model.parameters())
+    scaler = grad_scaler(ctx.device, ctx.recipe.precision)
+    autocast = ctx.autocast()
+    losses: list[float] = []
+    for step in range(OVERFIT_STEPS + 1):
         opt.zero_grad(set_to_none=True)
-        loss, _ = _forward_loss(ctx, model, x, y)
-        train_loss = loss.item()
-        scaler = _scaler(ctx)
-        if scaler is None:
-            loss.backward()
-            opt.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        after = list(model.parameters())
-        finite = all(bool(torch.isfinite(p).all()) for p in after)
-        moved = sum(not torch.equal(a, b.detach()) for a, b in zip(before, after, strict=True))
-        model.eval()
-        results = {}
-        with torch.no_grad():
-            for split, (xe, ye) in ctx.eval_batches.items():
-                eloss, logits = _forward_loss(ctx, model, xe, ye)
-                acc = (logits.argmax(1) == ye).float().mean().item()
-                results[split] = (eloss.item(), acc)
+        with torch.set_grad_enabled(step < OVERFIT_STEPS):
+            loss = forward_loss(model, x, y, autocast, ctx.channels_last)
+        losses.append(loss.item())
+        if not math.isfinite(losses[-1]) or losses[-1] <= losses[0] / OVERFIT_FACTOR or step == OVERFIT_STEPS:
+            break
+        backward_step(loss, opt, scaler)
+    return losses
+
+
+STEP_EVAL_CRITERION = (
+    "one step: finite loss, weights finite and changed; eval: finite loss, accuracy in [0, 1]"
+)
+
+
+@dataclass
+class _StepEval:
+    """What one training step and one evaluation batch per split measured."""
+
+    train_loss: float
+    finite: bool  # every weight finite after the step
+    moved: int  # weight tensors the step changed
+    tensors: int
+    evals: dict[str, tuple[float, float]]  # split -> (loss, accuracy in [0, 1])
+
+
+def step_eval_check(subject: Subject, ctx: RecipeContext) -> StepCheck:
+    """``recipe.step_eval``: one training step (the trial's, under its precision guard) moves the weights,
+    then evaluation gives finite losses and accuracies in [0, 1] (one batch of each evaluation split, eval
+    mode, no grad)."""
+    name, crit = "recipe.step_eval", STEP_EVAL_CRITERION
+    t0 = time.perf_counter()
+    try:
+        with ctx.guard():
+            m = _step_and_evaluate(subject, ctx)
     except Exception as e:
-        return Check(
-            subject.label,
-            "recipe.step_eval",
-            "fail",
-            "error",
-            crit,
-            f"{type(e).__name__}: {_one_line(e)}",
-            None,
-            time.perf_counter() - t0,
-        )
+        detail = f"{type(e).__name__}: {_one_line(e)}"
+        return StepCheck(subject.label, name, "fail", "error", crit, detail, None, time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     problems = []
-    if not math.isfinite(train_loss):
-        problems.append(f"training loss {train_loss}")
-    if not finite:
+    if not math.isfinite(m.train_loss):
+        problems.append(f"training loss {m.train_loss}")
+    if not m.finite:
         problems.append("non-finite weights after the step")
-    if moved == 0:
+    if m.moved == 0:
         problems.append("the step changed no weight")
-    for split, (el, acc) in results.items():
+    for split, (el, acc) in m.evals.items():
         if not math.isfinite(el) or not 0.0 <= acc <= 1.0:
             problems.append(f"{split}: loss {el}, accuracy {acc}")
-    evals = "; ".join(f"{s} loss {el:.3g} acc {acc:.2f}" for s, (el, acc) in results.items())
-    detail = f"train loss {train_loss:.4g}; {moved}/{len(before)} tensors moved; {evals}"
+    evals = "; ".join(f"{s} loss {el:.3g} acc {acc:.2f}" for s, (el, acc) in m.evals.items())
+    detail = f"train loss {m.train_loss:.4g}; {m.moved}/{m.tensors} tensors moved; {evals}"
     if problems:
-        return Check(
-            subject.label,
-            "recipe.step_eval",
-            "fail",
-            problems[0][:24],
-            crit,
-            "; ".join(problems) + f" ({detail})",
-            None,
-            seconds,
-        )
-    test = results.get("test") or next(iter(results.values()), (train_loss, math.nan))
-    return Check(
-        subject.label, "recipe.step_eval", "pass", f"loss {test[0]:.2f}", crit, detail, test[0], seconds
+        why = "; ".join(problems) + f" ({detail})"
+        return StepCheck(subject.label, name, "fail", problems[0][:24], crit, why, None, seconds)
+    test = m.evals.get("test") or next(iter(m.evals.values()), (m.train_loss, math.nan))
+    return StepCheck(subject.label, name, "pass", f"loss {test[0]:.2f}", crit, detail, test[0], seconds)
+
+
+def _step_and_evaluate(subject: Subject, ctx: RecipeContext) -> _StepEval:
+    x, y = ctx.batch
+    torch.manual_seed(0)
+    model = ctx.fresh_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = subject.build(model.parameters())
+    autocast = ctx.autocast()
+    scaler = grad_scaler(ctx.device, ctx.recipe.precision)
+    loss = train_step(
+        model, opt, x, y, autocast=autocast, scaler=scaler, timer=UNTIMED, channels_last=ctx.channels_last
     )
+    after = list(model.parameters())
+    finite = all(bool(torch.isfinite(p).all()) for p in after)
+    moved = sum(not torch.equal(a, b.detach()) for a, b in zip(before, after, strict=True))
+    model.eval()
+    evals = {}
+    with torch.no_grad():
+        for split, (xe, ye) in ctx.eval_batches.items():
+            logits = forward_logits(model, xe, autocast, ctx.channels_last).float()
+            accuracy = (logits.argmax(1) == ye).float().mean().item()
+            evals[split] = (torch.nn.functional.cross_entropy(logits, ye).item(), accuracy)
+    return _StepEval(loss.item(), finite, moved, len(before), evals)
 
 
 # --- the whole run --------------------------------------------------------------------------------------
@@ -950,7 +967,7 @@ def run_step_test(
     plan: StepTestPlan,
     *,
     fused: FusedMode = "auto",
-    on_check: Callable[[Check], None] | None = None,
+    on_check: Callable[[StepCheck], None] | None = None,
 ) -> StepTestReport:
     """Run every check of the plan; failures are verdicts in the report, never exceptions.
 
@@ -958,10 +975,10 @@ def run_step_test(
     (InputError) still propagate: those are exit-2 problems of the input, not of an optimizer.
     """
     t0 = time.perf_counter()
-    checks: list[Check] = []
+    checks: list[StepCheck] = []
     notes: list[str] = []
 
-    def add(items: Sequence[Check]) -> None:
+    def add(items: Sequence[StepCheck]) -> None:
         for c in items:
             checks.append(c)
             if on_check is not None:
@@ -969,9 +986,9 @@ def run_step_test(
 
     with quiet_torch():
         problems = default_problems()
-        ctx = _recipe_context(plan.recipe) if plan.recipe is not None else None
+        ctx = recipe_context(plan.recipe) if plan.recipe is not None else None
         fused_state: tuple[Status | None, str] | None = None
-        golden: Check | None = None
+        golden: StepCheck | None = None
         for subject in plan.subjects:
             for problem in problems:
                 add(problem_checks(subject, problem))
@@ -1013,7 +1030,7 @@ def results_table(report: StepTestReport) -> Table:
     table.add_column("check", no_wrap=True)
     for label in labels:
         table.add_column(label)
-    rows: dict[str, dict[str, Check]] = {}
+    rows: dict[str, dict[str, StepCheck]] = {}
     for c in report.checks:
         rows.setdefault(c.check, {})[c.optimizer] = c
     for name, by_opt in rows.items():

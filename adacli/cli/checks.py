@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from adacli.cli.common import app, console, err_console, fail
+from adacli.cli.common import app, console, err_console, fail, write_output
 from adacli.errors import AdacliError
 
 
@@ -39,28 +39,23 @@ def step_test_cmd(
     """Prove in seconds that optimizers behave: analytic problems, repeatability, resume, AdaBelief's paths
     and golden values; exit 1 when any check fails."""
     import json
-    from pathlib import Path
 
+    from adacli.app.check import step_test
     from adacli.ci import steptest
-    from adacli.errors import CheckFailed, InputError
+    from adacli.errors import CheckFailed
 
     out = err_console if as_json else console
     try:
-        if fused not in ("auto", "yes", "no"):
-            raise InputError(f"unknown value {fused!r}", field="--fused", allowed=["auto", "yes", "no"])
-        plan = steptest.plan_step_test(optimizer, recipe_file)
         with out.status("step-test") as status:
 
             def progress(check: steptest.StepCheck) -> None:
                 status.update(f"step-test: {check.optimizer} {check.check} {check.status.upper()}")
 
-            report = steptest.run_step_test(plan, fused=fused, on_check=progress)  # type: ignore[arg-type]
+            report = step_test(optimizer, recipe_file, fused=fused, on_check=progress)
     except AdacliError as e:
         raise fail(e) from None
     if junit_xml:
-        path = Path(junit_xml)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(steptest.junit_xml(report), encoding="utf-8")
+        write_output(junit_xml, steptest.junit_xml(report))
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1, default=repr))
     else:

@@ -88,7 +88,8 @@ class TrialRunner:
     def __init__(self, setup: WorkerSetup, data: Any = None) -> None:
         from adacli.recipe import Recipe
         from adacli.train.data import load_data
-        from adacli.train.trial import TrialConfig, resolve_device
+        from adacli.train.step import resolve_device
+        from adacli.train.trial import TrialConfig
 
         recipe_json = {k: v for k, v in setup.recipe.items() if k != "path"}
         self.recipe = Recipe.model_validate(recipe_json)
@@ -116,7 +117,8 @@ class TrialRunner:
         import torch
 
         from adacli.optim.registry import resolve_optimizer
-        from adacli.train.trial import evaluate, run_trial
+        from adacli.train.step import evaluate
+        from adacli.train.trial import run_trial
 
         resolved = resolve_optimizer(task.name, task.hparams)
         init, fingerprint = self._initial(task.seed)
@@ -716,7 +718,7 @@ def local_devices(recipe_device: str, jobs: int) -> list[str]:
     if recipe_device in ("auto", "cuda") and torch.cuda.is_available():
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     if recipe_device == "auto":
-        from adacli.train.trial import resolve_device
+        from adacli.train.step import resolve_device
 
         return [str(resolve_device("auto"))]
     return [recipe_device]

@@ -267,7 +267,7 @@ def run_recipe(
     The command line's overrides are the caller's (``recipe.with_overrides``). Raises ``InputError`` for
     bad input (nothing written), :class:`RunInterrupted` on SIGINT/SIGTERM (finished trials saved).
     """
-    from adacli.train.trial import resolve_device
+    from adacli.train.step import resolve_device
 
     opts = ExecutorOptions(executor, jobs, threads, ray_address, cpus_per_trial, gpus_per_trial)
     recipe_json = _recipe_json(recipe, recipe_path)

@@ -13,8 +13,9 @@ Two stages, both raising :class:`InputError` (exit 2) with the file, line and fi
   they say (a warmup longer than the budget, a batch larger than the training set) and returns one
   warning line for each surprising but valid one.
 
-Preflight reuses the trial's own building blocks (device resolution, model creation, autocast, the
-schedule) so that what it checks is what will run; the recipe module stays the data model only.
+Preflight reuses the trial's own building blocks (device resolution, model creation, the training step
+of :mod:`adacli.train.step`, the LR schedule) so that what it checks is what will run; the recipe module
+stays the data model only.
 """
 
 from __future__ import annotations
@@ -331,38 +332,27 @@ def check_budget_settings(
 def _forward_backward_step(
     recipe: Recipe, data: Any, config: Any, batch_size: int, total: int | None, at: _Where
 ) -> tuple[int, int]:
-    """Build the model, one forward/backward on a real batch, one step of every optimizer config (with
-    the trial's own precision guard, so preflight computes what the trials will)."""
-    from adacli.train.trial import cpu_precision_guard
+    """Build the model, one forward/backward on a real batch, one step of every optimizer config.
 
-    with cpu_precision_guard(config.device, config.precision):
-        return _forward_backward_step_unguarded(recipe, data, config, batch_size, total, at)
-
-
-def _forward_backward_step_unguarded(
-    recipe: Recipe, data: Any, config: Any, batch_size: int, total: int | None, at: _Where
-) -> tuple[int, int]:
-    from adacli.train.trial import _autocast, _logits, initial_model
+    The trial's own step functions (:mod:`adacli.train.step`), under the trial's precision guard, so
+    preflight computes what the trials will."""
+    from adacli.train.step import autocast_for, cpu_precision_guard, forward_loss, place_model
+    from adacli.train.trial import initial_model
 
     seed = recipe.seed_list[0]
-    try:
-        net = initial_model(recipe.model, data, seed).to(config.device)
-        if config.channels_last:
-            net = net.to(memory_format=torch.channels_last)
-        net.train()
-        x, y = next(data.train_batches(batch_size, seed, config.device))
-        if config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(config.device, config.precision)():
-            loss = torch.nn.functional.cross_entropy(_logits(net(x)), y)
-        loss.backward()
-    except InputError as e:
-        raise at(e, "model", "kwargs" if recipe.model.kwargs else "name") from None
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as e:
-        raise _model_error(recipe, data, config, batch_size, e, at) from None
-    return _step_every_optimizer(recipe, net, config, total, at)
+    with cpu_precision_guard(config.device, config.precision):
+        try:
+            net = place_model(initial_model(recipe.model, data, seed), config.device, config.channels_last)
+            x, y = next(data.train_batches(batch_size, seed, config.device))
+            autocast = autocast_for(config.device, config.precision)
+            forward_loss(net, x, y, autocast, config.channels_last).backward()
+        except InputError as e:
+            raise at(e, "model", "kwargs" if recipe.model.kwargs else "name") from None
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:
+            raise _model_error(recipe, data, config, batch_size, e, at) from None
+        return _step_every_optimizer(recipe, net, config, total, at)
 
 
 def _step_every_optimizer(
@@ -376,7 +366,8 @@ def _step_every_optimizer(
     """
     from adacli.optim.registry import resolve_optimizer
     from adacli.run.sweep import optimizer_configs
-    from adacli.train.trial import _scheduler
+    from adacli.train.schedule import build_scheduler
+    from adacli.train.step import parameter_copies
 
     stepped = not_stepped = 0
     for i, spec in enumerate(recipe.optimizers):
@@ -385,12 +376,10 @@ def _step_every_optimizer(
             if resolved.source == "import":
                 not_stepped += 1
                 continue
-            params = [p.detach().clone().requires_grad_(p.requires_grad) for p in net.parameters()]
-            for c, p in zip(params, net.parameters(), strict=True):
-                c.grad = None if p.grad is None else p.grad.detach().clone()
+            params = parameter_copies(net)
             try:
                 opt = resolved.build(params)
-                sched = _scheduler(opt, recipe.schedule, total, recipe.budget.seconds)  # as the trial: first
+                sched = build_scheduler(opt, recipe.schedule, total, recipe.budget.seconds)  # as the trial
                 opt.step()
                 if sched is not None:
                     sched.step()

@@ -742,27 +742,7 @@ def load_data(spec: DatasetSpec, *, seed: int = 0) -> DataBundle:
     ``seed`` only selects the synthetic dataset's draw; the splits of every dataset are fixed.
     """
     name = spec.name
-    if name == "digits":
-        raw = _load_digits()
-    elif name == "synthetic":
-        raw = _synthetic(spec, seed)
-    elif name in ("cifar10", "cifar100"):
-        raw = _load_cifar(name, spec)
-    elif name in ("mnist", "fashion_mnist"):
-        raw = _load_mnist(name, spec)
-    elif name == "svhn":
-        raw = _load_svhn(spec)
-    elif name == "imagefolder":
-        raw = _load_imagefolder(spec)
-    else:  # the recipe model already rejects unknown names; keep a clear error for direct callers
-        raise InputError(f"unknown dataset {name!r}", allowed=DATASETS)
-
-    if name != "synthetic":
-        raw.x_train, raw.y_train, raw.files_train = _cap(
-            raw.x_train, raw.y_train, raw.files_train, spec.train_size
-        )
-        raw.x_test, raw.y_test, raw.files_test = _cap(raw.x_test, raw.y_test, raw.files_test, spec.test_size)
-
+    raw = _load_raw(spec, seed)
     gray = raw.in_chans == 1
     full_train = _Store(raw.x_train, raw.y_train, raw.files_train, raw.native_size, gray)
     test = _Store(raw.x_test, raw.y_test, raw.files_test, raw.native_size, gray)
@@ -780,15 +760,7 @@ def load_data(spec: DatasetSpec, *, seed: int = 0) -> DataBundle:
     n_te = min(len(test), len(train))
     te_idx = torch.randperm(len(train), generator=g)[:n_te].sort().values
     train_eval = train.subset(te_idx)
-
-    if raw.x_train is not None and train.x is not None:
-        sample = train.x[: min(len(train), 10000)].float().div_(255.0)
-        mean = sample.mean(dim=(0, 2, 3)).tolist()
-        std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
-    else:  # streaming image folder: ImageNet statistics (what pretrained-style pipelines use)
-        mean = [0.485, 0.456, 0.406] if raw.in_chans == 3 else [0.5]
-        std = [0.229, 0.224, 0.225] if raw.in_chans == 3 else [0.25]
-
+    mean, std = _normalisation(raw, train)
     return DataBundle(
         name,
         num_classes=raw.num_classes,
@@ -805,3 +777,40 @@ def load_data(spec: DatasetSpec, *, seed: int = 0) -> DataBundle:
         flip=name in FLIP_OK,
         class_names=raw.class_names,
     )
+
+
+def _load_raw(spec: DatasetSpec, seed: int) -> _Raw:
+    """The dataset's images and labels as read (capped at train_size / test_size for real datasets)."""
+    name = spec.name
+    if name == "digits":
+        raw = _load_digits()
+    elif name == "synthetic":
+        raw = _synthetic(spec, seed)
+    elif name in ("cifar10", "cifar100"):
+        raw = _load_cifar(name, spec)
+    elif name in ("mnist", "fashion_mnist"):
+        raw = _load_mnist(name, spec)
+    elif name == "svhn":
+        raw = _load_svhn(spec)
+    elif name == "imagefolder":
+        raw = _load_imagefolder(spec)
+    else:  # the recipe model already rejects unknown names; keep a clear error for direct callers
+        raise InputError(f"unknown dataset {name!r}", allowed=DATASETS)
+    if name != "synthetic":
+        raw.x_train, raw.y_train, raw.files_train = _cap(
+            raw.x_train, raw.y_train, raw.files_train, spec.train_size
+        )
+        raw.x_test, raw.y_test, raw.files_test = _cap(raw.x_test, raw.y_test, raw.files_test, spec.test_size)
+    return raw
+
+
+def _normalisation(raw: _Raw, train: _Store) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of (up to 10,000) training images; ImageNet's for a streamed folder."""
+    if raw.x_train is not None and train.x is not None:
+        sample = train.x[: min(len(train), 10000)].float().div_(255.0)
+        mean = sample.mean(dim=(0, 2, 3)).tolist()
+        std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+    else:  # streaming image folder: ImageNet statistics (what pretrained-style pipelines use)
+        mean = [0.485, 0.456, 0.406] if raw.in_chans == 3 else [0.5]
+        std = [0.229, 0.224, 0.225] if raw.in_chans == 3 else [0.25]
+    return mean, std
