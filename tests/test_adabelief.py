@@ -584,15 +584,15 @@ def test_capturable_follows_a_scheduler_through_a_tensor_lr(rectify, recorded):
 
 def test_device_coefficients_match_the_host_rectification():
     """Device scalars equal the host ones to float64 rounding (torch's pow vs libm's differ by ~1 ulp)."""
-    from adacli.optim._math import device_coefficients
+    from adacli.optim._math import Hyper, device_coefficients
 
     steps = [torch.tensor(float(t)) for t in range(1, 40)]
     for degenerated in (True, False):
-        coefs = device_coefficients(
-            steps, torch.tensor(3e-3, dtype=torch.float64), dtype=torch.float64, beta1=0.9, beta2=0.99,
-            weight_decay=1e-2, weight_decouple=True, fixed_decay=False, rectify=True,
-            degenerated_to_sgd=degenerated,
+        hyper = Hyper(
+            lr=torch.tensor(3e-3, dtype=torch.float64), beta1=0.9, beta2=0.99, weight_decay=1e-2,
+            weight_decouple=True, fixed_decay=False, rectify=True, degenerated_to_sgd=degenerated,
         )  # fmt: skip
+        coefs = device_coefficients(steps, hyper, dtype=torch.float64)
         for j, t in enumerate(range(1, 40)):
             kind, size = ab.rectification(t, 0.9, 0.99, degenerated)
             adaptive = -size * 3e-3 if kind == "adaptive" else 0.0
