@@ -779,3 +779,84 @@ def test_fused_on_a_channels_last_model(device):
     for a, b in zip(nets["single"].parameters(), nets["fused"].parameters(), strict=True):
         assert a.is_contiguous() == b.is_contiguous()  # the layout survives the fused update
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+# --- flags changed between steps (as torch's optimizer tests change a param group's settings) -------------
+
+# (flags the groups start with, flags set after steps 4 and 12; restored after step 8)
+TOGGLES = {
+    "amsgrad on": ({}, {"amsgrad": True}),
+    "amsgrad off": ({"amsgrad": True}, {"amsgrad": False}),
+    "rectify off": ({"amsgrad": True}, {"rectify": False}),
+    "l2 decay": ({"weight_decay": 1e-2}, {"weight_decouple": False}),
+    "maximize, no sgd warm-up": ({}, {"maximize": True, "degenerated_to_sgd": False}),
+    "betas, eps, lr": ({}, {"betas": (0.8, 0.99), "eps": 1e-8, "lr": 3e-3}),
+}
+# 16 small tensors (the foreach path's flat bucket) and one large (chunked foreach ops)
+TOGGLE_SHAPES = [(3, 4), (7,), (2, 2, 3), (5,)] * 4 + [(300, 300)]
+
+
+def _toggled_run(path: str, device: str, start: dict, toggle: dict) -> tuple[list, AdaBelief]:
+    gen = torch.Generator().manual_seed(0)
+    params = [nn.Parameter(torch.randn(s, generator=gen).to(device)) for s in TOGGLE_SHAPES]
+    base = dict(lr=1e-2) | start
+    opt = AdaBelief(params, **base | {"lr": _lr(path, base["lr"])}, **_path_kw(path))
+    restore = {k: opt.param_groups[0][k] for k in toggle}
+    for t in range(16):
+        if t in (4, 8, 12):
+            new = toggle if t != 8 else restore
+            as_set = {"lr": _lr(path, new["lr"])} if "lr" in new and t != 8 else {}  # restored: as it was
+            opt.param_groups[0].update(new | as_set)
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=gen).to(device)
+        opt.step()
+    return params, opt
+
+
+@pytest.mark.parametrize("path", WITH_CAPTURABLE[1:])
+@pytest.mark.parametrize("toggle", list(TOGGLES))
+def test_flags_changed_between_steps_follow_the_reference(path, toggle):
+    """A param group's flags changed between steps (amsgrad turned on after some steps, then off and on
+    again, and the other flags) give every path the reference path's trajectory and state: the foreach
+    path's bucket of small tensors takes the new state keys, the fused kernel and the capturable path too.
+    Turning amsgrad on starts its maximum from zero at that step, as a fresh state would."""
+    start, flags = TOGGLES[toggle]
+    ref, ref_opt = _toggled_run("single", "cpu", start, flags)
+    ours, opt = _toggled_run(path, "cpu", start, flags)
+    if path == "foreach":
+        assert 0 in opt._flat_buckets  # the small tensors went through the bucket
+
+    def agree(a: torch.Tensor, b: torch.Tensor) -> bool:  # foreach: the reference ops, bit for bit
+        return torch.equal(a, b) if path == "foreach" else _rel(a, b) <= 1e-6
+
+    for i, (p, q) in enumerate(zip(ours, ref, strict=True)):
+        state, ref_state = opt.state[p], ref_opt.state[q]
+        assert state.keys() == ref_state.keys(), (i, state.keys(), ref_state.keys())
+        for key in ("exp_avg", "exp_avg_var", "max_exp_avg_var"):
+            if key in state:
+                assert agree(state[key], ref_state[key]), (path, i, key)
+        assert agree(p, q), (path, i)
+    ever_amsgrad = bool(start.get("amsgrad") or flags.get("amsgrad"))
+    assert ("max_exp_avg_var" in opt.state[ours[0]]) is ever_amsgrad
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("path", WITH_CAPTURABLE[1:])
+def test_cuda_amsgrad_turned_on_between_steps(path):
+    """The same on CUDA (the Triton kernel's address table must take the new maximum's addresses)."""
+    start, flags = TOGGLES["amsgrad on"]
+    ref, _ = _toggled_run("single", "cpu", start, flags)
+    ours, _ = _toggled_run(path, "cuda", start, flags)
+    for p, q in zip(ours, ref, strict=True):
+        assert _rel(p.cpu(), q) <= 1e-5
+
+
+def test_complex_parameters_are_refused_with_the_reason():
+    """The official release steps complex parameters with a complex 'variance' (g - m)²: refused here."""
+    p = nn.Parameter(torch.randn(3, dtype=torch.complex64))
+    p.grad = torch.randn(3, dtype=torch.complex64)
+    for path in WITH_CAPTURABLE:
+        opt = AdaBelief([p], lr=_lr(path, 1e-3), **_path_kw(path))
+        with pytest.raises(RuntimeError, match=r"complex parameters.*view_as_complex"):
+            opt.step()

@@ -57,8 +57,12 @@ class Bucket:
     split: list[Tensor] = field(default_factory=list)  # parameters cut into pieces (must stay contiguous)
 
     def matches(self, states: dict[str, list[Tensor]]) -> bool:
-        """Whether the members still hold this bucket's state tensors (not replaced, e.g. by a load) and
-        the parameters cut into pieces are still contiguous (walked as flat memory)."""
+        """Whether the bucket holds exactly the state keys of ``states`` (turning ``amsgrad`` on or off in
+        the group adds or drops ``max_exp_avg_var``: the bucket is then rebuilt), the members still hold
+        its state tensors (not replaced, e.g. by a load), and the parameters cut into pieces are still
+        contiguous (walked as flat memory)."""
+        if states.keys() != self.views.keys():
+            return False
         if not all(p.is_contiguous() for p in self.split):
             return False
         return all(same(states[k], self.views[k]) for k in self.views)

@@ -250,7 +250,11 @@ class AdaBelief(Optimizer):
     def _new_state(group: dict[str, Any], p: Tensor, state: dict[str, Tensor]) -> None:
         """Zero moments (fp32 for half parameters) and a step counter (on the device when capturable)."""
         if torch.is_complex(p):
-            raise RuntimeError("AdaBelief does not support complex parameters")
+            raise RuntimeError(
+                "AdaBelief does not support complex parameters: the official update squares the complex "
+                "residual, so its 'variance' is complex and the step is not AdaBelief's; keep the parameter "
+                "real (torch.view_as_real) and use torch.view_as_complex in the model"
+            )
         dtype = _state_dtype(p)
         if len(state) == 0:
             step_device = p.device if group["capturable"] else None
