@@ -501,7 +501,7 @@ def test_added_group_with_other_betas_is_independent():
 
 def test_default_path_and_fused_without_compiler(monkeypatch):
     assert ab.default_path("cpu") == ("fused" if _fused.cpu_kernel_available() else "foreach")
-    assert ab.default_path("cuda") == ("fused" if _fused.triton_available() else "foreach")
+    assert ab.default_path("cuda") == "foreach"  # until the Triton kernel has passed on a GPU
     # no compiler: fused=True explains, the default falls back to foreach
     monkeypatch.setattr(_fused, "_lib", None)
     monkeypatch.setattr(_fused, "_lib_error", None)
@@ -518,6 +518,38 @@ def test_default_path_and_fused_without_compiler(monkeypatch):
     AdaBelief([p]).step()
     AdaBelief([q], foreach=True).step()
     assert not torch.equal(p.detach(), before) and torch.equal(p.detach(), q.detach())
+
+
+def test_cuda_path_choice_while_the_triton_kernel_is_unverified(monkeypatch):
+    """The path choice for a CUDA device, checked without a GPU: foreach by default (capturable: the
+    capturable foreach ops); fused=True still selects the Triton kernel, with one one-line warning per
+    process; CPU defaults unchanged; once the kernel is marked verified the default is the kernel again."""
+    import warnings
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.setattr(_fused, "triton_available", lambda: True)  # as on a CUDA machine
+    monkeypatch.setattr(_fused, "_unverified_warned", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ab.choose_path(cuda, foreach=None, fused=None, capturable=False) == "foreach"
+        assert ab.choose_path(cuda, foreach=None, fused=None, capturable=True) == "capturable"
+        assert ab.choose_path(cuda, foreach=True, fused=None, capturable=False) == "foreach"
+        assert not caught
+        assert ab.choose_path(cuda, foreach=None, fused=True, capturable=False) == "fused"
+        assert ab.choose_path(cuda, foreach=False, fused=True, capturable=True) == "capturable-fused"
+    assert [w.category for w in caught] == [_fused.UnverifiedKernelWarning]  # once, not per call
+    w = caught[0]
+    text = warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+    assert text.count("\n") == 1 and "unverified" in text and "gpu_check.sh" in text, text
+    cpu_default = "fused" if _fused.cpu_kernel_available() else "foreach"
+    assert ab.choose_path(cpu, foreach=None, fused=None, capturable=False) == cpu_default
+    assert ab.choose_path(cpu, foreach=None, fused=True, capturable=True) == "fused"  # host counters on CPU
+    monkeypatch.setattr(_fused, "CUDA_KERNEL_VERIFIED", True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ab.choose_path(cuda, foreach=None, fused=None, capturable=False) == "fused"
+        assert ab.choose_path(cuda, foreach=None, fused=None, capturable=True) == "capturable-fused"
+    assert not caught
 
 
 def test_unwritable_kernel_cache_falls_back(monkeypatch, tmp_path):

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -275,19 +276,53 @@ def cpu_kernel_available() -> bool:
     return True
 
 
+#: Whether the Triton kernel has passed ``benchmarks/gpu_check.sh`` on a real GPU. Until then (the kernel
+#: with its address table and capturable variant has only run under Triton's interpreter on the CPU and
+#: been compiled for sm_90 without a device) CUDA defaults to torch's foreach kernels, and ``fused=True`` on
+#: CUDA runs it with a warning. Set it to True in the commit that records a passing run (docs/gpu.md).
+CUDA_KERNEL_VERIFIED = False
+
+_unverified_warned = False
+
+
+class UnverifiedKernelWarning(UserWarning):
+    """The fused CUDA (Triton) kernel was selected before it has been verified on a GPU."""
+
+
 def fused_is_default(device: torch.device) -> bool:
     """Whether ``foreach=None, fused=None`` takes the fused path on ``device``.
 
     CPU: yes when the kernel can be built (measured 4-8x faster than the foreach path on resnet18/50 and
-    ViT-S shapes, see the README; the one-off build takes about a second). CUDA: yes when Triton imports
-    (measured on an H200: 0.47 vs 0.83 ms per step on resnet18 shapes, 1.6-1.8x faster than foreach on
-    resnet18/50 and ViT-S; Triton compiles it once per flag set, seconds, and caches it on disk).
+    ViT-S shapes, see docs/adabelief.md; the one-off build takes about a second). CUDA: only once the
+    Triton kernel is verified on a GPU (:data:`CUDA_KERNEL_VERIFIED`) and Triton imports; until then
+    torch's foreach kernels, which have run on GPUs.
     """
     if device.type == "cpu":
         return cpu_kernel_available()
     if device.type == "cuda":
-        return triton_available()
+        return CUDA_KERNEL_VERIFIED and triton_available()
     return False
+
+
+def warn_unverified_cuda_kernel() -> None:
+    """One warning per process when the unverified Triton kernel is chosen (``fused=True`` on CUDA).
+
+    Issued with ``warn_explicit`` at line 0 of this module, so it prints as one line (no source line)
+    and Python's warning filters still apply to it (category :class:`UnverifiedKernelWarning`).
+    """
+    global _unverified_warned
+    if CUDA_KERNEL_VERIFIED or _unverified_warned:
+        return
+    _unverified_warned = True
+    warnings.warn_explicit(
+        "AdaBelief fused=True on CUDA runs the Triton kernel, which has not yet passed "
+        "benchmarks/gpu_check.sh on a GPU (unverified); the default (fused=None) uses torch's foreach "
+        "kernels",
+        UnverifiedKernelWarning,
+        filename=__file__,
+        lineno=0,
+        module=__name__,
+    )
 
 
 @functools.cache

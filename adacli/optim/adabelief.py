@@ -84,7 +84,8 @@ def choose_path(device: torch.device, *, foreach: bool | None, fused: bool | Non
 
     The one place a path is decided. ``foreach=None, fused=None`` takes :func:`default_path`. With
     ``capturable`` every path but the CPU fused kernel computes its step scalars on the device; the CPU
-    kernel reads the CPU counters directly (there is no device to synchronise with).
+    kernel reads the CPU counters directly (there is no device to synchronise with). ``fused=True`` on
+    CUDA selects the Triton kernel, with a one-time warning while it is unverified on GPUs.
     """
     if foreach and fused:
         raise ValueError("foreach and fused cannot both be True: choose one path")
@@ -92,6 +93,8 @@ def choose_path(device: torch.device, *, foreach: bool | None, fused: bool | Non
         path = default_path(device)
     else:
         path = "fused" if fused else "foreach" if foreach else "single"
+    if path == "fused" and device.type == "cuda":
+        _fused.warn_unverified_cuda_kernel()
     if capturable and not (path == "fused" and device.type == "cpu"):
         return "capturable-fused" if path == "fused" else "capturable"
     return path
