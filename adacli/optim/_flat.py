@@ -142,8 +142,10 @@ def update(b: Bucket, grads: list[Tensor], *, step: float, hyper: _math.Hyper) -
     """
     scalars = _math.step_scalars(step, hyper)
     decay = hyper.decay_factor(hyper.lr) if hyper.weight_decouple else 1.0  # type: ignore[arg-type]
-    for a, e, i, j, off in b.slices:
-        params, m_views, d_views, g = _slice_inputs(b, grads, hyper, (a, e, i, j, off))
+    kind, value, denom_all = scalars.kind, scalars.value, b.scratch["denom"]
+    for item in b.slices:
+        a, e = item[0], item[1]
+        params, m_views, d_views, g = _slice_inputs(b, grads, hyper, item)
         if hyper.maximize:
             g.neg_()
         if hyper.weight_decay != 0:
@@ -151,18 +153,18 @@ def update(b: Bucket, grads: list[Tensor], *, step: float, hyper: _math.Hyper) -
                 torch._foreach_mul_(params, decay)
             else:
                 g.add_(torch.cat([p.reshape(-1) for p in params]), alpha=hyper.weight_decay)
-        _update_slice(b, a, e, g, hyper)
-        if scalars.kind == "sgd":  # torch's add_ fuses the multiply-add: left to add_
-            torch._foreach_add_(params, m_views, alpha=scalars.value)
-        elif scalars.kind != "none":
-            d = b.scratch["denom"][a:e]
-            if scalars.kind == "adaptive":  # rectified: sqrt(s) + eps
-                torch.sqrt(b.flats["exp_avg_var"][a:e], out=d)
+        v, vmax = _update_slice(b, a, e, g, hyper)
+        if kind == "sgd":  # torch's add_ fuses the multiply-add: left to add_
+            torch._foreach_add_(params, m_views, alpha=value)
+        elif kind != "none":
+            d = denom_all[a:e]
+            if kind == "adaptive":  # rectified: sqrt(s) + eps
+                torch.sqrt(v, out=d)
             else:  # unrectified: sqrt(s or max s) / sqrt(bc2) + eps
-                torch.sqrt(b.flats["max_exp_avg_var" if hyper.amsgrad else "exp_avg_var"][a:e], out=d)
+                torch.sqrt(vmax, out=d)
                 d.div_(scalars.sqrt_bc2)
             d.add_(hyper.eps)
-            torch._foreach_addcdiv_(params, m_views, d_views, value=scalars.value)
+            torch._foreach_addcdiv_(params, m_views, d_views, value=value)
 
 
 def _slice_inputs(
@@ -191,12 +193,15 @@ def _slice_inputs(
     return params, m_views, d_views, g
 
 
-def _update_slice(b: Bucket, a: int, e: int, g: Tensor, hyper: _math.Hyper) -> None:
-    """The moments of elements ``a:e``: ``m``, the residual ``r = g - m``, ``s`` with eps, the amsgrad max."""
+def _update_slice(b: Bucket, a: int, e: int, g: Tensor, hyper: _math.Hyper) -> tuple[Tensor, Tensor]:
+    """The moments of elements ``a:e``: ``m``, the residual ``r = g - m``, ``s`` with eps, the amsgrad max.
+    Returns the slices of ``s`` and of what the unrectified update normalises by (``s`` or its max)."""
     m, v, r = b.flats["exp_avg"][a:e], b.flats["exp_avg_var"][a:e], b.scratch["r"][a:e]
     m.mul_(hyper.beta1).add_(g, alpha=1 - hyper.beta1)
     torch.sub(g, m, out=r)
     v.mul_(hyper.beta2).addcmul_(r, r, value=1 - hyper.beta2).add_(hyper.eps)
-    if hyper.amsgrad:
-        smax = b.flats["max_exp_avg_var"][a:e]
-        torch.maximum(smax, v, out=smax)
+    if not hyper.amsgrad:
+        return v, v
+    smax = b.flats["max_exp_avg_var"][a:e]
+    torch.maximum(smax, v, out=smax)
+    return v, smax

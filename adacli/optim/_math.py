@@ -62,7 +62,7 @@ class Hyper:
         return 1.0 - (self.weight_decay if self.fixed_decay else lr * self.weight_decay)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built every step, and a frozen dataclass costs 4x more to build
 class StepScalars:
     """The host scalars of one step of the host paths (foreach, bucket, fused), computed as the reference.
 
