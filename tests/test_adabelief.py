@@ -501,7 +501,7 @@ def test_added_group_with_other_betas_is_independent():
 
 def test_default_path_and_fused_without_compiler(monkeypatch):
     assert ab.default_path("cpu") == ("fused" if _fused.cpu_kernel_available() else "foreach")
-    assert ab.default_path("cuda") == ("fused" if _fused.triton_available() else "foreach")
+    assert ab.default_path("cuda") == "foreach"  # until the Triton kernel has passed on a GPU
     # no compiler: fused=True explains, the default falls back to foreach
     monkeypatch.setattr(_fused, "_lib", None)
     monkeypatch.setattr(_fused, "_lib_error", None)
@@ -518,6 +518,38 @@ def test_default_path_and_fused_without_compiler(monkeypatch):
     AdaBelief([p]).step()
     AdaBelief([q], foreach=True).step()
     assert not torch.equal(p.detach(), before) and torch.equal(p.detach(), q.detach())
+
+
+def test_cuda_path_choice_while_the_triton_kernel_is_unverified(monkeypatch):
+    """The path choice for a CUDA device, checked without a GPU: foreach by default (capturable: the
+    capturable foreach ops); fused=True still selects the Triton kernel, with one one-line warning per
+    process; CPU defaults unchanged; once the kernel is marked verified the default is the kernel again."""
+    import warnings
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.setattr(_fused, "triton_available", lambda: True)  # as on a CUDA machine
+    monkeypatch.setattr(_fused, "_unverified_warned", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ab.choose_path(cuda, foreach=None, fused=None, capturable=False) == "foreach"
+        assert ab.choose_path(cuda, foreach=None, fused=None, capturable=True) == "capturable"
+        assert ab.choose_path(cuda, foreach=True, fused=None, capturable=False) == "foreach"
+        assert not caught
+        assert ab.choose_path(cuda, foreach=None, fused=True, capturable=False) == "fused"
+        assert ab.choose_path(cuda, foreach=False, fused=True, capturable=True) == "capturable-fused"
+    assert [w.category for w in caught] == [_fused.UnverifiedKernelWarning]  # once, not per call
+    w = caught[0]
+    text = warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+    assert text.count("\n") == 1 and "unverified" in text and "gpu_check.sh" in text, text
+    cpu_default = "fused" if _fused.cpu_kernel_available() else "foreach"
+    assert ab.choose_path(cpu, foreach=None, fused=None, capturable=False) == cpu_default
+    assert ab.choose_path(cpu, foreach=None, fused=True, capturable=True) == "fused"  # host counters on CPU
+    monkeypatch.setattr(_fused, "CUDA_KERNEL_VERIFIED", True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ab.choose_path(cuda, foreach=None, fused=None, capturable=False) == "fused"
+        assert ab.choose_path(cuda, foreach=None, fused=None, capturable=True) == "capturable-fused"
+    assert not caught
 
 
 def test_unwritable_kernel_cache_falls_back(monkeypatch, tmp_path):
@@ -584,15 +616,15 @@ def test_capturable_follows_a_scheduler_through_a_tensor_lr(rectify, recorded):
 
 def test_device_coefficients_match_the_host_rectification():
     """Device scalars equal the host ones to float64 rounding (torch's pow vs libm's differ by ~1 ulp)."""
-    from adacli.optim._math import device_coefficients
+    from adacli.optim._math import Hyper, device_coefficients
 
     steps = [torch.tensor(float(t)) for t in range(1, 40)]
     for degenerated in (True, False):
-        coefs = device_coefficients(
-            steps, torch.tensor(3e-3, dtype=torch.float64), dtype=torch.float64, beta1=0.9, beta2=0.99,
-            weight_decay=1e-2, weight_decouple=True, fixed_decay=False, rectify=True,
-            degenerated_to_sgd=degenerated,
+        hyper = Hyper(
+            lr=torch.tensor(3e-3, dtype=torch.float64), beta1=0.9, beta2=0.99, weight_decay=1e-2,
+            weight_decouple=True, fixed_decay=False, rectify=True, degenerated_to_sgd=degenerated,
         )  # fmt: skip
+        coefs = device_coefficients(steps, hyper, dtype=torch.float64)
         for j, t in enumerate(range(1, 40)):
             kind, size = ab.rectification(t, 0.9, 0.99, degenerated)
             adaptive = -size * 3e-3 if kind == "adaptive" else 0.0
@@ -779,3 +811,84 @@ def test_fused_on_a_channels_last_model(device):
     for a, b in zip(nets["single"].parameters(), nets["fused"].parameters(), strict=True):
         assert a.is_contiguous() == b.is_contiguous()  # the layout survives the fused update
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+# --- flags changed between steps (as torch's optimizer tests change a param group's settings) -------------
+
+# (flags the groups start with, flags set after steps 4 and 12; restored after step 8)
+TOGGLES = {
+    "amsgrad on": ({}, {"amsgrad": True}),
+    "amsgrad off": ({"amsgrad": True}, {"amsgrad": False}),
+    "rectify off": ({"amsgrad": True}, {"rectify": False}),
+    "l2 decay": ({"weight_decay": 1e-2}, {"weight_decouple": False}),
+    "maximize, no sgd warm-up": ({}, {"maximize": True, "degenerated_to_sgd": False}),
+    "betas, eps, lr": ({}, {"betas": (0.8, 0.99), "eps": 1e-8, "lr": 3e-3}),
+}
+# 16 small tensors (the foreach path's flat bucket) and one large (chunked foreach ops)
+TOGGLE_SHAPES = [(3, 4), (7,), (2, 2, 3), (5,)] * 4 + [(300, 300)]
+
+
+def _toggled_run(path: str, device: str, start: dict, toggle: dict) -> tuple[list, AdaBelief]:
+    gen = torch.Generator().manual_seed(0)
+    params = [nn.Parameter(torch.randn(s, generator=gen).to(device)) for s in TOGGLE_SHAPES]
+    base = dict(lr=1e-2) | start
+    opt = AdaBelief(params, **base | {"lr": _lr(path, base["lr"])}, **_path_kw(path))
+    restore = {k: opt.param_groups[0][k] for k in toggle}
+    for t in range(16):
+        if t in (4, 8, 12):
+            new = toggle if t != 8 else restore
+            as_set = {"lr": _lr(path, new["lr"])} if "lr" in new and t != 8 else {}  # restored: as it was
+            opt.param_groups[0].update(new | as_set)
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=gen).to(device)
+        opt.step()
+    return params, opt
+
+
+@pytest.mark.parametrize("path", WITH_CAPTURABLE[1:])
+@pytest.mark.parametrize("toggle", list(TOGGLES))
+def test_flags_changed_between_steps_follow_the_reference(path, toggle):
+    """A param group's flags changed between steps (amsgrad turned on after some steps, then off and on
+    again, and the other flags) give every path the reference path's trajectory and state: the foreach
+    path's bucket of small tensors takes the new state keys, the fused kernel and the capturable path too.
+    Turning amsgrad on starts its maximum from zero at that step, as a fresh state would."""
+    start, flags = TOGGLES[toggle]
+    ref, ref_opt = _toggled_run("single", "cpu", start, flags)
+    ours, opt = _toggled_run(path, "cpu", start, flags)
+    if path == "foreach":
+        assert 0 in opt._flat_buckets  # the small tensors went through the bucket
+
+    def agree(a: torch.Tensor, b: torch.Tensor) -> bool:  # foreach: the reference ops, bit for bit
+        return torch.equal(a, b) if path == "foreach" else _rel(a, b) <= 1e-6
+
+    for i, (p, q) in enumerate(zip(ours, ref, strict=True)):
+        state, ref_state = opt.state[p], ref_opt.state[q]
+        assert state.keys() == ref_state.keys(), (i, state.keys(), ref_state.keys())
+        for key in ("exp_avg", "exp_avg_var", "max_exp_avg_var"):
+            if key in state:
+                assert agree(state[key], ref_state[key]), (path, i, key)
+        assert agree(p, q), (path, i)
+    ever_amsgrad = bool(start.get("amsgrad") or flags.get("amsgrad"))
+    assert ("max_exp_avg_var" in opt.state[ours[0]]) is ever_amsgrad
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("path", WITH_CAPTURABLE[1:])
+def test_cuda_amsgrad_turned_on_between_steps(path):
+    """The same on CUDA (the Triton kernel's address table must take the new maximum's addresses)."""
+    start, flags = TOGGLES["amsgrad on"]
+    ref, _ = _toggled_run("single", "cpu", start, flags)
+    ours, _ = _toggled_run(path, "cuda", start, flags)
+    for p, q in zip(ours, ref, strict=True):
+        assert _rel(p.cpu(), q) <= 1e-5
+
+
+def test_complex_parameters_are_refused_with_the_reason():
+    """The official release steps complex parameters with a complex 'variance' (g - m)²: refused here."""
+    p = nn.Parameter(torch.randn(3, dtype=torch.complex64))
+    p.grad = torch.randn(3, dtype=torch.complex64)
+    for path in WITH_CAPTURABLE:
+        opt = AdaBelief([p], lr=_lr(path, 1e-3), **_path_kw(path))
+        with pytest.raises(RuntimeError, match=r"complex parameters.*view_as_complex"):
+            opt.step()

@@ -19,9 +19,9 @@ pytest.importorskip("triton")
 
 SCRIPT = textwrap.dedent(
     """
-    import itertools, torch
+    import dataclasses, itertools, torch
     from adacli.optim import _fused
-    from adacli.optim._math import device_coefficients
+    from adacli.optim._math import Hyper, device_coefficients
     from adacli.optim._triton import BLOCK, TableCache, run_triton
     from adacli.optim.adabelief import _single_tensor_adabelief
 
@@ -43,20 +43,19 @@ SCRIPT = textwrap.dedent(
             VM = [v * 1.5 for v in V] if ams else []
             ref = [[t.clone() for t in lst] for lst in (P, M, V, VM)]
             cap = [[t.clone() for t in lst] for lst in (P, M, V, VM)]
-            hyper = dict(amsgrad=ams, beta1=0.9, beta2=0.999, lr=1e-2, weight_decay=wd, eps=1e-16,
-                         weight_decouple=dec, fixed_decay=False, rectify=rect, degenerated_to_sgd=sgd,
-                         maximize=maxi)
-            scalars, flags = _fused._scalars(step, **hyper)
+            hyper = Hyper(amsgrad=ams, beta1=0.9, beta2=0.999, lr=1e-2, weight_decay=wd, eps=1e-16,
+                          weight_decouple=dec, fixed_decay=False, rectify=rect, degenerated_to_sgd=sgd,
+                          maximize=maxi)
+            scalars, flags = _fused._scalars(step, hyper)
             modes.add((flags >> 4) & 3)
             run_triton(P, G, M, V, VM, scalars=scalars, flags=flags)
             # the capturable variant: the step and lr as tensors, the scalars computed by tensor ops
             coefs = device_coefficients(
-                [torch.tensor(step) for _ in shapes], torch.tensor(1e-2), dtype=torch.float32,
-                beta1=0.9, beta2=0.999, weight_decay=wd, weight_decouple=dec, fixed_decay=False,
-                rectify=rect, degenerated_to_sgd=sgd)
+                [torch.tensor(step) for _ in shapes], dataclasses.replace(hyper, lr=torch.tensor(1e-2)),
+                dtype=torch.float32)
             run_triton(cap[0], G, *cap[1:], scalars=scalars, flags=flags, coefs=coefs, cache=TableCache())
             steps = [torch.tensor(step - 1) for _ in shapes]
-            _single_tensor_adabelief(ref[0], G, ref[1], ref[2], ref[3], steps, **hyper)
+            _single_tensor_adabelief(ref[0], G, ref[1], ref[2], ref[3], steps, hyper)
             for ours, theirs in [*zip((P, M, V, VM), ref), *zip(cap, ref)]:
                 for a, b in zip(ours, theirs):
                     assert a.dtype == b.dtype
@@ -70,13 +69,13 @@ SCRIPT = textwrap.dedent(
     P = [torch.randn(8, 4, 3, 3).to(memory_format=cl)]
     G, M, V = [torch.randn_like(P[0]) * 1e-2], [torch.zeros_like(P[0])], [torch.zeros_like(P[0])]
     ref = [[t.clone() for t in lst] for lst in (P, M, V)]
-    hyper = dict(amsgrad=False, beta1=0.9, beta2=0.999, lr=1e-2, weight_decay=1e-2, eps=1e-16,
-                 weight_decouple=True, fixed_decay=False, rectify=True, degenerated_to_sgd=True,
-                 maximize=False)
+    hyper = Hyper(amsgrad=False, beta1=0.9, beta2=0.999, lr=1e-2, weight_decay=1e-2, eps=1e-16,
+                  weight_decouple=True, fixed_decay=False, rectify=True, degenerated_to_sgd=True,
+                  maximize=False)
     assert _fused.flat_layout([P[0], G[0], M[0], V[0]]) and not P[0].is_contiguous()
-    scalars, flags = _fused._scalars(1.0, **hyper)
+    scalars, flags = _fused._scalars(1.0, hyper)
     run_triton(P, G, M, V, [], scalars=scalars, flags=flags)
-    _single_tensor_adabelief(ref[0], G, ref[1], ref[2], [], [torch.tensor(0.0)], **hyper)
+    _single_tensor_adabelief(ref[0], G, ref[1], ref[2], [], [torch.tensor(0.0)], hyper)
     for a, b in zip((P[0], M[0], V[0]), (r[0] for r in ref)):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)
     print("channels_last ok")
@@ -105,7 +104,7 @@ SCRIPT = textwrap.dedent(
     run_triton(Pu, Gu, Mu, Vu, [], scalars=scalars, flags=flags, cache=cache)
     assert cache.builds == 3 and not cache.get([Pu, Gu, Mu, Vu, []])[2]
     _single_tensor_adabelief([ref_p], Gu, [torch.zeros(BLOCK)], [torch.zeros(BLOCK)], [],
-                             [torch.tensor(0.0)], **hyper)
+                             [torch.tensor(0.0)], hyper)
     torch.testing.assert_close(Pu[0], ref_p, rtol=1e-6, atol=1e-12)
     print("table cache ok")
     print(f"cases={cases} worst={worst:.3g}")

@@ -6,6 +6,7 @@ would be; every verdict here comes from really running them on the problems.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -231,7 +232,7 @@ def test_path_check_fails_when_one_path_drifts(monkeypatch: pytest.MonkeyPatch) 
     original = mod._foreach_update
 
     def drifted(*args, **kwargs):
-        kwargs["lr"] = kwargs["lr"] * (1 + 1e-6)
+        kwargs["hyper"] = dataclasses.replace(kwargs["hyper"], lr=kwargs["hyper"].lr * (1 + 1e-6))
         return original(*args, **kwargs)
 
     monkeypatch.setattr(mod, "_foreach_update", drifted)
