@@ -96,12 +96,13 @@ def write_recipe(
     dataset: str = DATASET,
     budget: str | None = None,
     extra: str = "",
+    file: str | None = None,
 ) -> Path:
     """A recipe file of a tiny CPU comparison (``optimizers``: YAML flow items, e.g. ``adam`` or
     ``{name: sgd, lr: 0.1}``)."""
     opts = "\n".join(f"  - {o}" for o in optimizers)
     budget = budget or f"{{steps: {steps}, batch_size: 32, eval_every: {steps}}}"
-    path = folder / f"{name.replace('/', '_').strip('.') or 'r'}.yaml"
+    path = folder / (file or f"{name.replace('/', '_').strip('.') or 'r'}.yaml")
     path.write_text(
         f"name: {json.dumps(name)}\nmodel: {{name: {model}}}\ndataset: {dataset}\nbudget: {budget}\n"
         f"seeds: {seeds}\ndevice: cpu\n{extra}optimizers:\n{opts}\n"

@@ -109,7 +109,7 @@ def _candidates(device: torch.device) -> tuple[dict[str, Callable], dict[str, st
 
     try:
         if device.type == "cpu":
-            _fused._load_cpu_kernel()
+            _fused.load_cpu_kernel()
         else:
             import triton  # noqa: F401
         cands["adacli AdaBelief fused"] = _adacli("fused")

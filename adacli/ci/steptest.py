@@ -535,9 +535,10 @@ def fused_status(mode: FusedMode = "auto") -> tuple[Status | None, str]:
     try:
         from adacli.optim import _fused
 
-        if _fused.cpu_kernel_available():
+        problem = _fused.cpu_kernel_problem()
+        if problem is None:
             return None, "CPU kernel built"
-        reason = getattr(_fused, "_lib_error", None) or "the CPU kernel is not available"
+        reason = problem
     except Exception as e:  # an import or build problem of the fused path is a finding, not a crash
         reason = f"{type(e).__name__}: {_one_line(e)}"
     reason = _one_line(Exception(reason))

@@ -27,7 +27,7 @@ optimizers:
   - {name: sgd, lr: 0.05, momentum: 0.9, label: sgd-m}
 """
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def _write(tmp_path: Path, text: str) -> str:

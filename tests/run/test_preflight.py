@@ -188,7 +188,7 @@ def test_preflight_leaves_the_random_state_alone(tmp_path):
 
 
 def test_users_own_optimizer_is_built_not_stepped(tmp_path, monkeypatch):
-    tests = str(Path(__file__).parent)
+    tests = str(Path(__file__).resolve().parents[1] / "fixtures")
     monkeypatch.syspath_prepend(tests)
     body = MODEL_DATA.format(model="test_resnet", size=8).replace(
         "[adabelief]", "[adabelief, {name: 'compare_user_optim:InterruptingSGD'}]"

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from adacli.cli import app
 
 runner = CliRunner()
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 GOOD = """\
 name: tiny

@@ -8,18 +8,15 @@ import json
 import math
 from pathlib import Path
 
+import helpers
 import pytest
 import torch
-from typer.testing import CliRunner
+from helpers import invoke
 
-from adacli.cli import app
 from adacli.errors import InputError
 from adacli.recipe import Recipe, load_recipe
 from adacli.results import EvalPoint, TrialResult
 from adacli.run.sweep import expand, log_range, select
-
-DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -38,19 +35,9 @@ def recipe_of(optimizers: list[dict], **extra) -> Recipe:
 
 
 def write_recipe(tmp_path: Path, optimizers: list[str], *, seeds=2, extra="", steps=6) -> Path:
-    opts = "\n".join(f"  - {o}" for o in optimizers)
-    text = (
-        f"name: sw\nmodel: {{name: test_resnet}}\ndataset: {DATASET}\n"
-        f"budget: {{steps: {steps}, batch_size: 32, eval_every: 3}}\nseeds: {seeds}\ndevice: cpu\n"
-        f"{extra}optimizers:\n{opts}\n"
-    )
-    path = tmp_path / "sw.yaml"
-    path.write_text(text)
-    return path
+    budget = f"{{steps: {steps}, batch_size: 32, eval_every: 3}}"
+    return helpers.write_recipe(tmp_path, optimizers, name="sw", seeds=seeds, budget=budget, extra=extra)
 
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 # --- expansion -------------------------------------------------------------------------------------

@@ -460,7 +460,7 @@ def cli_env(tmp_path_factory):
 
     from adacli.cli import app
 
-    tests_dir = str(Path(__file__).parent)
+    tests_dir = str(Path(__file__).resolve().parents[1] / "fixtures")
     if tests_dir not in sys.path:
         sys.path.insert(0, tests_dir)
     threads = torch.get_num_threads()

@@ -12,47 +12,29 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
+import helpers
 import pytest
 import torch
-from typer.testing import CliRunner
+from helpers import invoke
 
-from adacli.cli import app
 from adacli.errors import InputError
 from adacli.recipe import Recipe
 from adacli.run.plan import build_plan, resolve_configs
 
-TESTS = Path(__file__).parent
-REPO = TESTS.parent
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
 
-DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-def write_recipe(
-    tmp_path: Path,
-    optimizers: list[str],
-    *,
-    name="tiny",
-    budget="{steps: 6, batch_size: 32, eval_every: 3}",
-    seeds=2,
-    extra="",
-) -> Path:
-    opts = "\n".join(f"  - {o}" for o in optimizers)
-    text = (
-        f"name: {name}\nmodel: {{name: test_resnet}}\ndataset: {DATASET}\nbudget: {budget}\n"
-        f"seeds: {seeds}\ndevice: cpu\n{extra}optimizers:\n{opts}\n"
-    )
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return path
+#: a tiny comparison: 2 seeds x 6 steps of test_resnet on synthetic 8 px images
+write_recipe = partial(helpers.write_recipe, seeds=2, budget="{steps: 6, batch_size: 32, eval_every: 3}")
 
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def test_compare_end_to_end(tmp_path):
@@ -139,7 +121,7 @@ def test_divergence_is_a_result_json_output_and_default_run_folder(tmp_path, mon
 def test_ctrl_c_keeps_finished_trials_exit_130(tmp_path, monkeypatch):
     """A KeyboardInterrupt in the second trial (raised by a user's optimizer, as Ctrl-C would be):
     exit 130, the first trial is saved, results.json says interrupted."""
-    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(FIXTURES))
     recipe = write_recipe(tmp_path, ["{name: adam}", '{name: "compare_user_optim:InterruptingSGD"}'], seeds=1)
     out = tmp_path / "run"
     res = invoke("compare", str(recipe), "--out", str(out))
@@ -192,7 +174,7 @@ def test_real_sigint_in_a_subprocess(tmp_path, sig, code):
 def test_user_optimizer_crash_fails_its_trial_only(tmp_path, monkeypatch):
     """A trial that raises is recorded (the others go on, everything is saved), and the run exits 1 with
     the error on one line: a failure of the optimizer, not a result."""
-    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(FIXTURES))
     recipe = write_recipe(tmp_path, ['{name: "compare_user_optim:CrashingSGD"}', "{name: adam}"], seeds=2)
     out = tmp_path / "run"
     res = invoke("compare", str(recipe), "--out", str(out), "--steps", "4", "--seeds", "1", "--threads", "2")

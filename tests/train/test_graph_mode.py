@@ -16,29 +16,15 @@ from typer.testing import CliRunner
 from adacli import AdaBelief
 from adacli.cli import app
 from adacli.optim.registry import resolve_optimizer
-from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec, ScheduleSpec, recipe_schema
+from adacli.recipe import BudgetSpec, ModelSpec, ScheduleSpec, recipe_schema
 from adacli.train import graph as graph_mod
-from adacli.train.data import load_data
 from adacli.train.graph import graph_problem, make_capturable
-from adacli.train.trial import TrialConfig, initial_model, run_trial
+from adacli.train.trial import TrialConfig, run_trial
 
 CUDA = torch.device("cuda")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-
-
-@pytest.fixture(scope="module")
-def data():
-    spec = DatasetSpec(
-        name="synthetic", image_size=8, num_classes=4, channels=1, train_size=256, test_size=64
-    )
-    return load_data(spec)
-
-
-@pytest.fixture(scope="module")
-def model0(data):
-    return initial_model(ModelSpec(name="test_resnet"), data, seed=0)
 
 
 class UserAdam(torch.optim.Adam):

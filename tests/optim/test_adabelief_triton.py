@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent(
             hyper = Hyper(amsgrad=ams, beta1=0.9, beta2=0.999, lr=1e-2, weight_decay=wd, eps=1e-16,
                           weight_decouple=dec, fixed_decay=False, rectify=rect, degenerated_to_sgd=sgd,
                           maximize=maxi)
-            scalars, flags = _fused._scalars(step, hyper)
+            scalars, flags = _fused.kernel_scalars(step, hyper)
             modes.add((flags >> 4) & 3)
             run_triton(P, G, M, V, VM, scalars=scalars, flags=flags)
             # the capturable variant: the step and lr as tensors, the scalars computed by tensor ops
@@ -73,7 +73,7 @@ SCRIPT = textwrap.dedent(
                   weight_decouple=True, fixed_decay=False, rectify=True, degenerated_to_sgd=True,
                   maximize=False)
     assert _fused.flat_layout([P[0], G[0], M[0], V[0]]) and not P[0].is_contiguous()
-    scalars, flags = _fused._scalars(1.0, hyper)
+    scalars, flags = _fused.kernel_scalars(1.0, hyper)
     run_triton(P, G, M, V, [], scalars=scalars, flags=flags)
     _single_tensor_adabelief(ref[0], G, ref[1], ref[2], [], [torch.tensor(0.0)], hyper)
     for a, b in zip((P[0], M[0], V[0]), (r[0] for r in ref)):

@@ -16,9 +16,8 @@ import torch
 
 from adacli.errors import InputError
 from adacli.optim.registry import resolve_optimizer
-from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec, ScheduleSpec
+from adacli.recipe import BudgetSpec, ModelSpec, ScheduleSpec
 from adacli.train import trial as trial_mod
-from adacli.train.data import load_data
 from adacli.train.schedule import lr_factor
 from adacli.train.step import cpu_precision_guard, resolve_device
 from adacli.train.trial import (
@@ -29,23 +28,10 @@ from adacli.train.trial import (
     state_fingerprint,
 )
 
-TESTS = Path(__file__).parent
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-
-
-@pytest.fixture(scope="module")
-def data():
-    spec = DatasetSpec(
-        name="synthetic", image_size=8, num_classes=4, channels=1, train_size=256, test_size=64
-    )
-    return load_data(spec)
-
-
-@pytest.fixture(scope="module")
-def model0(data):
-    return initial_model(ModelSpec(name="test_resnet"), data, seed=0)
 
 
 def cfg(**budget) -> TrialConfig:
@@ -145,14 +131,14 @@ def test_divergence_stops_the_trial_with_a_result(data, model0):
 
 
 def test_user_optimizer_crash_is_a_failed_trial(data, model0, monkeypatch):
-    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(FIXTURES))
     r = run_trial(model0, data, resolve_optimizer("compare_user_optim:CrashingSGD"), cfg(steps=6), seed=0)
     assert r.status == "failed" and "RuntimeError: user optimizer bug" in r.error
     assert r.steps_done == 2 and r.optimizer_class == "compare_user_optim.CrashingSGD"
 
 
 def test_keyboard_interrupt_propagates(data, model0, monkeypatch):
-    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(FIXTURES))
     with pytest.raises(KeyboardInterrupt):
         run_trial(model0, data, resolve_optimizer("compare_user_optim:InterruptingSGD"), cfg(steps=3), seed=0)
 
@@ -172,7 +158,7 @@ def test_lr_factor_shapes():
 
 
 def test_schedule_is_applied_to_the_optimizer(data, model0, monkeypatch):
-    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(FIXTURES))
     from compare_user_optim import LrRecordingSGD
 
     LrRecordingSGD.seen.clear()
@@ -190,7 +176,7 @@ def test_schedule_is_applied_to_the_optimizer(data, model0, monkeypatch):
 def test_schedule_on_a_seconds_budget_follows_the_training_clock(data, model0, monkeypatch):
     """On a time budget the schedule's progress is the training clock over the budget: each step's lr
     lies between the values at the clock readings (``times``) of the two steps before it."""
-    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(FIXTURES))
     from compare_user_optim import LrRecordingSGD
 
     LrRecordingSGD.seen.clear()

@@ -1,6 +1,6 @@
 """Tests of ``adacli step-test``: it passes sound optimizers and catches broken ones, by name of the check.
 
-The broken optimizers (tests/broken_optimizers.py) are loaded by import path exactly as a user's own
+The broken optimizers (tests/fixtures/broken_optimizers.py) are loaded by import path exactly as a user's own
 would be; every verdict here comes from really running them on the problems.
 """
 
@@ -229,13 +229,13 @@ def test_path_check_fails_when_one_path_drifts(monkeypatch: pytest.MonkeyPatch) 
     """The foreach path's update off by one part in 10^6 (single and golden untouched): foreach fails."""
     import adacli.optim.adabelief as mod
 
-    original = mod._foreach_update
+    original = mod.foreach_update
 
     def drifted(*args, **kwargs):
         kwargs["hyper"] = dataclasses.replace(kwargs["hyper"], lr=kwargs["hyper"].lr * (1 + 1e-6))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(mod, "_foreach_update", drifted)
+    monkeypatch.setattr(mod, "foreach_update", drifted)
     plan = steptest.plan_step_test(["adabelief"])
     foreach, fused = steptest.paths_checks(plan.subjects[0], ("skip", "not needed here"))
     assert foreach.status == "fail" and fused.status == "skip"
@@ -246,7 +246,7 @@ def test_committed_golden_file_is_what_the_official_package_produces() -> None:
     pytest.importorskip("adabelief_pytorch")
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "make_golden.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "make_golden.py"
     spec = importlib.util.spec_from_file_location("make_golden", path)
     assert spec is not None and spec.loader is not None
     make_golden = importlib.util.module_from_spec(spec)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from adacli.cli import app, docgen
 from adacli.recipe import recipe_schema
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QUICK_START = (
     "```bash\n"
     "pip install -e . && adacli compare recipes/quickstart.yaml\n"

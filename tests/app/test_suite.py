@@ -17,18 +17,13 @@ import pytest
 import torch
 
 # the real local Ray cluster of the executor tests (started with `ray start --head`, 127.0.0.1)
-from test_executors import env, ray_cluster  # noqa: F401
-from typer.testing import CliRunner
+from helpers import invoke
 
 from adacli.analysis import suite_stats
-from adacli.cli import app
 
 INF = math.inf
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
 
 
 # --- aggregation on hand-computed cases ------------------------------------------------------------------

@@ -10,46 +10,30 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
+import helpers
 import pytest
-from typer.testing import CliRunner
+from helpers import invoke, one_line
 
-from adacli.cli import app
-
-TESTS = Path(__file__).parent
-ADACLI = TESTS.parent / "adacli"
-DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PIPELINE_MODULES = ("run.plan", "run.loop", "run.save", "run.folder", "run.interrupts", "run.pipeline")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-def write_recipe(folder: Path, optimizers: list[str], *, name="pl", seeds=1, steps=4, model="test_resnet"):
-    opts = "\n".join(f"  - {o}" for o in optimizers)
-    path = folder / f"{name.replace('/', '_').strip('.') or 'r'}.yaml"
-    path.write_text(
-        f"name: {json.dumps(name)}\nmodel: {{name: {model}}}\ndataset: {DATASET}\n"
-        f"budget: {{steps: {steps}, batch_size: 32, eval_every: {steps}}}\nseeds: {seeds}\ndevice: cpu\n"
-        f"optimizers:\n{opts}\n"
-    )
-    return path
+write_recipe = partial(helpers.write_recipe, name="pl", seeds=1, steps=4)
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 # --- exit codes ---------------------------------------------------------------------------------------
 
 
 def test_every_trial_failing_the_same_way_is_exit_1_with_one_line(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(FIXTURES))
     path = write_recipe(tmp_path, ['{name: "compare_user_optim:CrashingSGD"}'], seeds=2)
     out = tmp_path / "run"
     res = invoke("compare", str(path), "--out", str(out))
@@ -73,7 +57,7 @@ def test_ctrl_c_outside_compare_exits_130_through_main(monkeypatch):
     so it lands mid-command): the console script exits 130."""
     from adacli import cli
 
-    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(FIXTURES))
     monkeypatch.setattr(sys, "argv", ["adacli", "step-test", "-o", "compare_user_optim:CtrlCSGD"])
     with pytest.raises(SystemExit) as e:
         cli.main()
@@ -158,7 +142,7 @@ def test_a_run_name_cannot_lead_outside_the_runs_folder(tmp_path, name):
 def test_resume_reruns_truncated_failed_and_interrupted_trials_and_reports_damage(tmp_path, monkeypatch):
     """A folder as a crash leaves it: results.json cut short, one trial file cut short, one failed, one
     interrupted, one intact. Resume warns in one line, reruns three trials, reuses one."""
-    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(FIXTURES))
     path = write_recipe(tmp_path, ["{name: adam}", "{name: sgd}"], seeds=2)
     out = tmp_path / "run"
     assert invoke("compare", str(path), "--out", str(out)).exit_code == 0

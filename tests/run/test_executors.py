@@ -9,74 +9,26 @@ trial, so float reductions happen in the same order everywhere (``--threads 1``)
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from executor_fixtures import write_recipe
+from helpers import invoke
 
-from adacli.cli import app
 from adacli.recipe import load_recipe
 from adacli.run import keys, store
 from adacli.run.executors import ProgressEvent
 from adacli.run.pipeline import run_recipe
 
-TESTS = Path(__file__).parent
-DATASET = "{name: synthetic, image_size: 8, num_classes: 4, channels: 1, train_size: 256, test_size: 64}"
-HEAD_FLAGS = ("--include-dashboard", "false", "--disable-usage-stats")
-SWEEP_OPTS = ["{name: adam, lr: [1.0e-3, 1.0e-2]}", '{name: "sweep_user_optim:DyingSGD", lr: [0.02, 0.1]}']
-
-
-def write_recipe(
-    folder: Path, optimizers: list[str], *, seeds=2, budget="{steps: 6, batch_size: 32, eval_every: 3}"
-):
-    opts = "\n".join(f"  - {o}" for o in optimizers)
-    path = folder / "r.yaml"
-    path.write_text(
-        f"name: ex\nmodel: {{name: test_resnet}}\ndataset: {DATASET}\nbudget: {budget}\n"
-        f"seeds: {seeds}\ndevice: cpu\noptimizers:\n{opts}\n"
-    )
-    return path
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """tests/ importable here and in workers (spawn copies sys.path; Ray workers read PYTHONPATH), the
-    kill marker present (DyingSGD only dies when a test removes it), one torch thread."""
-    folder = tmp_path_factory.mktemp("executors")
-    marker = folder / "kill-marker"
-    marker.write_text("present: nobody dies")
-    saved = {
-        k: os.environ.get(k) for k in ("PYTHONPATH", "ADACLI_TEST_KILL_MARKER", "ADACLI_TEST_COUNT_FILE")
-    }
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), *filter(None, [saved["PYTHONPATH"]])])
-    os.environ["ADACLI_TEST_KILL_MARKER"] = str(marker)
-    sys.path.insert(0, str(TESTS))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield {"folder": folder, "marker": marker, "recipe": write_recipe(folder, SWEEP_OPTS)}
-    torch.set_num_threads(threads)
-    sys.path.remove(str(TESTS))
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -153,90 +105,6 @@ class Recorder:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
-
-
-def machine_ip() -> str | None:
-    """This machine's network (non-loopback) address, if it has one (a UDP connect sends nothing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.1", 9))
-        except OSError:
-            return None
-        ip = s.getsockname()[0]
-    return None if ip.startswith("127.") or ip == "0.0.0.0" else ip
-
-
-def refused(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return False
-    except OSError:
-        return True
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(env):
-    """A real local Ray cluster, started as a user would (`ray start --head --block`, 2 CPUs) and stopped
-    by terminating that command; the run joins it through ``--ray-address``.
-
-    It listens on 127.0.0.1 only (``--node-ip-address 127.0.0.1`` with Ray's cluster mode off, which
-    otherwise swaps a loopback address for the machine's network address, here and in the driver) and
-    keeps its files, the cluster record ``ray_current_cluster`` included, in a temp folder of its own
-    that is removed afterwards: nothing is left for a later ``ray.init()`` to join."""
-    ray = pytest.importorskip("ray")
-    constants = importlib.import_module("ray._private.ray_constants")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    temp_dir = tempfile.mkdtemp(prefix="adacli-ray-")  # short: Ray's socket paths must fit 107 bytes
-    os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray >= 2.52 would want a token shared by head and driver
-    head_env = {**os.environ, constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}
-    saved_flag, constants.ENABLE_RAY_CLUSTER = constants.ENABLE_RAY_CLUSTER, False
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    loopback = ["--node-ip-address", "127.0.0.1", "--temp-dir", temp_dir]
-    head = subprocess.Popen(
-        [
-            ray_cli,
-            "start",
-            "--head",
-            "--block",
-            "--port",
-            str(port),
-            "--num-cpus",
-            "2",
-            *loopback,
-            *HEAD_FLAGS,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env=head_env,
-    )
-    try:
-        seen = []
-        for line in head.stdout:  # type: ignore[union-attr]
-            seen.append(line)
-            if "Ray runtime started" in line:
-                break
-        else:
-            pytest.fail("ray start --head did not start:\n" + "".join(seen[-20:]))
-        ip = machine_ip()
-        assert ip is None or refused(ip, port), f"the Ray head listens on {ip}, not only on 127.0.0.1"
-        yield f"127.0.0.1:{port}"
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        head.terminate()
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=10)
-        constants.ENABLE_RAY_CLUSTER = saved_flag
-        os.environ.pop("RAY_AUTH_MODE", None)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        assert not Path(temp_dir).exists()
 
 
 def test_ray_equals_serial_with_progress_streamed_back(env, serial, ray_cluster):
@@ -383,12 +251,8 @@ def test_trial_keys_are_content_hashes():
     base = dict(optimizer="adam", optimizer_class="torch.optim.adam.Adam", seed=0, device_type="cpu")
     slice_ = {"model": {"name": "m"}, "dataset": {"name": "d"}, "budget": {"steps": 5}, "precision": "fp32"}
     v = {"adacli": "0.1.0", "torch": "2.0"}
-    k = keys.trial_key(
-        slice_, hparams={"lr": 0.01, "betas": (0.9, 0.999), "wd": 0}, versions_=v, **base
-    )
-    same = keys.trial_key(
-        slice_, hparams={"wd": 0.0, "betas": [0.9, 0.999], "lr": 1e-2}, versions_=v, **base
-    )
+    k = keys.trial_key(slice_, hparams={"lr": 0.01, "betas": (0.9, 0.999), "wd": 0}, versions_=v, **base)
+    same = keys.trial_key(slice_, hparams={"wd": 0.0, "betas": [0.9, 0.999], "lr": 1e-2}, versions_=v, **base)
     assert k == same
     assert k != keys.trial_key(
         slice_, hparams={"lr": 0.02, "betas": (0.9, 0.999), "wd": 0}, versions_=v, **base
