@@ -17,7 +17,7 @@ Then, unless ``--no-share``, **the share of a whole trial that is not training s
 trials of a recipe (default ``recipes/quickstart.yaml``, its budget, evaluations and final validation
 pass) run as a worker runs them (``TrialRunner.run``), each saved as ``adacli compare`` saves it (the
 trial's JSON file). Per trial, the wall time of run + save against its training clock; the rest is split
-into evaluation (every ``adacli.trial.evaluate`` call), the seed's model build (``initial_model``),
+into evaluation (every ``evaluate`` call), the seed's model build (``initial_model``),
 saving, and other (copying the model, the warm-up step, building the optimizer, recording). The worker's
 one-off start (imports, loading the data) is the pool's cost, measured by ``bench_pool.py``.
 Target: non-training time <= 10 % of a quickstart trial.
@@ -48,20 +48,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-import adacli.trial
-from adacli.data import load_data
+import adacli.train.step
+import adacli.train.trial
 from adacli.optim.registry import resolve_optimizer
 from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec
-from adacli.trial import (
-    GRAPH_WARMUP_STEPS,
-    TrialConfig,
-    evaluate,
-    graph_problem,
-    initial_model,
-    make_capturable,
-    resolve_device,
-    run_trial,
-)
+from adacli.train.data import load_data
+from adacli.train.graph import GRAPH_WARMUP_STEPS, graph_problem, make_capturable
+from adacli.train.step import evaluate, resolve_device
+from adacli.train.trial import TrialConfig, initial_model, run_trial
 
 
 def _sync(device: torch.device) -> None:
@@ -172,10 +166,10 @@ def _timing(module, name: str, spent: dict[str, float], key: str):
 
 def trial_share(recipe_path: str, threads: int | None) -> dict:
     """Non-training time of the first seed's trials of ``recipe_path``, run and saved as a run does."""
-    from adacli import report
-    from adacli.executors import TrialRunner, WorkerSetup
-    from adacli.plan import build_plan
     from adacli.recipe import load_recipe
+    from adacli.run import store
+    from adacli.run.executors import TrialRunner, WorkerSetup
+    from adacli.run.plan import build_plan
 
     recipe = load_recipe(recipe_path)
     plan = build_plan(recipe, resolve_device(recipe.device))
@@ -186,13 +180,14 @@ def trial_share(recipe_path: str, threads: int | None) -> dict:
         for task in tasks:
             spent = {"evaluation": 0.0, "model build": 0.0}
             with (
-                _timing(adacli.trial, "evaluate", spent, "evaluation"),
-                _timing(adacli.trial, "initial_model", spent, "model build"),
+                _timing(adacli.train.step, "evaluate", spent, "evaluation"),  # the runner's val pass
+                _timing(adacli.train.trial, "evaluate", spent, "evaluation"),  # the trial's evaluations
+                _timing(adacli.train.trial, "initial_model", spent, "model build"),
             ):
                 t0 = time.perf_counter()
                 res = runner.run(task)
                 t1 = time.perf_counter()
-            report.write_json(Path(tmp) / f"{task.index:03d}.json", res.to_dict())
+            store.write_trial(Path(tmp) / f"{task.index:03d}.json", res)
             t2 = time.perf_counter()
             assert res.status == "ok", (res.status, res.error)
             spent["saving"] = t2 - t1
