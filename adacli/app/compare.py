@@ -102,9 +102,12 @@ def prepare(request: CompareRequest, ui: CompareUI) -> _Prepared:
     from adacli.recipe import load_recipe
 
     recipe = load_recipe(request.recipe_file)  # before torch is imported: a bad recipe fails fast
+    recipe = recipe.with_overrides(device=request.device, seeds=request.seeds, steps=request.steps)
+    from adacli.run.pipeline import warm_up_workers
+
+    warm_up_workers([recipe], request.executor)  # the workers' imports overlap ours and the checks
     from adacli.run.preflight import check_environment, preflight
 
-    recipe = recipe.with_overrides(device=request.device, seeds=request.seeds, steps=request.steps)
     check_environment(recipe, request.recipe_file)
     recipe = with_reference(recipe, request.reference)
     base = _baseline_for(request, recipe)

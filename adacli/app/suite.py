@@ -140,17 +140,60 @@ def _judge(run: WorkloadRun, baseline: Any, path: str) -> Any:
     return judge
 
 
-def _run_one(run: WorkloadRun, resume: bool, progress: Any, scale: dict[str, Any], judge: Any) -> None:
-    """One workload through the run pipeline; a folder with trials in it is resumed."""
+@dataclass
+class _SuiteRun:
+    """What every workload of one suite run shares: the folders, the display and one executor."""
+
+    suite: Suite
+    suite_dir: Path
+    runs: list[WorkloadRun]
+    ui: SuiteUI | None
+    resume: bool
+    scale: dict[str, Any]  # run_recipe's executor options
+    pool: Any = None  # the executor every workload runs on (adacli.run.pipeline.open_executor)
+
+
+def _run_one(ctx: _SuiteRun, run: WorkloadRun, progress: Any, judge: Any) -> None:
+    """One workload through the run pipeline, on the suite's executor; a folder with trials in it is
+    resumed."""
     from adacli.run import pipeline
 
     w = run.workload
     started = (run.run_dir / store.RESULTS_FILE).is_file() or (run.run_dir / store.TRIALS_DIR).is_dir()
-    where = {"resume": run.run_dir} if resume and started else {"out_dir": run.run_dir}
+    where = {"resume": run.run_dir} if ctx.resume and started else {"out_dir": run.run_dir}
     run.outcome = pipeline.run_recipe(
-        w.recipe, recipe_path=w.recipe_path, progress=progress, judge=judge, **where, **scale
+        w.recipe,
+        recipe_path=w.recipe_path,
+        progress=progress,
+        judge=judge,
+        pool=ctx.pool,
+        **where,
+        **ctx.scale,
     )
     run.status = run.outcome.status
+
+
+def _run_workload(ctx: _SuiteRun, i: int, judge: Any) -> None:
+    """Workload ``i`` with its progress display; an interrupt or error saves the suite so far."""
+    from adacli.run.pipeline import RunInterrupted
+
+    run, runs = ctx.runs[i], ctx.runs
+    try:
+        shown = (
+            ctx.ui.workload(i, len(runs), run.workload) if ctx.ui is not None else contextlib.nullcontext()
+        )
+        with shown as progress:
+            _run_one(ctx, run, progress, judge)
+    except RunInterrupted as e:
+        run.outcome, run.status = e.outcome, "interrupted"
+        outcome = save_suite(ctx.suite, ctx.suite_dir, runs, "interrupted")
+        raise SuiteInterrupted(outcome, e.exit_code) from None
+    except BaseException:
+        if any(r.status == "complete" for r in runs):
+            save_suite(ctx.suite, ctx.suite_dir, runs, "interrupted")
+        raise
+    if ctx.ui is not None:
+        ctx.ui.workload_done(run)
 
 
 def run_suite(
@@ -165,26 +208,25 @@ def run_suite(
 ) -> SuiteOutcome:
     """Run every workload (``scale``: run_recipe's executor/jobs/threads/ray options), then aggregate;
     with ``baselines`` (workload -> baseline) each workload is judged as it is saved. Ctrl-C saves what
-    finished (suite results.json over the complete workloads) and raises :class:`SuiteInterrupted`."""
-    from adacli.run.pipeline import RunInterrupted
+    finished (suite results.json over the complete workloads) and raises :class:`SuiteInterrupted`.
+
+    Every workload runs on one executor (:func:`adacli.run.pipeline.open_executor`): local workers start
+    once and serve every workload; a local Ray instance is started once.
+    """
+    from adacli.run.pipeline import open_executor
 
     suite_dir = _suite_dir(suite, out_dir, resume)
     runs = [WorkloadRun(w, suite_dir / w.name) for w in suite.workloads]
-    for i, run in enumerate(runs):
-        judge = _judge(run, baselines[run.workload.name], baseline_path) if baselines else None
-        try:
-            shown = ui.workload(i, len(runs), run.workload) if ui is not None else contextlib.nullcontext()
-            with shown as progress:
-                _run_one(run, resume is not None, progress, scale, judge)
-        except RunInterrupted as e:
-            run.outcome, run.status = e.outcome, "interrupted"
-            raise SuiteInterrupted(save_suite(suite, suite_dir, runs, "interrupted"), e.exit_code) from None
-        except BaseException:
-            if any(r.status == "complete" for r in runs):
-                save_suite(suite, suite_dir, runs, "interrupted")
-            raise
-        if ui is not None:
-            ui.workload_done(run)
+    ctx = _SuiteRun(suite, suite_dir, runs, ui, resume is not None, scale)
+    ctx.pool = open_executor([w.recipe for w in suite.workloads], **scale)
+    try:
+        for i, run in enumerate(runs):
+            judge = _judge(run, baselines[run.workload.name], baseline_path) if baselines else None
+            _run_workload(ctx, i, judge)
+    finally:
+        if ctx.pool is not None:
+            with contextlib.suppress(Exception):
+                ctx.pool.close()
     return save_suite(suite, suite_dir, runs, "complete")
 
 
@@ -243,11 +285,14 @@ def _check(request: SuiteRequest, ui: SuiteUI) -> tuple[Suite, dict[str, Any] | 
     """Read and check the suite before training (InputError, exit 2): every workload's preflight, the
     baselines."""
     from adacli.recipe.suite import load_suite
-    from adacli.run.preflight import check_suite
+    from adacli.run.pipeline import warm_up_workers
 
     suite = load_suite(request.suite_file).with_overrides(
         device=request.device, seeds=request.seeds, steps=request.steps
     )
+    warm_up_workers([w.recipe for w in suite.workloads], request.executor)  # overlaps the checks
+    from adacli.run.preflight import check_suite
+
     for warning in check_suite(suite):
         ui.warning(warning)
     if request.baseline is None:

@@ -92,12 +92,20 @@ class TerminalUI:
 # --- options shared by compare and suite (the executor of the pipeline) ------------------------------
 
 JobsOption = Annotated[
-    int, typer.Option("--jobs", "-j", help="run N trials at once in local worker processes")
+    int | None,
+    typer.Option(
+        "--jobs",
+        "-j",
+        help="run up to N trials at once in local worker processes [CPU: one per core, at most one per "
+        "trial; GPU: 1]",
+    ),
 ]
 ExecutorOption = Annotated[
     str | None,
     typer.Option(
-        "--executor", metavar="serial|local|ray", help="where trials run [serial; local with --jobs N]"
+        "--executor",
+        metavar="serial|local|ray",
+        help="where trials run [CPU: local workers (serial for one trial or one core); GPU: serial]",
     ),
 ]
 RayAddressOption = Annotated[
@@ -111,7 +119,9 @@ GpusOption = Annotated[
 ThreadsOption = Annotated[
     int | None,
     typer.Option(
-        "--threads", help="torch threads per trial [serial: all; local: cores/jobs; ray: CPUs/trial]"
+        "--threads",
+        help="torch threads per trial [CPU: 1; GPU: torch's; ray: CPUs/trial]; more than 1 may change the "
+        "numbers (float sums in another order)",
     ),
 ]
 DeviceOption = Annotated[

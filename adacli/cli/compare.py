@@ -49,7 +49,7 @@ def compare_cmd(
     markdown: str | None = typer.Option(
         None, "--markdown", metavar="FILE", help="write the verdict (and the gate's) as GitHub Markdown"
     ),
-    jobs: JobsOption = 1,
+    jobs: JobsOption = None,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
     cpus_per_trial: CpusOption = 1.0,

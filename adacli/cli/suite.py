@@ -75,7 +75,7 @@ def suite_cmd(
         None, "--baseline", metavar="FILE", help="judge each workload against FILE; exit 1 on a regression"
     ),
     junit_xml: JunitOption = None,
-    jobs: JobsOption = 1,
+    jobs: JobsOption = None,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
     cpus_per_trial: CpusOption = 1.0,

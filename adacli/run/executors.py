@@ -347,10 +347,15 @@ class SerialExecutor:
             torch.set_num_threads(self._threads_before)
             self._threads_before = None
 
-    def describe(self) -> dict[str, Any]:
+    @property
+    def trial_threads(self) -> int:
+        """The torch threads each trial runs with."""
         import torch
 
-        return {"kind": "serial", "jobs": 1, "threads": self.setup.threads or torch.get_num_threads()}
+        return self.setup.threads or torch.get_num_threads()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "serial", "jobs": 1, "threads": self.trial_threads}
 
 
 # --- local worker processes ------------------------------------------------------------------------
@@ -406,6 +411,12 @@ def _set_threads(threads: int | None) -> None:
             torch.set_num_interop_threads(1)
 
 
+def _device_of(worker: WorkerSetup, task: WorkerSetup) -> str:
+    """Where a worker runs a task: its own device (its GPU of the round-robin) for a recipe that says
+    ``auto`` or ``cuda``, else the device the recipe names (``cpu``, ``cuda:1``)."""
+    return worker.device if task.device in ("auto", "cuda") else task.device
+
+
 def _worker_main(setup: WorkerSetup, tasks: Any, events: Any, env: dict[str, str]) -> None:
     """A local worker: load ``setup``'s runner, then run ``(setup, task)`` pairs until ``None`` arrives."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
@@ -426,7 +437,9 @@ def _worker_main(setup: WorkerSetup, tasks: Any, events: Any, env: dict[str, str
             return
         task_setup, task = item
         try:
-            runner = cache.runner(WorkerSetup(task_setup.recipe, task_setup.device, setup.threads, w))
+            runner = cache.runner(
+                WorkerSetup(task_setup.recipe, _device_of(setup, task_setup), setup.threads, w)
+            )
         except BaseException as e:
             events.put(("fatal", w, f"{type(e).__name__}: {e}".splitlines()[0][:500]))
             return
@@ -532,9 +545,12 @@ class LocalExecutor:
             self._ctx = mp.get_context(self.start_method)
             self._events = self._ctx.Queue()
 
-    def use(self, setup: WorkerSetup) -> None:
-        """Tasks submitted from now on run with ``setup`` (another recipe: a suite's next workload)."""
+    def use(self, setup: WorkerSetup, data: Any = None) -> None:
+        """Tasks submitted from now on run with ``setup`` (another recipe: a suite's next workload); the
+        workers load its data themselves (``data`` is for the serial executor). Worker deaths are counted
+        per run."""
         self.setup = setup
+        self.deaths = []
 
     def _spawn(self, slot: int) -> _Worker:
         name = f"w{slot}"
@@ -552,6 +568,11 @@ class LocalExecutor:
     @property
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w is not None]
+
+    @property
+    def trial_threads(self) -> int:
+        """The torch threads each trial runs with."""
+        return self.threads
 
     @property
     def started(self) -> int:
@@ -808,8 +829,11 @@ class RayExecutor:
         self.cluster: dict[str, Any] = {}
 
     def start(self, on_progress: ProgressFn) -> None:
+        """Join or start Ray and size the slots; again (a suite's next workload): a new progress sink."""
         ray = self.ray
         self._on_progress = on_progress
+        if self._remote is not None:
+            return
         if not ray.is_initialized():
             self._connect()
             self._owns = True
@@ -836,8 +860,9 @@ class RayExecutor:
         self.use(self.setup)
         self._remote = ray.remote(_ray_run).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=1)
 
-    def use(self, setup: WorkerSetup) -> None:
-        """Tasks submitted from now on run with ``setup`` (another recipe: a suite's next workload)."""
+    def use(self, setup: WorkerSetup, data: Any = None) -> None:
+        """Tasks submitted from now on run with ``setup`` (another recipe: a suite's next workload); Ray
+        workers load its data themselves."""
         self.setup = setup
         # a Ray task sees only the GPUs it was given (CUDA_VISIBLE_DEVICES), numbered from 0
         device = "cuda" if setup.device.startswith("cuda") else setup.device
@@ -859,6 +884,11 @@ class RayExecutor:
             if e.__cause__ is not None:  # e.g. the cluster's token authentication (Ray >= 2.52)
                 why += f" ({' '.join(str(e.__cause__).split())[:300]})"
             raise InputError(f"cannot start or reach Ray ({where}): {why}", field="--ray-address") from None
+
+    @property
+    def trial_threads(self) -> int:
+        """The torch threads each trial runs with."""
+        return self.threads
 
     def submit(self, task: TrialTask) -> None:
         ref = self._remote.remote(self._setup_ref, task, self._queue)
@@ -938,7 +968,7 @@ def make_executor(
     kind: str,
     setup: WorkerSetup,
     *,
-    jobs: int = 1,
+    jobs: int | None = 1,
     threads: int | None = None,
     ray_address: str | None = None,
     cpus_per_trial: float = 1.0,
@@ -946,7 +976,8 @@ def make_executor(
     data: Any = None,
 ) -> SerialExecutor | LocalExecutor | RayExecutor:
     """The executor for ``--executor KIND``; InputError for bad combinations. ``data``: the dataset
-    already loaded in this process (used by the serial executor; other executors load their own)."""
+    already loaded in this process (used by the serial executor; other executors load their own).
+    ``jobs``: local workers (default 1), or Ray's trials in flight (default: what the cluster fits)."""
     if kind not in EXECUTORS:
         from adacli.errors import closest
 
@@ -956,18 +987,18 @@ def make_executor(
             allowed=EXECUTORS,
             suggestion=closest(kind, EXECUTORS),
         )
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise InputError(f"must be >= 1 (got {jobs})", field="--jobs")
     if ray_address and kind != "ray":
         raise InputError("--ray-address needs --executor ray", field="--ray-address")
     if kind == "serial":
-        if jobs > 1:
+        if jobs is not None and jobs > 1:
             raise InputError(
                 "--executor serial runs one trial at a time; drop --jobs or use local", field="--jobs"
             )
         return SerialExecutor(WorkerSetup(setup.recipe, setup.device, threads, "main"), data)
     if kind == "local":
-        return LocalExecutor(setup, jobs, local_devices(setup.device, jobs), threads)
+        return LocalExecutor(setup, jobs or 1, local_devices(setup.device, jobs or 1), threads)
     if gpus_per_trial is None:
         import torch
 
@@ -980,7 +1011,7 @@ def make_executor(
         address=ray_address,
         cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial,
-        max_concurrent=jobs if jobs > 1 else None,
+        max_concurrent=jobs if jobs is not None and jobs > 1 else None,
         threads=threads,
     )
 

@@ -48,10 +48,13 @@ class RunInterrupted(Interrupted):
 
 @dataclass
 class ExecutorOptions:
-    """Where trials run (the CLI's ``--executor``, ``--jobs``, ``--threads``, ``--ray-address``, ...)."""
+    """Where trials run (the CLI's ``--executor``, ``--jobs``, ``--threads``, ``--ray-address``, ...).
 
-    executor: str = "serial"
-    jobs: int = 1
+    ``executor="auto"`` (no ``--executor``, no ``--jobs``) is the default: see :func:`choose_executor`.
+    """
+
+    executor: str = "auto"
+    jobs: int | None = None
     threads: int | None = None
     ray_address: str | None = None
     cpus_per_trial: float = 1.0
@@ -60,7 +63,7 @@ class ExecutorOptions:
 
 def executor_options(
     *,
-    jobs: int = 1,
+    jobs: int | None = None,
     executor: str | None = None,
     ray_address: str | None = None,
     cpus_per_trial: float = 1.0,
@@ -70,9 +73,9 @@ def executor_options(
     """The command line's --jobs/--executor/--ray-address/--threads/... as :func:`run_recipe`'s executor
     keyword arguments (bad combinations: InputError, exit 2, before any training)."""
     from adacli.errors import closest
-    from adacli.run.executors import EXECUTORS
+    from adacli.run.executors import EXECUTORS, check_jobs
 
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise InputError(f"must be >= 1 (got {jobs})", field="--jobs")
     if executor is not None and executor not in EXECUTORS:
         msg = f"unknown executor {executor!r}"
@@ -83,14 +86,90 @@ def executor_options(
         raise InputError("must be > 0 (GPUs: >= 0)", field="--cpus-per-trial/--gpus-per-trial")
     if ray_address and executor is None:
         executor = "ray"
+    if executor is None:
+        executor = "auto" if jobs is None else ("local" if jobs > 1 else "serial")
+    if executor == "serial" and jobs is not None and jobs > 1:
+        raise InputError(
+            "--executor serial runs one trial at a time; drop --jobs or use local", field="--jobs"
+        )
+    if executor == "local" and jobs is not None:
+        check_jobs(jobs)  # an absurd --jobs is refused before anything is checked or trained
     return {
-        "executor": executor or ("local" if jobs > 1 else "serial"),
+        "executor": executor,
         "jobs": jobs,
         "threads": threads,
         "ray_address": ray_address,
         "cpus_per_trial": cpus_per_trial,
         "gpus_per_trial": gpus_per_trial,
     }
+
+
+def choose_executor(opts: ExecutorOptions, trials: int, device: Any) -> ExecutorOptions:
+    """The executor a run uses, from the options and what it runs (``trials``, ``device``).
+
+    The default (``auto``) on the CPU runs ``min(cores, trials)`` one-thread workers, serially in this
+    process when that is one: every core busy, no two trials' OpenMP threads waiting for each other, and the
+    same numbers on any core count, since every trial runs one thread. On a GPU (or MPS) the default is
+    serial. ``--jobs``/``--threads``/``--executor`` override; local workers without ``--jobs`` are
+    ``min(cores, trials)`` too (one per visible GPU on CUDA). Serial and local trials on the CPU run one
+    torch thread unless ``--threads`` says otherwise.
+    """
+    from adacli.run.executors import cpu_cores, local_devices
+
+    cpu = device.type == "cpu"
+    kind, jobs = opts.executor, opts.jobs
+    if kind == "auto":
+        jobs = max(1, min(cpu_cores(), trials)) if cpu else 1
+        kind = "local" if jobs > 1 else "serial"
+    elif kind == "local" and jobs is None:
+        jobs = max(1, min(cpu_cores(), trials)) if cpu else len(local_devices(str(device), 1))
+    elif kind == "serial":
+        jobs = 1
+    threads = opts.threads
+    if threads is None and cpu and kind in ("serial", "local"):
+        threads = 1
+    return ExecutorOptions(kind, jobs, threads, opts.ray_address, opts.cpus_per_trial, opts.gpus_per_trial)
+
+
+def likely_trials(recipe: Recipe) -> int:
+    """How many trials a recipe asks for at least (optimizers x seeds; a sweep adds more): enough to
+    decide early whether local workers will run, before the plan (and torch) exist."""
+    return len(recipe.optimizers) * len(recipe.seed_list)
+
+
+def warm_up_workers(recipes: list[Recipe], options: dict[str, Any]) -> None:
+    """Start the local workers' forkserver now when these recipes will probably run on local workers, so
+    that its imports (torch, timm) overlap the caller's own and its checks (the preflight) instead of
+    delaying the first trial (see :func:`adacli.run.executors.prestart`). Decided without importing
+    torch: a recipe on ``cpu`` or ``auto`` (a GPU machine then serves it serially and the forkserver idles
+    until the run ends)."""
+    from adacli.run.executors import cpu_cores, prestart
+
+    opts = ExecutorOptions(**options) if options else ExecutorOptions()
+    if opts.executor == "local" or (
+        opts.executor == "auto"
+        and cpu_cores() > 1
+        and recipes
+        and max(likely_trials(r) for r in recipes) > 1
+        and all(r.device in ("cpu", "auto") for r in recipes)
+    ):
+        prestart()
+
+
+def open_executor(recipes: list[Recipe], **options: Any) -> Any:
+    """One executor for several recipes (a suite's workloads), for :func:`run_recipe`'s ``pool=``; the
+    caller closes it. The options are chosen for the largest of them (:func:`choose_executor`). None when
+    the recipes name different devices (each run then starts its own executor)."""
+    from adacli.train.step import resolve_device
+
+    if not recipes or len({r.device for r in recipes}) > 1:
+        return None
+    opts = ExecutorOptions(**options) if options else ExecutorOptions()
+    first = recipes[0]
+    chosen = choose_executor(opts, max(likely_trials(r) for r in recipes), resolve_device(first.device))
+    setup = WorkerSetup(recipe=first.model_dump(mode="json"), device=first.device, threads=chosen.threads)
+    kw = {k: v for k, v in vars(chosen).items() if k != "executor"}
+    return make_executor(chosen.executor, setup, **kw)
 
 
 @dataclass
@@ -106,13 +185,16 @@ class _Run:
     judge: Judge | None = None
     scheduler: Scheduler | None = None
     closed: bool = False
+    borrowed: bool = False  # a suite's executor: its owner closes it, unless this run is cancelled
+    chosen_by_default: bool = False
 
     def close_executor(self, cancel: bool) -> None:
         """Stop the executor once (workers terminated, Ray disconnected); errors while stopping after
         another error are not allowed to hide that one."""
         if not self.closed:
             self.closed = True
-            self.executor.close(cancel=cancel)
+            if cancel or not self.borrowed:
+                self.executor.close(cancel=cancel)
 
 
 def _recipe_json(recipe: Recipe, recipe_path: str | Path | None) -> dict[str, Any]:
@@ -138,20 +220,22 @@ def _load_data(plan: Plan, data: Any = None) -> Any:
 
 
 def _start_executor(
-    plan: Plan, setup: WorkerSetup, opts: ExecutorOptions, on_progress: Any, data: Any
+    plan: Plan, recipe_json: dict[str, Any], opts: ExecutorOptions, device: Any, on_progress: Any, data: Any
 ) -> tuple[Any, Any]:
-    """Start the executor and load the data (``data``: the preflight's, when it loaded it): (executor,
-    data). Local workers are spawned first, so their imports overlap the parent's data loading; the
-    serial executor gets the parent's data."""
-    kw = {k: v for k, v in vars(opts).items() if k != "executor"}
+    """Start the executor (:func:`choose_executor`) and load the data (``data``: the preflight's, when it
+    loaded it): (executor, data). Local workers get ready first, so their start overlaps the parent's data
+    loading; the serial executor gets the parent's data."""
+    chosen = choose_executor(opts, plan.planned, device)
+    setup = WorkerSetup(recipe=recipe_json, device=plan.recipe.device, threads=chosen.threads)
+    kw = {k: v for k, v in vars(chosen).items() if k != "executor"}
     ex = None
     try:
-        if opts.executor == "local":
+        if chosen.executor == "local":
             ex = make_executor("local", setup, **kw)
             ex.start(on_progress)
             return ex, _load_data(plan, data)
         data = _load_data(plan, data)
-        ex = make_executor(opts.executor, setup, **kw, data=data)
+        ex = make_executor(chosen.executor, setup, **kw, data=data)
         ex.start(on_progress)
         return ex, data
     except BaseException:
@@ -161,9 +245,13 @@ def _start_executor(
         raise
 
 
-def _environment(device: Any, data: Any, folder: RunFolder) -> dict[str, Any]:
+def _environment(device: Any, data: Any, folder: RunFolder, recipe: Recipe, executor: Any) -> dict[str, Any]:
+    from adacli.train.step import evaluation_record
+
     environment = environment_info(device)
+    environment["torch_threads"] = executor.trial_threads  # the trials' (workers'), not this process's
     environment["data"] = data.describe()
+    environment["evaluation"] = evaluation_record(data, recipe.budget.eval_batch_size)
     if folder.resumed:
         environment["resumed_from"] = str(folder.path)
     return environment
@@ -199,7 +287,11 @@ def _save(run: _Run, status: str) -> RunOutcome:
     """The save step: executor and counts into the environment, then :func:`save.save_run_folder`."""
     sched = run.scheduler
     assert sched is not None
-    run.environment["executor"] = run.executor.describe()
+    run.environment["executor"] = {
+        **run.executor.describe(),
+        "default": run.chosen_by_default,  # chosen by adacli (no --executor, --jobs)
+        "shared": run.borrowed,  # one executor for every workload of a suite
+    }
     run.environment["trials_run"] = sched.ran
     run.environment["trials_reused"] = sched.reused
     return save_run_folder(
@@ -240,13 +332,21 @@ def _execute(run: _Run, guard: InterruptGuard) -> RunOutcome:
     return outcome
 
 
+def _borrow(pool: Any, plan: Plan, recipe_json: dict[str, Any], on_progress: Any, data: Any) -> Any:
+    """Point an executor the caller owns (a suite's) at this recipe: (the data, loaded here)."""
+    data = _load_data(plan, data)
+    pool.use(WorkerSetup(recipe=recipe_json, device=plan.recipe.device), data)
+    pool.start(on_progress)
+    return data
+
+
 def run_recipe(
     recipe: Recipe,
     *,
     recipe_path: str | Path | None = None,
     out_dir: str | Path | None = None,
-    executor: str = "serial",
-    jobs: int = 1,
+    executor: str = "auto",
+    jobs: int | None = None,
     threads: int | None = None,
     ray_address: str | None = None,
     cpus_per_trial: float = 1.0,
@@ -255,17 +355,21 @@ def run_recipe(
     progress: Progress | None = None,
     data: Any = None,
     judge: Judge | None = None,
+    pool: Any = None,
 ) -> RunOutcome:
     """Run every trial of ``recipe`` (its sweep, if any, then the chosen configurations on every seed)
     and save the run folder; return what was measured.
 
-    ``executor``: ``serial`` (this process) | ``local`` (``jobs`` worker processes) | ``ray``.
-    ``threads``: torch threads per trial. ``resume``: a run folder of the same recipe setup whose finished
-    trials are reused (and which receives the results); ``out_dir`` may also name such a folder.
-    ``data``: the dataset the preflight already loaded (else it is loaded here). ``judge``: the regression
-    gate, run on a complete run before its files are written (see :func:`adacli.run.save.save_run_folder`).
-    The command line's overrides are the caller's (``recipe.with_overrides``). Raises ``InputError`` for
-    bad input (nothing written), :class:`RunInterrupted` on SIGINT/SIGTERM (finished trials saved).
+    ``executor``: ``auto`` (the default, :func:`choose_executor`) | ``serial`` (this process) | ``local``
+    (``jobs`` worker processes) | ``ray``. ``threads``: torch threads per trial (CPU default: 1).
+    ``pool``: an executor the caller started and closes (:func:`open_executor`, one for every workload of
+    a suite); the executor options are then its own. ``resume``: a run folder of the same recipe setup
+    whose finished trials are reused (and which receives the results); ``out_dir`` may also name such a
+    folder. ``data``: the dataset the preflight already loaded (else it is loaded here). ``judge``: the
+    regression gate, run on a complete run before its files are written (see
+    :func:`adacli.run.save.save_run_folder`). The command line's overrides are the caller's
+    (``recipe.with_overrides``). Raises ``InputError`` for bad input (nothing written),
+    :class:`RunInterrupted` on SIGINT/SIGTERM (finished trials saved).
     """
     from adacli.train.step import resolve_device
 
@@ -277,11 +381,16 @@ def run_recipe(
         folder = open_run_folder(recipe, setup_of(recipe_json, dev), out_dir=out_dir, resume=resume)
         run = None
         try:
-            setup = WorkerSetup(recipe=recipe_json, device=recipe.device, threads=threads)
             on_progress = progress.event if progress is not None else (lambda ev: None)
-            ex, data = _start_executor(plan, setup, opts, on_progress, data)
+            if pool is not None:
+                ex, data = pool, _borrow(pool, plan, recipe_json, on_progress, data)
+            else:
+                ex, data = _start_executor(plan, recipe_json, opts, dev, on_progress, data)
             guard.arm()  # Ray installs a SIGTERM handler of its own
-            run = _Run(plan, recipe_json, folder, ex, _environment(dev, data, folder), progress, judge)
+            run = _Run(
+                plan, recipe_json, folder, ex, _environment(dev, data, folder, recipe, ex), progress, judge
+            )
+            run.borrowed, run.chosen_by_default = pool is not None, executor == "auto"
             del data  # the workers hold their own copy
             _begin(run)
             return _execute(run, guard)
@@ -292,4 +401,14 @@ def run_recipe(
             folder.close(wrote=run is not None or folder.resumed)
 
 
-__all__ = ["ExecutorOptions", "RunInterrupted", "RunOutcome", "executor_options", "run_recipe"]
+__all__ = [
+    "ExecutorOptions",
+    "RunInterrupted",
+    "RunOutcome",
+    "choose_executor",
+    "executor_options",
+    "likely_trials",
+    "open_executor",
+    "run_recipe",
+    "warm_up_workers",
+]

@@ -14,8 +14,10 @@ batches in the same order on any device, for every optimizer.
 
 Splits (fixed, independent of the trial seed, so runs with different seeds compare the same data):
 ``test`` is the dataset's test split; ``val`` is ``val_fraction`` of the training set held out (for sweeps);
-``train`` is the rest; ``train_eval`` is a fixed subset of ``train``, as large as ``test`` where possible,
-evaluated without augmentation (the train side of the generalization gap).
+``train`` is the rest; ``train_eval`` is a fixed subset of ``train`` of ``min(test size, train size,
+TRAIN_EVAL_MAX)`` images (2048: on CIFAR the gap's training side is 2,048 images, not 10,000, and an
+evaluation costs 1.2 test passes instead of 2), evaluated without augmentation (the train side of the
+generalization gap); the same images for every seed and run.
 
 On-disk formats follow torchvision's layout exactly, so a folder torchvision downloaded works here and
 ``download: true`` uses torchvision's downloader; reading uses small readers of our own (no hard-coded
@@ -54,6 +56,7 @@ Split = Literal["train", "train_eval", "val", "test"]
 
 DEFAULT_ROOT = "data"  # relative to the working directory, like torchvision's examples
 SPLIT_SEED = 20240917  # fixed: the splits must not change with the trial seed
+TRAIN_EVAL_MAX = 2048  # the train-eval subset's size at most (see the module docstring)
 STREAM_BYTES = 1 << 30  # an image folder larger than this (as uint8 at image_size) streams from disk
 LOADER_WORKERS = min(8, os.cpu_count() or 1)  # decoding processes for streamed image folders
 _GRAY_MODES = ("L", "1", "I;16", "I", "F")
@@ -521,7 +524,8 @@ class _Store:
         key = str(device)
         if key not in self._dev:
             assert self.x is not None
-            self._dev[key] = (self.x.to(device), self.y.to(device))
+            with torch.inference_mode(False):  # a cache made during an evaluation must serve training too
+                self._dev[key] = (self.x.to(device), self.y.to(device))
         return self._dev[key]
 
     def batches(
@@ -631,7 +635,8 @@ class DataBundle:
         """uint8 batch -> float, augmented (``aug``: offsets/flips on x's device), resized, normalized."""
         key = str(x.device)
         if key not in self._norm:
-            self._norm[key] = (self._mean.to(x.device), self._std.to(x.device))
+            with torch.inference_mode(False):  # a cache made during an evaluation must serve training too
+                self._norm[key] = (self._mean.to(x.device), self._std.to(x.device))
         mean, std = self._norm[key]
         x = x.float().div_(255.0)
         if aug is not None:
@@ -757,7 +762,7 @@ def load_data(spec: DatasetSpec, *, seed: int = 0) -> DataBundle:
     val = full_train.subset(perm[:n_val].sort().values)
     train_idx = perm[n_val:].sort().values
     train = full_train.subset(train_idx)
-    n_te = min(len(test), len(train))
+    n_te = min(len(test), len(train), TRAIN_EVAL_MAX)
     te_idx = torch.randperm(len(train), generator=g)[:n_te].sort().values
     train_eval = train.subset(te_idx)
     mean, std = _normalisation(raw, train)

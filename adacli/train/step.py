@@ -234,7 +234,23 @@ def parameter_copies(net: nn.Module) -> list[torch.Tensor]:
 # --- evaluation --------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
+def evaluation_record(data: DataBundle, eval_batch_size: int) -> dict[str, Any]:
+    """How a run evaluates (results.json's ``environment.evaluation``): splits, sizes, batch, mode."""
+    from adacli.train.data import TRAIN_EVAL_MAX
+
+    return {
+        "mode": "torch.inference_mode, model.eval()",
+        "batch_size": eval_batch_size,
+        "train_eval_size": data.split_size("train_eval"),
+        "train_eval_rule": f"fixed subset of train: min(test size, train size, {TRAIN_EVAL_MAX}) images",
+        "test_size": data.split_size("test"),
+        "val_size": data.split_size("val"),
+        "every_eval": ["train_eval", "test"],
+        "after_training": ["val"] if data.split_size("val") else [],
+    }
+
+
+@torch.inference_mode()
 def evaluate(
     model: nn.Module,
     data: DataBundle,
@@ -245,7 +261,12 @@ def evaluate(
     precision: str = "fp32",
     channels_last: bool = False,
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (percent) of ``model`` on a split; one host sync at the end."""
+    """Mean cross-entropy and accuracy (percent) of ``model`` on a split; one host sync at the end.
+
+    Under ``torch.inference_mode`` (no autograd bookkeeping at all, cheaper than ``no_grad``) in batches of
+    ``batch_size`` (the budget's ``eval_batch_size``, 512 by default: large, since nothing is kept for a
+    backward pass); the model in eval mode (batch-norm running statistics, no dropout).
+    """
     was_training = model.training
     model.eval()
     autocast = autocast_for(device, precision)

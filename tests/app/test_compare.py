@@ -124,7 +124,7 @@ def test_ctrl_c_keeps_finished_trials_exit_130(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(FIXTURES))
     recipe = write_recipe(tmp_path, ["{name: adam}", '{name: "compare_user_optim:InterruptingSGD"}'], seeds=1)
     out = tmp_path / "run"
-    res = invoke("compare", str(recipe), "--out", str(out))
+    res = invoke("compare", str(recipe), "--out", str(out), "--jobs", "1")  # in this process: Ctrl-C is ours
     assert res.exit_code == 130, res.output
     assert "interrupted" in res.output
     data = json.loads((out / "results.json").read_text())

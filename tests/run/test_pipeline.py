@@ -213,7 +213,8 @@ def test_serial_builds_each_seeds_initial_model_once(tmp_path, monkeypatch):
     from adacli.run.pipeline import run_recipe
 
     path = write_recipe(tmp_path, ["{name: adam}", "{name: sgd}", "{name: adamw}"], seeds=2, steps=2)
-    outcome = run_recipe(load_recipe(path), out_dir=tmp_path / "run")  # the pipeline alone (no preflight)
+    # the pipeline alone (no preflight), in this process
+    outcome = run_recipe(load_recipe(path), out_dir=tmp_path / "run", executor="serial")
     assert outcome.status == "complete" and len(outcome.trials) == 6
     assert calls == [0, 1]  # six trials, two initial models
     trials = json.loads((tmp_path / "run" / "results.json").read_text())["trials"]
