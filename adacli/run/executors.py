@@ -827,6 +827,7 @@ class RayExecutor:
         self._queue: Any = None
         self._remote: Any = None
         self.cluster: dict[str, Any] = {}
+        self.job_id: str | None = None
 
     def start(self, on_progress: ProgressFn) -> None:
         """Join or start Ray and size the slots; again (a suite's next workload): a new progress sink."""
@@ -841,6 +842,8 @@ class RayExecutor:
 
         resources = ray.cluster_resources()
         self.cluster = {k: resources.get(k) for k in ("CPU", "GPU")}
+        with contextlib.suppress(Exception):
+            self.job_id = ray.get_runtime_context().get_job_id()
         fit = int(resources.get("CPU", 1) // max(self.cpus, 1e-9)) if self.cpus else 10**6
         if self.gpus:
             gpus = resources.get("GPU", 0)
@@ -946,6 +949,7 @@ class RayExecutor:
             "threads_per_trial": self.threads,
             "concurrent_trials": self.slots,
             "cluster": self.cluster,
+            "job_id": self.job_id,  # one per connection: the same for every workload of a suite
             "ray": getattr(self.ray, "__version__", None),
         }
 

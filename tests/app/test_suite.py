@@ -25,7 +25,6 @@ INF = math.inf
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
-
 # --- aggregation on hand-computed cases ------------------------------------------------------------------
 
 # ratios to the best: w1 a 1, b 2, c never; w2 a 2, b 1, c 4; w3 a 1, b 5 (> 4: never), c 1
@@ -193,7 +192,7 @@ def serial(tmp_path_factory):
     folder = tmp_path_factory.mktemp("suite")
     threads = torch.get_num_threads()
     path = write_suite(folder)
-    r = invoke("suite", str(path), "--out", str(folder / "serial"), "--threads", "1")
+    r = invoke("suite", str(path), "--out", str(folder / "serial"), "--jobs", "1")
     torch.set_num_threads(threads)
     assert r.exit_code == 0, r.output
     return {"folder": folder, "suite": path, "dir": folder / "serial", "output": r.output}
@@ -232,6 +231,24 @@ def test_suite_runs_end_to_end(serial):
     assert (d / "profiles.png").stat().st_size > 10_000
     out = " ".join(serial["output"].split())
     assert "speed-up vs adam" in out and "W/T/L vs adam" in out and "workload 2/2: vit" in out
+
+
+def test_the_default_runs_every_workload_on_one_pool_with_the_serial_numbers(serial, tmp_path):
+    """Without --jobs: one-thread local workers (one per core), started once for the whole suite; the
+    figures equal the serial run's."""
+    from adacli.run.executors import cpu_cores
+
+    out = tmp_path / "default"
+    r = invoke("suite", str(serial["suite"]), "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert suite_figures(out) == suite_figures(serial["dir"])
+    runs = [json.loads((out / w / "results.json").read_text()) for w in ("digits", "vit")]
+    executors = [run["environment"]["executor"] for run in runs]
+    assert all(e["shared"] and e["default"] for e in executors), executors
+    if cpu_cores() > 1:
+        assert all(e["kind"] == "local" and e["threads_per_worker"] == 1 for e in executors), executors
+        pids = [{t["extra"]["worker"]["pid"] for t in run["trials"]} for run in runs]
+        assert len(pids[0]) == 2 and pids[0] == pids[1]  # the same two workers served both workloads
 
 
 def test_jobs_2_and_resume_give_the_same_suite_results(serial, tmp_path):
@@ -314,8 +331,12 @@ def test_ray_gives_the_same_suite_results(serial, request, tmp_path):
                "--ray-address", cluster, "--cpus-per-trial", "1")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert suite_figures(out) == suite_figures(serial["dir"])
-    run = json.loads((out / "vit" / "results.json").read_text())
-    assert run["environment"]["executor"]["kind"] == "ray"
+    executors = [
+        json.loads((out / w / "results.json").read_text())["environment"]["executor"]
+        for w in ("digits", "vit")
+    ]
+    assert all(e["kind"] == "ray" and e["shared"] for e in executors)
+    assert executors[0]["job_id"] == executors[1]["job_id"]  # one connection for the whole suite
 
 
 def test_ctrl_c_saves_the_suite_and_resume_completes_it(serial, tmp_path):

@@ -177,3 +177,63 @@ def test_kill_9_of_the_parent_leaves_no_worker_behind(tmp_path):
             os.kill(p, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
+
+
+def _trial_figures(run_dir: Path) -> dict:
+    """Every trial's numbers (not its clock readings) and the summary's non-time figures."""
+    data = json.loads((run_dir / "results.json").read_text())
+    trials = {
+        (t["label"], t["seed"]): (
+            t["losses"],
+            [{k: v for k, v in e.items() if k != "seconds"} for e in t["evals"]],
+            t["extra"]["val"],
+            t["extra"]["init_fingerprint"],
+        )
+        for t in data["trials"]
+    }
+    keep = (
+        "final_test_accuracy",
+        "best_test_accuracy",
+        "generalization_gap",
+        "steps_to_target",
+        "mean_train_loss",
+    )
+    summary = [{k: s[k] for k in keep} for s in data["summary"]]
+    return {"trials": trials, "summary": summary}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_default_numbers_are_the_same_on_one_core_two_cores_serial_and_jobs_2(tmp_path):
+    """The default executor (one-thread workers, one per core), ``--jobs 1``, ``--jobs 2`` and the
+    default on a single core (``taskset -c 0``: one in-process trial at a time) give bit-identical
+    trials and summaries."""
+    path = write_recipe(tmp_path / "r.yaml")
+    runs = {}
+    for name, args in {"serial": ["--jobs", "1"], "jobs 2": ["--jobs", "2"], "default": []}.items():
+        runs[name] = tmp_path / name.replace(" ", "")
+        res = CliRunner().invoke(app, ["compare", str(path), "--out", str(runs[name]), *args])
+        assert res.exit_code == 0, res.output
+    runs["one core"] = tmp_path / "onecore"
+    core = min(os.sched_getaffinity(0))
+    proc = subprocess.run(
+        [sys.executable, "-m", "adacli", "compare", str(path), "--out", str(runs["one core"])],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, {core}),  # what `taskset -c 0` does
+    )
+    assert proc.returncode == 0, proc.stderr
+    reference = _trial_figures(runs["serial"])
+    assert len(reference["trials"]) == 4
+    for name, run_dir in runs.items():
+        assert _trial_figures(run_dir) == reference, name
+    executors = {
+        n: json.loads((d / "results.json").read_text())["environment"]["executor"] for n, d in runs.items()
+    }
+    assert executors["one core"]["kind"] == "serial" and executors["one core"]["threads"] == 1
+    assert executors["one core"]["default"] and not executors["serial"]["default"]
+    default = executors["default"]
+    cores = len(os.sched_getaffinity(0))
+    if cores > 1:
+        assert default["kind"] == "local" and default["workers"] == min(cores, 4) == default["jobs"]
+        assert default["threads_per_worker"] == 1
