@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", default="recipes/quickstart.yaml")
     ap.add_argument("--jobs", type=int, nargs="+", default=[2])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--wait-load", type=float, default=None, metavar="L",
+                    help="before each round, wait until the 1-minute load average is <= L")  # fmt: skip
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
     env = {
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         timed([sys.executable, "-c", "import torch"], env)  # file cache warm, not measured
         for r in range(args.rounds):
+            while args.wait_load is not None and os.getloadavg()[0] > args.wait_load:
+                time.sleep(10)
             order = list(times)
             order = order[r % len(order) :] + order[: r % len(order)]  # none always runs first
             for name in order:

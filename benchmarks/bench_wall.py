@@ -86,10 +86,26 @@ def one_round(r: int, cmds: dict[str, list[str]], tmp: Path, env: dict[str, str]
     return figures
 
 
+def wait_for_quiet(load: float | None, limit_s: float = 1800.0) -> float:
+    """On a shared machine: wait (at most ``limit_s``) until the 1-minute load average is <= ``load``;
+    returns the load average the round starts at."""
+    t0 = time.monotonic()
+    while load is not None and os.getloadavg()[0] > load and time.monotonic() - t0 < limit_s:
+        time.sleep(10)
+    return os.getloadavg()[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--suite", action="store_true", help="also time recipes/suite_cpu.yaml (minutes)")
+    ap.add_argument(
+        "--wait-load",
+        type=float,
+        default=None,
+        metavar="L",
+        help="before each round, wait until the 1-minute load average is <= L (shared machines)",
+    )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
     env = {
@@ -100,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     rounds = []
     try:
         for r in range(args.rounds):
-            rounds.append(one_round(r, commands(tmp, args.suite), tmp, env))
+            load = wait_for_quiet(args.wait_load)
+            rounds.append(
+                {"load average at start": load, **one_round(r, commands(tmp, args.suite), tmp, env)}
+            )
             print(
                 f"round {r + 1}: " + json.dumps({k: round(v, 3) for k, v in rounds[-1].items()}),
                 file=sys.stderr,
