@@ -103,7 +103,7 @@ def prepare(request: CompareRequest, ui: CompareUI) -> _Prepared:
 
     recipe = load_recipe(request.recipe_file)  # before torch is imported: a bad recipe fails fast
     recipe = recipe.with_overrides(device=request.device, seeds=request.seeds, steps=request.steps)
-    from adacli.run.pipeline import warm_up_workers
+    from adacli.run.pipeline import trial_threads, warm_up_workers
 
     warm_up_workers([recipe], request.executor)  # the workers' imports overlap ours and the checks
     from adacli.run.preflight import check_environment, preflight
@@ -111,7 +111,8 @@ def prepare(request: CompareRequest, ui: CompareUI) -> _Prepared:
     check_environment(recipe, request.recipe_file)
     recipe = with_reference(recipe, request.reference)
     base = _baseline_for(request, recipe)
-    checked = preflight(recipe, request.recipe_file)
+    with trial_threads([recipe], request.executor):  # the check runs as the trials will
+        checked = preflight(recipe, request.recipe_file)
     for warning in checked.warnings:
         ui.warning(warning)
     return _Prepared(recipe, base, checked.data)

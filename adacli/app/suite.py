@@ -285,7 +285,7 @@ def _check(request: SuiteRequest, ui: SuiteUI) -> tuple[Suite, dict[str, Any] | 
     """Read and check the suite before training (InputError, exit 2): every workload's preflight, the
     baselines."""
     from adacli.recipe.suite import load_suite
-    from adacli.run.pipeline import warm_up_workers
+    from adacli.run.pipeline import trial_threads, warm_up_workers
 
     suite = load_suite(request.suite_file).with_overrides(
         device=request.device, seeds=request.seeds, steps=request.steps
@@ -293,7 +293,9 @@ def _check(request: SuiteRequest, ui: SuiteUI) -> tuple[Suite, dict[str, Any] | 
     warm_up_workers([w.recipe for w in suite.workloads], request.executor)  # overlaps the checks
     from adacli.run.preflight import check_suite
 
-    for warning in check_suite(suite):
+    with trial_threads([w.recipe for w in suite.workloads], request.executor):  # as the trials will run
+        warnings = check_suite(suite)
+    for warning in warnings:
         ui.warning(warning)
     if request.baseline is None:
         if request.junit_xml:

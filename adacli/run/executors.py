@@ -363,6 +363,7 @@ class SerialExecutor:
 #: imported once by the forkserver, before it forks any worker (what a worker needs for its first trial)
 PRELOAD = (
     "torch",
+    "torch._dynamo",  # imported by torch's first optimizer construction: about 1 s, once per forkserver
     "timm",
     "adacli.train.data",
     "adacli.train.models",
