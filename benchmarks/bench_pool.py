@@ -48,19 +48,9 @@ def executor_of(out: Path) -> dict:
     return json.loads((out / "results.json").read_text())["environment"]["executor"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--recipe", default="recipes/quickstart.yaml")
-    ap.add_argument("--jobs", type=int, nargs="+", default=[2])
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--wait-load", type=float, default=None, metavar="L",
-                    help="before each round, wait until the 1-minute load average is <= L")  # fmt: skip
-    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = ap.parse_args(argv)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+def measure(args: argparse.Namespace, env: dict[str, str]) -> tuple[dict[str, list[float]], dict[str, dict]]:
+    """Every round: import torch, the serial run and each ``--jobs`` run (order rotated); wall seconds
+    per command and what each run's executor recorded."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-pool-"))
     times: dict[str, list[float]] = {"import torch": [], "serial": [], **{f"jobs {j}": [] for j in args.jobs}}
     described: dict[str, dict] = {}
@@ -70,18 +60,50 @@ def main(argv: list[str] | None = None) -> int:
             while args.wait_load is not None and os.getloadavg()[0] > args.wait_load:
                 time.sleep(10)
             order = list(times)
-            order = order[r % len(order) :] + order[: r % len(order)]  # none always runs first
-            for name in order:
+            for name in order[r % len(order) :] + order[: r % len(order)]:  # none always runs first
                 if name == "import torch":
                     times[name].append(timed([sys.executable, "-c", "import torch"], env))
                     continue
-                jobs = 1 if name == "serial" else int(name.split()[1])
                 out = tmp / f"{name.replace(' ', '')}-{r}"
+                jobs = 1 if name == "serial" else int(name.split()[1])
                 times[name].append(timed(compare_cmd(args.recipe, out, jobs), env))
                 described[name] = executor_of(out)
                 shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return times, described
+
+
+def show(figures: dict) -> None:
+    med = figures["median_s"]
+    print(
+        f"{figures['recipe']} with --steps 1 --seeds 1, {figures['rounds']} rounds, {figures['cores']} cores "
+        "(medians)"
+    )
+    print(f"  import torch      : {med['import torch']:6.2f} s")
+    print(f"  serial --jobs 1   : {med['serial']:6.2f} s")
+    for k, cost in figures["pool_cost_s"].items():
+        ex = figures["executors"][k]
+        print(
+            f"  {k:<17} : {med[k]:6.2f} s  pool costs {cost:+.2f} s = "
+            f"{figures['pool_cost_in_torch_imports'][k]:.2f} torch imports "
+            f"({ex.get('workers')} workers, {ex.get('start_method')}, "
+            f"ready after {ex.get('worker_ready_s')} s)"
+        )
+    print("  target: a pool costs at most about one torch import over serial")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--recipe", default="recipes/quickstart.yaml")
+    ap.add_argument("--jobs", type=int, nargs="+", default=[2])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--wait-load", type=float, default=None, metavar="L",
+                    help="before each round, wait until the 1-minute load average is <= L")  # fmt: skip
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args(argv)
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    times, described = measure(args, {**os.environ, "PYTHONPATH": path})
     med = {k: statistics.median(v) for k, v in times.items()}
     torch_s, serial_s = med["import torch"], med["serial"]
     figures = {
@@ -96,19 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.json:
         print(json.dumps(figures, indent=1))
-        return 0
-    print(f"{args.recipe} with --steps 1 --seeds 1, {args.rounds} rounds, {figures['cores']} cores (medians)")
-    print(f"  import torch      : {torch_s:6.2f} s")
-    print(f"  serial --jobs 1   : {serial_s:6.2f} s")
-    for k in figures["pool_cost_s"]:
-        ex = described[k]
-        print(
-            f"  {k:<17} : {med[k]:6.2f} s  pool costs {figures['pool_cost_s'][k]:+.2f} s = "
-            f"{figures['pool_cost_in_torch_imports'][k]:.2f} torch imports "
-            f"({ex.get('workers')} workers, {ex.get('start_method')}, "
-            f"ready after {ex.get('worker_ready_s')} s)"
-        )
-    print("  target: a pool costs at most about one torch import over serial")
+    else:
+        show(figures)
     return 0
 
 
