@@ -53,7 +53,7 @@ cat "$OUT/env.txt"
 # 1. the CUDA tests: capturable AdaBelief (parity, no host sync, graph replay under a scheduler), the
 #    Triton kernel, whole-step graphs for trials (eager vs graphed, fallback note)
 step pytest_cuda 240 "$PY" -m pytest -m cuda -q -rs -p no:cacheprovider \
-  tests/test_adabelief.py tests/test_adabelief_triton.py tests/test_graph_mode.py
+  tests/optim/test_adabelief.py tests/optim/test_adabelief_triton.py tests/train/test_graph_mode.py
 
 # 2. optimizer.step() on the three large models: fused AdaBelief vs torch fused Adam (target <= 1.1x)
 step bench_step 150 "$PY" -m adacli bench --device cuda --rounds 10 \

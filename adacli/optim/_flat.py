@@ -133,7 +133,7 @@ def _slices(sizes: list[int], splittable: list[bool]) -> list[tuple[int, int, in
 
 
 def update(b: Bucket, grads: list[Tensor], *, step: float, hyper: _math.Hyper) -> None:
-    """One step of the bucket's parameters: the reference ops of ``_math._foreach_update`` on flat arrays.
+    """One step of the bucket's parameters: the reference ops of ``_math.foreach_update`` on flat arrays.
 
     The work goes slice by slice (runs of whole parameters of about ``SLICE`` elements): gather the
     slice's gradients, update its moments, compute its denominator and update its parameters while the

@@ -39,11 +39,11 @@ from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
 from adacli.optim._math import (
-    _LOW_PRECISION,
+    LOW_PRECISION,
     Hyper,
-    _foreach_update,
-    _foreach_update_capturable,
     device_coefficients,
+    foreach_update,
+    foreach_update_capturable,
     step_scalars,
     steps_by_value,
 )
@@ -221,7 +221,7 @@ def _build(cxx: str, path: Path) -> None:
         os.replace(out, path)
 
 
-def _load_cpu_kernel() -> ctypes.CDLL:
+def load_cpu_kernel() -> ctypes.CDLL:
     """Build (once per machine, cached on disk) and load the CPU kernel; raise FusedUnavailableError."""
     global _lib, _lib_error
     if _lib is not None:
@@ -269,11 +269,16 @@ def _load_cpu_kernel() -> ctypes.CDLL:
 
 def cpu_kernel_available() -> bool:
     """Whether the CPU kernel is built or can be built here (builds it on first call)."""
+    return cpu_kernel_problem() is None
+
+
+def cpu_kernel_problem() -> str | None:
+    """Why the CPU kernel cannot run here (no compiler, a failed build), or None when it can."""
     try:
-        _load_cpu_kernel()
-    except FusedUnavailableError:
-        return False
-    return True
+        load_cpu_kernel()
+    except FusedUnavailableError as e:
+        return str(e) or "the CPU kernel is not available"
+    return None
 
 
 #: Whether the Triton kernel has passed ``benchmarks/gpu_check.sh`` on a real GPU. Until then (the kernel
@@ -335,7 +340,7 @@ def triton_available() -> bool:
     return True
 
 
-def _scalars(step: float, hyper: Hyper) -> tuple[list[float], int]:
+def kernel_scalars(step: float, hyper: Hyper) -> tuple[list[float], int]:
     """The per-step scalars and flag bits a fused kernel takes (host arithmetic as in the reference)."""
     decay, l2, flags = 1.0, 0.0, 0
     if hyper.weight_decouple:
@@ -401,14 +406,14 @@ def fused_adabelief(
 
 def _fused_step(sub: tuple[list[Tensor], ...], step: float, hyper: Hyper, cache: dict | None) -> None:
     """One kernel call for same-device, same-dtype tensors that share a step count."""
-    scalars, flags = _scalars(step, hyper)
+    scalars, flags = kernel_scalars(step, hyper)
     device = sub[0][0].device
     if device.type == "cpu":
-        _run_cpu(*sub, scalars=scalars, flags=flags)
+        run_cpu(*sub, scalars=scalars, flags=flags)
     elif device.type == "cuda":
 
         def fallback(*part: list[Tensor], coefs: Tensor | None) -> None:
-            _foreach_update(*part, step=step, hyper=hyper)  # type: ignore[misc]
+            foreach_update(*part, step=step, hyper=hyper)  # type: ignore[misc]
 
         _run_cuda(sub, scalars=scalars, flags=flags, cache=cache, fallback=fallback)
     else:
@@ -460,7 +465,7 @@ def _fused_capturable(
     """Capturable fused step: device step counters and scalars, one Triton launch per (device, dtype)."""
 
     def fallback(*part: list[Tensor], coefs: Tensor | None) -> None:
-        _foreach_update_capturable(*part, coefs=coefs, hyper=hyper)  # type: ignore[arg-type, misc]
+        foreach_update_capturable(*part, coefs=coefs, hyper=hyper)  # type: ignore[arg-type, misc]
 
     lists: list[list[Tensor]] = [params, grads, exp_avgs, exp_avg_vars]
     if hyper.amsgrad:
@@ -468,7 +473,7 @@ def _fused_capturable(
     lists.append(state_steps)
     grouped = Optimizer._group_tensors_by_device_and_dtype(lists)  # type: ignore[arg-type]
     # the host scalars that do not depend on the step or lr (those come from the device coefficients)
-    scalars, flags = _scalars(1.0, replace(hyper, lr=0.0))
+    scalars, flags = kernel_scalars(1.0, replace(hyper, lr=0.0))
     for device_lists, _ in grouped.values():
         sub = (*device_lists[:4], device_lists[4] if hyper.amsgrad else [])
         steps = device_lists[-1]
@@ -478,7 +483,7 @@ def _fused_capturable(
                 "capturable fused AdaBelief needs CUDA tensors with step counters on the same device"
             )
         torch._foreach_add_(steps, 1.0)
-        work_dtype = torch.float32 if sub[0][0].dtype in _LOW_PRECISION else sub[0][0].dtype
+        work_dtype = torch.float32 if sub[0][0].dtype in LOW_PRECISION else sub[0][0].dtype
         coefs = device_coefficients(steps, hyper, dtype=work_dtype)
         _run_cuda(sub, scalars=scalars, flags=flags, cache=cache, coefs=coefs, fallback=fallback)
 
@@ -522,7 +527,7 @@ def _run_cuda(
             fallback(*part, coefs=part_coefs)
 
 
-def _run_cpu(
+def run_cpu(
     params: list[Tensor],
     grads: list[Tensor],
     exp_avgs: list[Tensor],
@@ -533,9 +538,9 @@ def _run_cpu(
     flags: int,
 ) -> None:
     """Call the CPU kernel on contiguous fp32/fp64 tensors (half parameters go through fp32 copies)."""
-    lib = _load_cpu_kernel()
+    lib = load_cpu_kernel()
     dtype = params[0].dtype
-    low = dtype in _LOW_PRECISION
+    low = dtype in LOW_PRECISION
     work = [p.float() for p in params] if low else params
     if low or grads[0].dtype != work[0].dtype:
         grads = [g.to(work[0].dtype) for g in grads]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +130,11 @@ def steps_by_value(steps: list[Tensor]) -> dict[float, list[int]]:
             return {first: list(range(len(steps)))}
     by_step: dict[float, list[int]] = {}
     for j, s in enumerate(steps):
-        by_step.setdefault(_step_value(s), []).append(j)
+        by_step.setdefault(step_value(s), []).append(j)
     return by_step
 
 
-def _step_value(step: Tensor | float) -> float:
+def step_value(step: Tensor | float) -> float:
     """The host value of a step counter (a CPU tensor: reading it never synchronises with a GPU)."""
     return step.item() if isinstance(step, Tensor) else float(step)
 
@@ -166,7 +166,7 @@ def _working_copies(
     """The tensors the update is computed on, weight decay applied: fp32 copies of half parameters, and
     the gradients negated (``maximize``), cast to the parameters' dtype and with the L2 term added, out of
     place (``p.grad`` is never modified). ``decay``: the decoupled multiplier, a float or device scalars."""
-    work = [p.float() for p in params] if params[0].dtype in _LOW_PRECISION else params
+    work = [p.float() for p in params] if params[0].dtype in LOW_PRECISION else params
     owned = False  # whether `grads` holds tensors we allocated (and may modify in place)
     if hyper.maximize:
         grads = torch._foreach_neg(grads)
@@ -185,7 +185,7 @@ def _working_copies(
     return work, grads
 
 
-def _foreach_update(
+def foreach_update(
     params: list[Tensor],
     grads: list[Tensor],
     exp_avgs: list[Tensor],
@@ -258,7 +258,7 @@ def device_coefficients(steps: list[Tensor], hyper: Hyper, *, dtype: torch.dtype
     return torch.stack([decay, adaptive, sgd, torch.sqrt(bias_correction2)]).to(dtype)
 
 
-def _foreach_update_capturable(
+def foreach_update_capturable(
     params: list[Tensor],
     grads: list[Tensor],
     exp_avgs: list[Tensor],

@@ -38,13 +38,13 @@ from torch.optim.optimizer import Optimizer
 
 from adacli.optim import _flat, _fused, _math
 from adacli.optim._math import (
-    _LOW_PRECISION,
+    LOW_PRECISION,
     Hyper,
-    _foreach_update,
-    _foreach_update_capturable,
-    _step_value,
     device_coefficients,
+    foreach_update,
+    foreach_update_capturable,
     rectification,
+    step_value,
     steps_by_value,
 )
 
@@ -359,8 +359,8 @@ class AdaBelief(Optimizer):
             entry = cache[index] = (views, counters)
         counters = entry[1]
         counters.add_(1.0)
-        scalars, flags = _fused._scalars(counters[0].item(), hyper)
-        _fused._run_cpu(params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, scalars=scalars, flags=flags)
+        scalars, flags = _fused.kernel_scalars(counters[0].item(), hyper)
+        _fused.run_cpu(params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, scalars=scalars, flags=flags)
         return True
 
     def _check_capture(self) -> None:
@@ -392,7 +392,7 @@ _CONSTRUCTOR_DEFAULTS: dict[str, Any] = dict(
 
 def _state_dtype(p: Tensor) -> torch.dtype:
     """Optimizer state dtype for a parameter: fp32 for fp16/bf16 (half-precision state loses the EMA)."""
-    return torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
+    return torch.float32 if p.dtype in LOW_PRECISION else p.dtype
 
 
 def _as_step_tensor(step: Any, device: torch.device | None = None) -> Tensor:
@@ -482,9 +482,9 @@ def _single_tensor_adabelief(
         exp_avg, exp_avg_var = exp_avgs[i], exp_avg_vars[i]
         step_t = state_steps[i]
         step_t += 1
-        step = _step_value(step_t)
+        step = step_value(step_t)
 
-        low = param.dtype in _LOW_PRECISION
+        low = param.dtype in LOW_PRECISION
         p = param.float() if low else param
         if grad.dtype != p.dtype:
             grad = grad.to(p.dtype)
@@ -559,7 +559,7 @@ def _multi_tensor_adabelief(
             else:
                 pieces = [sub]
             for piece in pieces:
-                _foreach_update(*piece, step=step, hyper=hyper)
+                foreach_update(*piece, step=step, hyper=hyper)
 
 
 # On CPU a foreach op is a loop over its tensors, so running each op over a whole model streams every tensor
@@ -636,7 +636,7 @@ def _capturable_adabelief(
         if any(st.device != d_params[0].device for st in d_steps):
             raise RuntimeError("capturable=True needs every step counter on its parameter's device")
         torch._foreach_add_(d_steps, 1.0)
-        work_dtype = torch.float32 if d_params[0].dtype in _LOW_PRECISION else d_params[0].dtype
+        work_dtype = torch.float32 if d_params[0].dtype in LOW_PRECISION else d_params[0].dtype
         coefs = device_coefficients(d_steps, hyper, dtype=work_dtype)
         d_max = device_lists[4] if hyper.amsgrad else []
-        _foreach_update_capturable(*device_lists[:4], d_max, coefs=coefs, hyper=hyper)
+        foreach_update_capturable(*device_lists[:4], d_max, coefs=coefs, hyper=hyper)
