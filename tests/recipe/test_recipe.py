@@ -200,3 +200,51 @@ def test_shipped_recipes_validate(path):
     train = size - round(size * r.dataset.val_fraction)
     steps = math.ceil(r.budget.epochs * (train // r.budget.batch_size))
     assert check_budget_settings(r, train_size=train, total=steps, path=path) == []
+
+
+MERGED = """\
+name: merged
+model: {name: test_resnet}
+dataset: {name: digits, image_size: 16}
+budget: {steps: 20, batch_size: 32}
+optimizers:
+  - &adam {name: adam, lr: 1.0e-3, weight_decay: 0.0}
+  - {<<: *adam, name: adamw, label: adamw-a}
+  - <<: [*adam]
+    name: adamw
+    lr: 3.0e-3
+"""
+
+
+def test_yaml_merge_keys_share_optimizer_settings(tmp_path):
+    """``<<: *base`` (and a list of bases) merges a mapping; a key written beside the merge overrides
+    the merged one; merged keys take the line where they are defined."""
+    path = _write(tmp_path, MERGED)
+    r = load_recipe(path)
+    assert [o.hparams for o in r.optimizers] == [
+        {"lr": 1e-3, "weight_decay": 0.0},
+        {"lr": 1e-3, "weight_decay": 0.0},
+        {"lr": 3e-3, "weight_decay": 0.0},
+    ]
+    assert [o.name for o in r.optimizers] == ["adam", "adamw", "adamw"]
+    assert r.line_of("optimizers", 2, "lr") == 10 and r.line_of("optimizers", 1, "weight_decay") == 6
+    check_environment(r, path)
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "line"),
+    [
+        # a key written twice beside the merge is still a duplicate
+        (MERGED.replace("    lr: 3.0e-3\n", "    lr: 3.0e-3\n    lr: 1.0e-2\n"), "duplicate key 'lr'", 11),
+        # a merged key that is not a hyperparameter: its line is where it is written
+        (MERGED.replace("weight_decay: 0.0}", "weight_decy: 0.0}"), "hyperparameter 'weight_decy'", 6),
+        # only a mapping can be merged
+        (MERGED.replace("<<: *adam,", "<<: 3,"), "expected a mapping", 7),
+        # still no Python tags
+        (MERGED.replace("- &adam {", "- !!python/object/apply:os.system ['true']\n  - &adam {"), "python", 6),
+    ],
+    ids=["duplicate-beside-merge", "merged-typo", "merge-scalar", "python-tag"],
+)
+def test_yaml_merge_keys_keep_the_errors(tmp_path, text, words, line):
+    err = _error(tmp_path, text, env=True)
+    assert words in str(err) and err.line == line, str(err)
