@@ -83,9 +83,15 @@ class Tolerances:
         for key, value in overrides.items():
             if key not in values:
                 raise TypeError(f"unknown tolerance {key!r}")
-            if value is not None:
-                if value < 0:
-                    raise InputError("must be >= 0", field="--" + key.replace("_", "-"))
+            if value is not None:  # a command-line flag: checked by the same model, named as the flag
+                from pydantic import ValidationError
+
+                from adacli.recipe.options import option_error
+
+                try:
+                    GateSpec.model_validate({key: value})
+                except ValidationError as e:
+                    raise option_error(e, GateSpec) from None
                 values[key] = float(value)
         return cls(**values)
 

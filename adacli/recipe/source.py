@@ -222,12 +222,18 @@ def _data_path(data: Any, loc: tuple, root: type[BaseModel]) -> KeyPath:
         if in_dict or in_list:
             path.append(part)
             cur = cur[part]
-        else:
-            model = _field_model(tuple(path), root)
-            if isinstance(part, str) and model is not None and part in model.model_fields:
-                path.append(part)
-            break
+            continue
+        model = _field_model(tuple(path), root)
+        if isinstance(part, str) and model is not None and part in model.model_fields:
+            path.append(part)  # a missing field
+        elif isinstance(part, str) and isinstance(cur, (dict, list)):
+            continue  # a union member's tag ('dict[str,...]'): the data goes on below it
+        break
     return tuple(path)
+
+
+#: the errors of a value that matched none of a free-form value's types (see adacli.recipe.spec.FreeValue)
+_FREE_VALUE_TYPES = {"string_type", "list_type", "dict_type"}
 
 
 def line_at(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
@@ -259,7 +265,9 @@ def validation_error(
     errors = e.errors(include_url=False)
     # An unknown key first: a misspelt required key ('optimisers') is also reported missing, and the
     # unknown key with its did-you-mean is the one that says what to fix.
-    first = next((err for err in errors if err["type"] == "extra_forbidden"), errors[0])
+    first = next((err for err in errors if err["type"] == "extra_forbidden"), None)
+    # then a non-finite number: inside a free-form value it is one of many union members' errors
+    first = first or next((err for err in errors if err["type"] == "finite_number"), errors[0])
     path = _data_path(data, first["loc"], root)
     same = [err for err in errors if _data_path(data, err["loc"], root) == path]
     kind = first["type"]
@@ -302,6 +310,13 @@ def validation_error(
         )
     if kind == "missing":
         return InputError("missing required key", file=file, line=line, field=field)
+    kinds = {err["type"] for err in same}
+    if "finite_number" in kinds:  # .nan / .inf (also where a union tried other types first)
+        msg = f"must be a finite number (got {_short_repr(value)})"
+        return InputError(msg, file=file, line=line, field=field)
+    if kinds >= _FREE_VALUE_TYPES:  # a free-form value (hyperparameter, model kwarg) YAML made odd
+        msg = f"must be a number, a string, true/false, null, a list or a mapping (got {_short_repr(value)})"
+        return InputError(msg, file=file, line=line, field=field)
     shape = (messages or {}).get(path[:1])
     if shape is not None and kind != "value_error":  # the field's own validators say what they mean
         return InputError(f"{shape} (got {_short_repr(value)})", file=file, line=line, field=field)

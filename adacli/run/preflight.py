@@ -83,6 +83,7 @@ class _Where:
     """Locates errors in the recipe file: ``where(err, "optimizers", 0, "lr")``."""
 
     def __init__(self, recipe: Recipe, path: str | os.PathLike[str] | None) -> None:
+        self.recipe = recipe
         self.file = str(path) if path is not None else recipe.source_file
         self.lines = recipe._lines
         if not self.lines and path is not None and Path(path).is_file():
@@ -92,6 +93,9 @@ class _Where:
                 self.lines = {}
 
     def __call__(self, err: InputError, *p: str | int) -> InputError:
+        option = self.recipe.option_for(*p)
+        if option is not None:  # the command line set this value: name the option, not the file
+            return InputError(err.message, field=option, allowed=err.allowed, suggestion=err.suggestion)
         return err.located(file=self.file, line=line_at(self.lines, tuple(p)), field=format_path(tuple(p)))
 
     def error(self, message: str, *p: str | int) -> InputError:
