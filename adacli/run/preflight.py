@@ -160,21 +160,86 @@ def check_environment(recipe: Recipe, path: str | os.PathLike[str] | None = None
 
 
 def _check_meta_model(recipe: Recipe, at: _Where) -> None:
-    """Build the model on the meta device with the dataset's shape (catches bad kwargs in no time)."""
+    """The dataset's shape agrees with what the recipe says about it, the data fits in memory, and the
+    model builds on the meta device with that shape (catches bad kwargs in no time)."""
     from adacli.train.data import dataset_shape
     from adacli.train.models import create_model
 
     try:
-        num_classes, in_chans, image_size = dataset_shape(recipe.dataset)
+        shape = dataset_shape(recipe.dataset)
     except InputError as e:
         raise at(e, "dataset") from None
+    except Exception as e:  # an unreadable image folder, a library error: bad input, one line
+        raise at.error(f"dataset {recipe.dataset.name} cannot be read: {_one_line(e)}", "dataset") from None
+    _check_data_and_model_agree(recipe, at, shape)
+    _check_memory(recipe, at)
+    num_classes, in_chans, image_size = shape
     try:
         with torch.device("meta"):
             create_model(recipe.model, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
     except InputError as e:
-        if isinstance(e.__cause__, (TypeError, ValueError, AssertionError)):
+        if isinstance(e.__cause__, (TypeError, ValueError, AssertionError, LookupError, OSError)):
             raise at(e, "model", "kwargs" if recipe.model.kwargs else "name") from None
         # other failures are artefacts of the meta device (e.g. init code copying data): preflight's
+
+
+#: model kwargs that adacli sets from the dataset (model.kwargs -> what the data says)
+_SIZED_BY_DATA = {"num_classes": ("classes", 0), "in_chans": ("channels", 1), "img_size": ("px images", 2)}
+
+
+def _check_data_and_model_agree(recipe: Recipe, at: _Where, shape: tuple[int, int, int]) -> None:
+    """A dataset key the data contradicts (digits with ``num_classes: 5``), or a model kwarg that
+    contradicts the dataset (``num_classes: 3`` for 10 classes): exit 2 naming both."""
+    from adacli.train.data import shape_contradiction
+
+    wrong = shape_contradiction(recipe.dataset)
+    if wrong is not None:
+        key, why = wrong
+        raise at.error(f"{why}: set it to match or remove it", "dataset", key)
+    ds = recipe.dataset.name
+    for key, (what, i) in _SIZED_BY_DATA.items():
+        value = recipe.model.kwargs.get(key)
+        if value is not None and value != shape[i]:
+            raise at.error(
+                f"{value!r} contradicts dataset {ds} ({shape[i]} {what}): adacli sizes the model from the "
+                "dataset; remove it from model.kwargs",
+                "model",
+                "kwargs",
+                key,
+            )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux MemAvailable), None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(recipe: Recipe, at: _Where) -> None:
+    """A synthetic dataset (and one training batch of it) that cannot fit in memory is exit 2 before
+    anything is allocated (allocating it failed with a traceback, or got the process killed)."""
+    from adacli.train.data import synthetic_bytes
+
+    need = synthetic_bytes(recipe.dataset, recipe.budget.batch_size)
+    free = _available_memory()
+    if need and free is not None and need > 0.8 * free:
+        d = recipe.dataset
+        raise at.error(
+            f"the synthetic dataset ({d.train_size or 2048} + {d.test_size or 512} images of "
+            f"{d.image_size or 32} px) needs about {need / 2**30:.1f} GiB, and {free / 2**30:.1f} GiB of "
+            "memory are free here: lower train_size, test_size or image_size",
+            "dataset",
+            "train_size" if ("dataset", "train_size") in at.lines else "name",
+        )
 
 
 def _check_optimizers(recipe: Recipe, at: _Where) -> None:
@@ -239,6 +304,10 @@ def preflight(
         data = load_data(recipe.dataset)  # what the run loads: it is handed on
     except InputError as e:
         raise at(e, "dataset") from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # a corrupt file, an allocation that fails: bad input, never a traceback
+        raise at.error(f"dataset {recipe.dataset.name} cannot be loaded: {_one_line(e)}", "dataset") from None
     total = config.total_steps(data)
     warnings = check_budget_settings(recipe, train_size=data.split_size("train"), total=total, path=path)
     from adacli.run.sweep import is_sweep
