@@ -38,8 +38,10 @@ only where timm passes them through (where it would drop them silently, we rejec
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import io
 import json
 import math
 import os
@@ -303,15 +305,77 @@ def _import_from_cwd() -> None:
         sys.path.insert(0, cwd)
 
 
+def import_user_module(module_name: str, name: str) -> Any:
+    """Import a user's module for ``name`` (``my_pkg.optim:MyOpt``) so that nothing it does at import can
+    end or confuse adacli: any exception, ``SystemExit`` (``sys.exit()``, or an ``argparse`` that reads
+    adacli's command line) and a ``KeyboardInterrupt`` it raises itself become one InputError, "importing
+    my_pkg.optim raised SystemExit(0)" (exit 2), quoting what it printed; what a module that imports fine
+    prints goes to stderr, so it is neither lost nor mixed into adacli's output (``--json``). A real
+    Ctrl-C during the import stays an interrupt."""
+    import signal
+    import threading
+
+    _import_from_cwd()
+    out, got_sigint = io.StringIO(), []
+    previous = signal.getsignal(signal.SIGINT)
+    main = threading.current_thread() is threading.main_thread() and previous is not None
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        got_sigint.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        if main:
+            signal.signal(signal.SIGINT, on_sigint)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            module = importlib.import_module(module_name)
+    except BaseException as e:  # user code: everything it raises itself is reported
+        real_signal = got_sigint or hasattr(e, "signum")  # Ctrl-C, or adacli's SIGTERM interrupt
+        if real_signal or not isinstance(e, (Exception, SystemExit, KeyboardInterrupt)):
+            raise
+        printed = " ".join(out.getvalue().split())
+        said = f"; it printed: {printed[:200]!r}" if printed else ""
+        if isinstance(e, Exception):  # an ordinary import failure: its message says it all
+            msg = f"optimizer {name!r}: module {module_name!r} does not import: {_one_line(e)}{said}"
+            raise InputError(msg) from e
+        what = f"{type(e).__name__}({e.code!r})" if isinstance(e, SystemExit) else type(e).__name__
+        hint = ' (a module\'s script code belongs under `if __name__ == "__main__":`)' if printed else ""
+        raise InputError(f"optimizer {name!r}: importing {module_name} raised {what}{said}{hint}") from None
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    if out.getvalue():
+        sys.stderr.write(out.getvalue())
+    return module
+
+
+def step_problem(cls: type) -> str | None:
+    """Why a trial cannot drive ``cls`` with one plain ``step()`` per batch, or None.
+
+    A trial calls ``optimizer.step()`` once per batch after one backward pass: an optimizer whose
+    ``step`` requires a closure (LBFGS and its relatives re-evaluate the loss several times per step)
+    or that only takes sparse gradients (SparseAdam; timm models produce dense ones) would fail in the
+    first trial, so it is refused before anything trains, with the reason.
+    """
+    if issubclass(cls, torch.optim.SparseAdam):
+        return "it only accepts sparse gradients (SparseAdam) and timm models produce dense ones"
+    try:
+        closure = inspect.signature(cls.step).parameters.get("closure")
+    except (TypeError, ValueError):
+        return None
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        return (
+            "its step() requires a closure that re-evaluates the loss (as LBFGS does); adacli trials take "
+            "one plain step() per batch"
+        )
+    return None
+
+
 def _resolve_import(name: str, given: dict[str, Any]) -> ResolvedOptimizer:
     module_name, _, attr = name.partition(":")
     if not module_name or not attr:
         raise InputError(f"import path {name!r} must look like package.module:Class")
-    _import_from_cwd()
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:  # any import failure of user code is bad input, not a crash
-        raise InputError(f"optimizer {name!r}: module {module_name!r} does not import: {_one_line(e)}") from e
+    module = import_user_module(module_name, name)
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -330,6 +394,9 @@ def _resolve_import(name: str, given: dict[str, Any]) -> ResolvedOptimizer:
         obj = getattr(obj, part)
     if not (isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer)):
         raise InputError(f"optimizer {name!r}: {obj!r} is not a torch.optim.Optimizer subclass")
+    problem = step_problem(obj)
+    if problem is not None:
+        raise InputError(f"optimizer {name!r} cannot run in a trial: {problem}")
     hparams, skip = _fill(name, obj, given)
     return ResolvedOptimizer(name=name, source="import", cls=obj, hparams=hparams, _skip=skip)
 
@@ -401,6 +468,9 @@ def _resolve_po(name: str, po_name: str, given: dict[str, Any]) -> ResolvedOptim
         cls = load_optimizer(key)
     except Exception as e:  # some need extra packages (bitsandbytes, torchao) or a GPU
         raise InputError(f"optimizer {name!r} is not available here: {_one_line(e)}") from e
+    problem = step_problem(cls)
+    if problem is not None:
+        raise InputError(f"optimizer {name!r} cannot run in a trial: {problem}")
     defaults, required, _ = _signature_defaults(cls)
     allowed = sorted(defaults) + sorted(set(required) - set(defaults))
     unknown = [k for k in given if k not in allowed]
