@@ -39,6 +39,7 @@ only where timm passes them through (where it would drop them silently, we rejec
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import inspect
 import io
@@ -152,8 +153,10 @@ def _one_line(e: BaseException) -> str:
 # --- name tables ------------------------------------------------------------------------------------
 
 
+@functools.cache
 def _torch_classes() -> dict[str, type]:
-    """Every ``torch.optim`` Optimizer subclass by lowercase class name."""
+    """Every ``torch.optim`` Optimizer subclass by lowercase class name (read once: a sweep resolves a
+    name per configuration, 20,000 of them in a large one)."""
     out: dict[str, type] = {}
     for attr in dir(torch.optim):
         obj = getattr(torch.optim, attr)
@@ -167,9 +170,14 @@ def _torch_classes() -> dict[str, type]:
 
 
 def _timm_names() -> list[str]:
+    return list(_timm_name_tuple())
+
+
+@functools.cache
+def _timm_name_tuple() -> tuple[str, ...]:
     from timm.optim import list_optimizers
 
-    return list(list_optimizers())
+    return tuple(list_optimizers())
 
 
 def _po_names() -> list[str]:
@@ -203,7 +211,14 @@ def _all_plain_names() -> list[str]:
 
 
 def _signature_defaults(cls: type) -> tuple[dict[str, Any], list[str], bool]:
-    """(defaults by name, required names, accepts **kwargs) of ``cls.__init__`` minus ``params``."""
+    """(defaults by name, required names, accepts **kwargs) of ``cls.__init__`` minus ``params`` (fresh
+    containers the caller may change; the signature is read once per class)."""
+    defaults, required, var_kw = _read_signature(cls)
+    return dict(defaults), list(required), var_kw
+
+
+@functools.lru_cache(maxsize=512)
+def _read_signature(cls: type) -> tuple[dict[str, Any], list[str], bool]:
     try:
         sig = inspect.signature(cls.__init__)
     except (TypeError, ValueError):
@@ -262,32 +277,50 @@ def _fill(
     drop: Iterable[str] = (),
 ) -> tuple[dict[str, Any], frozenset[str]]:
     """Every hyperparameter of ``cls`` (given values over defaults); unknown keys -> InputError."""
+    extra = tuple((extra_defaults or {}).items())
+    try:
+        table = _defaults_table(cls, extra, tuple(drop))
+    except TypeError:  # an unhashable extra default: no cache
+        table = _defaults_table.__wrapped__(cls, extra, tuple(drop))
+    defaults, required, var_kw, recorded, skip_all = table
+    unknown = [k for k in given if k not in defaults and k not in required]
+    if unknown or any(k not in given for k in required):
+        allowed = sorted(defaults) + sorted(set(required) - set(defaults))
+        if unknown and not var_kw:
+            k = unknown[0]
+            raise InputError(
+                f"unknown hyperparameter {k!r} for optimizer {name!r} ({cls.__module__}.{cls.__qualname__})",
+                allowed=allowed,
+                suggestion=suggest(k, allowed),
+            )
+        missing = [k for k in required if k not in given]
+        if missing:
+            msg = f"optimizer {name!r} needs hyperparameter(s) {', '.join(missing)}"
+            raise InputError(msg, allowed=allowed)
+    hparams = dict(recorded)
+    hparams.update(_coerce(given, defaults))
+    return hparams, skip_all - set(given)
+
+
+@functools.lru_cache(maxsize=512)
+def _defaults_table(
+    cls: type, extra: tuple[tuple[str, Any], ...], drop: tuple[str, ...]
+) -> tuple[dict[str, Any], list[str], bool, dict[str, Any], frozenset[str]]:
+    """(defaults, required, accepts **kwargs, defaults as recorded, keys recorded as repr) of ``cls``
+    with timm's extra defaults and dropped keys; computed once per class (a sweep resolves a name per
+    configuration: serialising every default each time was most of a 20,000-point validate)."""
     defaults, required, var_kw = _signature_defaults(cls)
     for k in drop:
         defaults.pop(k, None)
-    defaults.update(extra_defaults or {})
-    allowed = sorted(defaults) + sorted(set(required) - set(defaults))
-    unknown = [k for k in given if k not in defaults and k not in required]
-    if unknown and not var_kw:
-        k = unknown[0]
-        raise InputError(
-            f"unknown hyperparameter {k!r} for optimizer {name!r} ({cls.__module__}.{cls.__qualname__})",
-            allowed=allowed,
-            suggestion=suggest(k, allowed),
-        )
-    missing = [k for k in required if k not in given]
-    if missing:
-        raise InputError(f"optimizer {name!r} needs hyperparameter(s) {', '.join(missing)}", allowed=allowed)
-    hparams: dict[str, Any] = {}
+    defaults.update(dict(extra))
+    recorded: dict[str, Any] = {}
     skip = set()
     for k, v in defaults.items():
         rec = _record(v)
         if rec is not v and not isinstance(v, tuple):
             skip.add(k)  # recorded as repr, let the class use its own default
-        hparams[k] = rec
-    hparams.update(_coerce(given, defaults))
-    skip -= set(given)
-    return hparams, frozenset(skip)
+        recorded[k] = rec
+    return defaults, required, var_kw, recorded, frozenset(skip)
 
 
 # --- resolution -------------------------------------------------------------------------------------

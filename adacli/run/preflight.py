@@ -21,6 +21,7 @@ stays the data model only.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
 import os
@@ -102,14 +103,22 @@ class _Where:
         return self(InputError(message), *p)
 
 
+@functools.lru_cache(maxsize=256)
+def _init_parameters(cls: type) -> Any:
+    """``cls.__init__``'s parameters, read once per class (checked for every point of a sweep)."""
+    try:
+        return inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return None
+
+
 def tuple_length_problem(cls: type, hparams: dict[str, Any]) -> tuple[str, str] | None:
     """(key, message) when a tuple-valued hyperparameter has the wrong length (``betas: [0.9]``).
 
     Constructors index such values (``betas[1]``) and would fail with an IndexError that names nothing.
     """
-    try:
-        params = inspect.signature(cls.__init__).parameters
-    except (TypeError, ValueError):
+    params = _init_parameters(cls)
+    if params is None:
         return None
     for key, value in hparams.items():
         default = params[key].default if key in params else None
@@ -242,36 +251,73 @@ def _check_memory(recipe: Recipe, at: _Where) -> None:
         )
 
 
-def _check_optimizers(recipe: Recipe, at: _Where) -> None:
-    """Names resolve, hyperparameters are known and fit, every sweep point constructs; equal budgets."""
-    from adacli.optim.registry import resolve_optimizer
-    from adacli.run.sweep import check_budgets, optimizer_configs
+#: a recipe with at most this many optimizer configurations in all takes a real step of each in the
+#: preflight; a larger sweep (up to 20 x 1,000 points) takes one per optimizer there, and each swept value
+#: one step on a 2x2 stand-in parameter in check_environment (validate stays within seconds)
+REAL_STEP_LIMIT = 64
 
-    for i, spec in enumerate(recipe.optimizers):
-        try:
-            resolved = resolve_optimizer(spec.name, spec.hparams)
-        except InputError as e:
-            hparam_error = e.message.startswith("unknown hyperparameter")
-            bad = next((k for k in spec.hparams if hparam_error and k not in (e.allowed or [])), None)
-            if bad is not None:
-                raise at(e, "optimizers", i, bad) from None
-            raise at(e, "optimizers", i, "name") from None
-        configs = optimizer_configs(recipe, i, file=at.file)  # one per sweep point (located InputErrors)
-        for config in configs:
+
+def _check_optimizers(recipe: Recipe, at: _Where) -> None:
+    """Names resolve, hyperparameters are known and fit, every sweep point constructs (on a 2x2 dummy
+    parameter: fast enough for 20,000 points); for a large sweep, every swept value also takes one step on
+    that parameter (see :data:`REAL_STEP_LIMIT`); equal budgets."""
+    from adacli.run.sweep import check_budgets, covering_configs, optimizer_configs
+
+    configs = [optimizer_configs(recipe, i, file=at.file) for i in range(len(recipe.optimizers))]
+    large = sum(map(len, configs)) > REAL_STEP_LIMIT
+    for i, points in enumerate(configs):
+        resolved = _resolve(recipe, i, at)
+        for config in points:
             wrong = tuple_length_problem(resolved.cls, config)
             if wrong is not None:
                 raise at.error(wrong[1], "optimizers", i, wrong[0])
-            try:
-                (resolve_optimizer(spec.name, config) if config != spec.hparams else resolved).build(
-                    [torch.nn.Parameter(torch.zeros(2, 2))]
-                )
-            except InputError as e:
-                raise at(e, "optimizers", i) from None
-            except Exception as e:  # a constructor failing any other way still names the optimizer
-                raise at.error(
-                    f"{spec.name!r} cannot be constructed: {_one_line(e)}", "optimizers", i
-                ) from None
+            _build_config(recipe, i, config, at, step=False)
+        if large and resolved.source != "import":  # a user's step() may act on the world: built only
+            for config in covering_configs(recipe, i, file=at.file):
+                _build_config(recipe, i, config, at, step=True)
     check_budgets(recipe, file=at.file)
+
+
+def _resolve(recipe: Recipe, i: int, at: _Where) -> Any:
+    """Optimizer ``i`` resolved (its name and hyperparameter names), errors located at the key."""
+    from adacli.optim.registry import resolve_optimizer
+
+    spec = recipe.optimizers[i]
+    try:
+        return resolve_optimizer(spec.name, spec.hparams)
+    except InputError as e:
+        hparam_error = e.message.startswith("unknown hyperparameter")
+        bad = next((k for k in spec.hparams if hparam_error and k not in (e.allowed or [])), None)
+        if bad is not None:
+            raise at(e, "optimizers", i, bad) from None
+        raise at(e, "optimizers", i, "name") from None
+
+
+def _build_config(recipe: Recipe, i: int, config: dict[str, Any], at: _Where, *, step: bool) -> None:
+    """Construct one configuration on a 2x2 parameter (and take one step with a gradient of ones)."""
+    from adacli.optim.registry import resolve_optimizer
+
+    spec = recipe.optimizers[i]
+    param = torch.nn.Parameter(torch.zeros(2, 2))
+    try:
+        opt = resolve_optimizer(spec.name, config).build([param])
+        if step:
+            param.grad = torch.ones(2, 2)
+            opt.step()
+    except InputError as e:
+        raise at(e, "optimizers", i) from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # a constructor (or a step) failing any other way still names the optimizer
+        if not step:
+            raise at.error(f"{spec.name!r} cannot be constructed: {_one_line(e)}", "optimizers", i) from None
+        given = ", ".join(f"{k}={v}" for k, v in config.items())
+        raise at.error(
+            f"{spec.name!r} ({given}) fails its first step() on a 2x2 stand-in parameter: {_one_line(e)}; "
+            "check its hyperparameters",
+            "optimizers",
+            i,
+        ) from None
 
 
 def _one_line(e: BaseException) -> str:
@@ -431,7 +477,8 @@ def _forward_backward_step(
 def _step_every_optimizer(
     recipe: Recipe, net: torch.nn.Module, config: Any, total: int | None, at: _Where
 ) -> tuple[int, int]:
-    """One ``step()`` (and one schedule step) of every sweep configuration, each on fresh copies.
+    """One ``step()`` (and one schedule step) of every sweep configuration, each on fresh copies (of
+    each optimizer's first one only, beyond :data:`REAL_STEP_LIMIT` configurations in all).
 
     A user's own optimizer (``package.module:Class``) is built but not stepped, as in the trial's
     warm-up: its ``step()`` may act on the world (count its steps, write files), and preflight must not
@@ -443,8 +490,11 @@ def _step_every_optimizer(
     from adacli.train.step import parameter_copies
 
     stepped = not_stepped = 0
+    configs = [optimizer_configs(recipe, i, file=at.file) for i in range(len(recipe.optimizers))]
+    if sum(map(len, configs)) > REAL_STEP_LIMIT:  # a large sweep: its values were stepped on a stand-in
+        configs = [points[:1] for points in configs]
     for i, spec in enumerate(recipe.optimizers):
-        for hparams in optimizer_configs(recipe, i, file=at.file):
+        for hparams in configs[i]:
             resolved = resolve_optimizer(spec.name, hparams)
             if resolved.source == "import":
                 not_stepped += 1

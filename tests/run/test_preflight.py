@@ -290,3 +290,22 @@ def test_settings_that_agree_with_the_data_are_accepted(tmp_path):
     body = DIGITS.replace("image_size: 16}", "image_size: 16, num_classes: 10, channels: 1}")
     path = write(tmp_path, body.replace("test_resnet}", "test_resnet, kwargs: {num_classes: 10}}"))
     check_environment(load_recipe(path), path)
+
+
+def test_a_large_sweep_steps_every_swept_value_on_a_stand_in(tmp_path, monkeypatch):
+    """Beyond REAL_STEP_LIMIT configurations the real model takes one step per optimizer, and every swept
+    value one step on a 2x2 stand-in parameter: a value that fails its step is still exit 2, named."""
+    import adacli.run.preflight as pf
+
+    monkeypatch.setattr(pf, "REAL_STEP_LIMIT", 4)
+    grid = "{name: adam, lr: {grid: [1.0e-3, 1.0e-2, 0.1]}, capturable: [false, true]}"  # 6 points
+    path = write(tmp_path, DIGITS.replace("[adam]", f"[{grid}]"))
+    with pytest.raises(InputError) as e:
+        check_environment(load_recipe(path), path)
+    assert "capturable=True) fails its first step() on a 2x2 stand-in parameter" in str(e.value), str(e.value)
+    assert e.value.field == "optimizers[0]"
+    lrs = "lr: {grid: [1.0e-3, 1.0e-2, 0.1]}"
+    ok = write(tmp_path, DIGITS.replace("[adam]", f"[{{name: adam, {lrs}}}, {{name: sgd, {lrs}}}]"))
+    recipe = load_recipe(ok)
+    check_environment(recipe, ok)
+    assert preflight(recipe, ok).optimizer_steps == 2  # 6 configurations > 4: one real step each
