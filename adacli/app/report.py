@@ -33,12 +33,19 @@ def load(folder: str | Path, reference: str | None = None) -> Rerendered:
     if store.results_kind(Path(folder)) == store.SUITE_KIND:
         return Rerendered(suite=store.load_suite_results(Path(folder)))
     run = store.load_run(folder)
+    loaded = Rerendered(run=run)
+    if run.status == "rebuilt":  # the damaged results.json is replaced by the one its trials give
+        loaded.problems.append(str(run.extra.get("rebuilt")))
+        try:
+            loaded.written.append(store.write_results(run.run_dir, run.results()))
+        except AdacliError as e:
+            loaded.problems.append(f"{store.RESULTS_FILE} not written ({e})")
     if reference is not None and run.verdict is not None:
         from adacli.analysis.verdict import check_reference
 
         check_reference(reference, [s.optimizer for s in run.summaries], field_name="--reference")
         run.verdict.reference = reference
-    return Rerendered(run=run)
+    return loaded
 
 
 def rerender(loaded: Rerendered, folder: str | Path, *, plots: bool, html_file: str | None) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 from adacli.errors import InputError
 from adacli.results import TrialResult
 from adacli.run import store
-from adacli.run.keys import device_type, recipe_slice
+from adacli.run.keys import setup_of
 
 LOCK_FILE = "adacli.lock"
 
@@ -121,11 +121,6 @@ def acquire_lock(run_dir: Path, option: str) -> RunLock:
 # --- same setup? ------------------------------------------------------------------------------------
 
 
-def setup_of(recipe_json: dict[str, Any], device: Any) -> dict[str, Any]:
-    """What a run folder's trials depend on besides the optimizer and seed (see adacli.run.keys)."""
-    return {**recipe_slice(recipe_json), "device": device_type(device or "cpu")}
-
-
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
@@ -168,10 +163,20 @@ class RunFolder:
             pid = self.lock.recovered_from
             who = f"pid {pid}" if pid > 0 else "an unknown process"
             out.append(f"warning: took over a stale lock of {who} (no longer running) in {self.path}")
-        if self.scan.damaged:
-            damaged = self.scan.damaged
+        scan = self.scan
+        if scan.results_damaged:
+            why = next(d for d in scan.damaged if d.startswith(store.RESULTS_FILE))
+            out.append(
+                f"warning: {why} could not be read: the run is rebuilt from the {scan.intact_files} intact "
+                f"trial file(s) in {self.path / store.TRIALS_DIR}"
+            )
+        damaged = [d for d in scan.damaged if not d.startswith(store.RESULTS_FILE)]
+        if damaged:
             shown = ", ".join(damaged[:3]) + (", ..." if len(damaged) > 3 else "")
-            out.append(f"warning: {len(damaged)} damaged file(s) ignored, their trials run again: {shown}")
+            out.append(
+                f"warning: {len(damaged)} damaged trial file(s) ignored ({shown}); a trial not found intact "
+                "elsewhere in the folder runs again"
+            )
         return out
 
     def write_trial(self, result: TrialResult, index: int) -> Path:
@@ -204,23 +209,31 @@ def _stored_setup(scan: store.FolderScan) -> dict[str, Any] | None:
     return setup_of(scan.recipe, scan.environment.get("device"))
 
 
-def _check_same_setup(path: Path, scan: store.FolderScan, setup: dict[str, Any], option: str) -> None:
+def _check_same_setup(
+    path: Path, scan: store.FolderScan, setup: dict[str, Any], option: str, *, known: bool
+) -> None:
+    """The folder's setup, as results.json records it and as every trial file does, is ``setup``: a trial
+    file of another setup is refused whatever state results.json is in (damaged, rewritten, absent).
+    ``known``: the folder must show an adacli setup at all (``--out`` into a non-empty folder)."""
     stored = _stored_setup(scan)
-    if stored is None:
+    sources = [(store.RESULTS_FILE, stored)] if stored is not None else []
+    sources += [(f"{store.TRIALS_DIR}/{name}", s) for name, s in sorted(scan.setups.items())]
+    if not sources and known:
         raise InputError(
             f"not empty and not an adacli run folder (no readable {store.RESULTS_FILE}): choose an empty "
             "or new folder",
             file=str(path),
             field=option,
         )
-    diff = setup_difference(stored, setup)
-    if diff:
-        raise InputError(
-            f"made by another recipe setup ({'; '.join(diff)}): its trials cannot be reused and would be "
-            "mixed with new ones; choose another folder",
-            file=str(path),
-            field=option,
-        )
+    for where, theirs in sources:
+        diff = setup_difference(theirs, setup)
+        if diff:
+            raise InputError(
+                f"made by another recipe setup ({'; '.join(diff)}, in {where}): its trials cannot be reused "
+                "and would be mixed with new ones; choose another folder",
+                file=str(path),
+                field=option,
+            )
 
 
 def _resume_dir(resume: str | Path, out_dir: str | Path | None) -> Path:
@@ -259,8 +272,8 @@ def open_run_folder(
     try:
         resumed = resume is not None or _occupied(path)
         scan = store.scan_folder(path) if resumed else store.FolderScan()
-        if (resume is not None and _stored_setup(scan) is not None) or (option == "--out" and resumed):
-            _check_same_setup(path, scan, setup, option)
+        if resumed:
+            _check_same_setup(path, scan, setup, option, known=option == "--out")
     except BaseException:
         lock.release()
         raise

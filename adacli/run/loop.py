@@ -14,6 +14,7 @@ writes its file), so an interrupt loses nothing that finished.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -56,6 +57,7 @@ class Scheduler:
         self.note: Callable[[str], None] = notes or (lambda text: None)
         self.results: dict[int, tuple[TrialTask, TrialResult]] = {}
         self.done: dict[str, TrialResult] = dict(cache)
+        self.earlier = set(cache)  # keys finished by an earlier run in the folder (a resume)
         self.inflight: dict[str, list[TrialTask]] = {}
         self.pending: deque[TrialTask] = deque()
         self.choices: dict[int, sweep.Choice] = {}
@@ -127,6 +129,11 @@ class Scheduler:
             )
         if reused:
             extra["reused"] = result.label if result.label != task.label else True
+            extra["earlier_run"] = task.key in self.earlier  # or shared within this run (sweep/final)
+        else:  # what trained it, and when: a later run reuses it only for the same setup and code
+            extra["setup"] = self.plan.setup
+            extra["code"] = self.plan.code
+            extra["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         return extra
 
     def _maybe_choose(self, sw: sweep.OptimizerSweep) -> None:

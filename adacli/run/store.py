@@ -74,7 +74,7 @@ class RunData:
     trials: list[TrialResult]
     summaries: list[OptimizerSummary]
     target: Target | None
-    status: str = "complete"  # complete | interrupted | running (a run that never finished)
+    status: str = "complete"  # complete | interrupted | running (never finished) | rebuilt (see load_run)
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     verdict: Any = None
@@ -227,12 +227,15 @@ def _read_results_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _trial_files(run_dir: Path) -> list[TrialResult]:
+def _trial_files(run_dir: Path, *, skip_damaged: bool = False) -> list[TrialResult]:
+    """The trial files' trials (a damaged file: InputError, or skipped when rebuilding a run)."""
     trials = []
     for p in sorted((run_dir / TRIALS_DIR).glob("*.json")):
         try:
             trials.append(trial_from_json(json.loads(p.read_text())))
-        except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as e:
+        except (json.JSONDecodeError, TypeError, KeyError, AttributeError, OSError) as e:
+            if skip_damaged:
+                continue
             raise InputError(f"not a valid trial file ({e})", file=str(p)) from None
     return trials
 
@@ -240,7 +243,13 @@ def _trial_files(run_dir: Path) -> list[TrialResult]:
 def _stored_data(run_dir: Path) -> dict[str, Any]:
     path = run_dir / RESULTS_FILE
     if path.is_file():
-        return _read_results_file(path)
+        try:
+            return _read_results_file(path)
+        except InputError as e:
+            rebuilt = _rebuilt_data(run_dir, e)
+            if rebuilt is None:
+                raise
+            return rebuilt
     if not (run_dir / TRIALS_DIR).is_dir():
         raise InputError(
             f"no {RESULTS_FILE} (nor {TRIALS_DIR}/) here: not an adacli run folder", file=str(run_dir)
@@ -248,13 +257,41 @@ def _stored_data(run_dir: Path) -> dict[str, Any]:
     return {"status": "running", "recipe": {}, "environment": {}, "trials": []}
 
 
+def _rebuilt_data(run_dir: Path, error: InputError) -> dict[str, Any] | None:
+    """What a damaged results.json held, as far as the intact trial files tell (None when none is left):
+    the setup every trial file records stands in for the recipe; the statistics are recomputed. The
+    status is ``rebuilt`` and the top-level ``rebuilt`` key says from what."""
+    setups, intact = [], 0
+    for p in sorted((run_dir / TRIALS_DIR).glob("*.json")):
+        try:
+            extra = json.loads(p.read_text()).get("extra") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        intact += 1
+        if isinstance(extra.get("setup"), dict):
+            setups.append(extra["setup"])
+    if not intact:
+        return None
+    setup = dict(setups[0]) if setups else {}
+    device = setup.pop("device", None)
+    reason = " ".join(error.message.split())
+    return {
+        "status": "rebuilt",
+        "recipe": {"name": run_dir.name, **setup},
+        "environment": {"device": device} if device else {},
+        "trials": [],
+        "rebuilt": f"{RESULTS_FILE} could not be read ({reason}): rebuilt from {intact} trial file(s)",
+    }
+
+
 def load_run(run_dir: str | Path) -> RunData:
     """Read a run folder written by :func:`save_run` (or the trials a killed run left behind).
 
     When ``results.json`` is not ``complete`` (or absent but ``trials/`` holds files), trial files it lacks
     are merged in and the target, summary and statistics are recomputed from them (the stored recipe's
-    target, or the default). Raises :class:`InputError` (exit 2) when the folder, or both ``results.json``
-    and ``trials/``, are missing, or a file is not valid.
+    target, or the default). A ``results.json`` that cannot be read (cut short, not JSON, wrong types) is
+    rebuilt from the intact trial files (status ``rebuilt``, see :func:`_rebuilt_data`). Raises
+    :class:`InputError` (exit 2) when the folder is missing, or nothing readable is left.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -312,7 +349,7 @@ def _recomputed_statistics(run: RunData) -> None:
 
     seen = {(t.label, t.seed) for t in run.trials}
     if (run.run_dir / TRIALS_DIR).is_dir():
-        for t in _trial_files(run.run_dir):
+        for t in _trial_files(run.run_dir, skip_damaged=run.status == "rebuilt"):
             if (t.label, t.seed) not in seen:
                 run.trials.append(t)
                 seen.add((t.label, t.seed))
@@ -329,6 +366,8 @@ def _recomputed_statistics(run: RunData) -> None:
     )
     if run.status == "running":
         run.status = "interrupted"  # nobody is writing it any more when we read it back
+    if run.status == "rebuilt":  # the final trials are the run (a sweep's selection trials are not)
+        run.trials = [t for t in run.trials if t.extra.get("role") != "sweep"]
 
 
 def _read_gate(run_dir: Path) -> dict[str, Any] | None:
@@ -355,6 +394,13 @@ class FolderScan:
     damaged: list[str] = field(default_factory=list)  # e.g. "trials/003-adam-seed1.json (not JSON)"
     recipe: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
+    setups: dict[str, dict[str, Any]] = field(default_factory=dict)  # trial file -> the setup it records
+    intact_files: int = 0  # trial files that could be read
+
+    @property
+    def results_damaged(self) -> bool:
+        """results.json is there but could not be read (the trial files are what is left)."""
+        return any(d.startswith(RESULTS_FILE) for d in self.damaged)
 
 
 def _why(e: BaseException) -> str:
@@ -409,9 +455,14 @@ def scan_folder(run_dir: str | Path) -> FolderScan:
             stored.append((p.name, _checked(trial_from_json(json.loads(p.read_text())))))
         except Exception as e:  # any damage: reported, the trial runs again
             scan.damaged.append(f"{TRIALS_DIR}/{p.name} ({_why(e)})")
+            continue
+        scan.intact_files += 1
+        setup = stored[-1][1].extra.get("setup")
+        if isinstance(setup, dict):
+            scan.setups[p.name] = setup
     for name, t in stored:
         try:
-            key = stored_key(t, scan.recipe, scan.environment) if t.status in FINISHED else None
+            key = stored_key(t) if t.status in FINISHED else None
         except Exception:  # hyperparameters that cannot be hashed: not reusable
             key = None
         if key is None:
