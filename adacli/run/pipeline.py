@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from adacli.errors import InputError
+from adacli.files import WriteError
 from adacli.recipe import Recipe
 from adacli.results import TrialResult
 from adacli.run import store
@@ -190,7 +191,10 @@ def _begin(run: _Run) -> None:
             progress.note(line)
     # a resumed folder keeps its results.json until the save: a crash before then loses nothing
     if not (folder.resumed and folder.scan.recipe):
-        store.start_run(folder.path, recipe=run.recipe_json, environment=run.environment)
+        try:
+            store.start_run(folder.path, recipe=run.recipe_json, environment=run.environment)
+        except WriteError as e:  # nothing trained yet: a full or read-only disk is bad input (exit 2)
+            raise InputError(f"cannot write: {e.reason}", file=str(e.path)) from None
     notes = progress.note if progress is not None else None
     run.scheduler = Scheduler(run.plan, folder.scan.finished, _on_record(run), notes)
 
@@ -230,7 +234,9 @@ def _execute(run: _Run, guard: InterruptGuard) -> RunOutcome:
         guard.hold()
         with contextlib.suppress(Exception):
             run.close_executor(cancel=True)
-        _save(run, "interrupted")
+        # save what finished; when the disk refuses that too, the first error is the one to report
+        with contextlib.suppress(WriteError):
+            _save(run, "interrupted")
         raise
     guard.hold()  # from here on a signal cannot cut the stop or the save short
     run.close_executor(cancel=stopped is not None)
@@ -276,6 +282,7 @@ def run_recipe(
         plan = build_plan(recipe, dev)
         folder = open_run_folder(recipe, setup_of(recipe_json, dev), out_dir=out_dir, resume=resume)
         run = None
+        began = False
         try:
             setup = WorkerSetup(recipe=recipe_json, device=recipe.device, threads=threads)
             on_progress = progress.event if progress is not None else (lambda ev: None)
@@ -284,12 +291,13 @@ def run_recipe(
             run = _Run(plan, recipe_json, folder, ex, _environment(dev, data, folder), progress, judge)
             del data  # the workers hold their own copy
             _begin(run)
+            began = True
             return _execute(run, guard)
         finally:
             if run is not None:
                 with contextlib.suppress(Exception):
                     run.close_executor(cancel=True)
-            folder.close(wrote=run is not None or folder.resumed)
+            folder.close(wrote=began or folder.resumed)
 
 
 __all__ = ["ExecutorOptions", "RunInterrupted", "RunOutcome", "executor_options", "run_recipe"]
