@@ -57,8 +57,12 @@ def option_error(e: ValidationError, model: type[BaseModel]) -> InputError:
     field = model.model_fields.get(name)
     option = field.alias if field is not None and field.alias else "--" + name.replace("_", "-")
     msg = err["msg"].removeprefix("Value error, ")
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+    ctx = err.get("ctx") or {}
     if err["type"] == "finite_number":
         msg = "must be a finite number"
+    elif err["type"] in bounds and ctx:
+        msg = f"must be {bounds[err['type']]} {next(iter(ctx.values()))}"
     return InputError(f"{msg} (got {err.get('input')!r})", field=option)
 
 

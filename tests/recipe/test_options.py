@@ -14,12 +14,12 @@ from adacli.recipe.options import BenchOptions, RunOptions, max_threads
     ("values", "option", "words"),
     [
         ({"threads": 100_000}, "--threads", "at most"),
-        ({"threads": 0}, "--threads", "greater than or equal to 1"),
-        ({"jobs": 0}, "--jobs", "greater than or equal to 1"),
+        ({"threads": 0}, "--threads", "must be >= 1"),
+        ({"jobs": 0}, "--jobs", "must be >= 1"),
         ({"cpus_per_trial": math.nan}, "--cpus-per-trial", "finite number"),
         ({"cpus_per_trial": math.inf}, "--cpus-per-trial", "finite number"),
-        ({"cpus_per_trial": 0.0}, "--cpus-per-trial", "greater than 0"),
-        ({"gpus_per_trial": -1.0}, "--gpus-per-trial", "greater than or equal to 0"),
+        ({"cpus_per_trial": 0.0}, "--cpus-per-trial", "must be > 0"),
+        ({"gpus_per_trial": -1.0}, "--gpus-per-trial", "must be >= 0"),
     ],
 )
 def test_run_options_name_the_option(values, option, words):
