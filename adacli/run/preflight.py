@@ -37,6 +37,7 @@ import torch
 from adacli.errors import InputError
 from adacli.recipe import Recipe
 from adacli.recipe.source import format_path, line_at, parse_yaml
+from adacli.recipe.spec import MAX_STEPS
 from adacli.recipe.suite import Suite
 
 # Preflight's batch: the recipe's batch_size, capped on the CPU (where a big batch costs seconds and
@@ -423,6 +424,13 @@ def check_budget_settings(
         )
     if total is None:
         return []
+    if b.epochs is not None and total > MAX_STEPS:  # the data model bounds steps; epochs: known here
+        raise at.error(
+            f"{b.epochs:g} epochs of {train_size // b.batch_size} steps are {total:,} steps per trial, more "
+            f"than the {MAX_STEPS:,} a trial can record: lower budget.epochs",
+            "budget",
+            "epochs",
+        )
     if s is not None and s.warmup_steps and s.warmup_steps >= total:
         raise at.error(
             f"warmup_steps {s.warmup_steps} >= the budget's {total} steps: the learning rate would never "

@@ -309,3 +309,12 @@ def test_a_large_sweep_steps_every_swept_value_on_a_stand_in(tmp_path, monkeypat
     recipe = load_recipe(ok)
     check_environment(recipe, ok)
     assert preflight(recipe, ok).optimizer_steps == 2  # 6 configurations > 4: one real step each
+
+
+def test_an_epoch_budget_beyond_what_a_trial_records_is_exit_2(tmp_path):
+    """A finite epoch count can still mean more steps than a trial can keep (the data decides how many
+    steps an epoch has): exit 2 before training, naming budget.epochs."""
+    path = write(tmp_path, DIGITS.replace("{steps: 3, batch_size: 16}", "{epochs: 90000, batch_size: 1}"))
+    with pytest.raises(InputError) as e:
+        check_recipe(load_recipe(path), path)
+    assert e.value.field == "budget.epochs" and "more than the 10,000,000 a trial can record" in str(e.value)
