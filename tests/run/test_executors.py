@@ -354,6 +354,8 @@ def test_ray_without_address_starts_a_fresh_loopback_instance(env, serial, tmp_p
     assert seen["node"] == "127.0.0.1"  # the instance's node listened on loopback
     assert_same_results(serial.run_dir, out)
     assert not ray.is_initialized()  # the instance it started is shut down
+    session = outcome.environment["executor"]["session_folder"]  # its own folder, not Ray's shared one
+    assert Path(session).name.startswith("adacli-ray-") and not Path(session).exists()  # removed
 
 
 def test_a_worker_that_dies_twice_fails_its_trial_and_the_run_goes_on(env, tmp_path):
