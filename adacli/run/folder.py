@@ -19,6 +19,7 @@ Rules (what ``adacli compare`` promises about ``--out`` and ``--resume``):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from typing import Any
 from adacli.errors import InputError
 from adacli.results import TrialResult
 from adacli.run import store
-from adacli.run.keys import setup_of
+from adacli.run.keys import device_type, recipe_slice
 
 LOCK_FILE = "adacli.lock"
 
@@ -127,6 +128,11 @@ def acquire_lock(run_dir: Path, option: str) -> RunLock:
 # --- same setup? ------------------------------------------------------------------------------------
 
 
+def setup_of(recipe_json: dict[str, Any], device: Any) -> dict[str, Any]:
+    """What a run folder's trials depend on besides the optimizer and seed (see adacli.run.keys)."""
+    return {**recipe_slice(recipe_json), "device": device_type(device or "cpu")}
+
+
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
@@ -160,6 +166,7 @@ class RunFolder:
     resumed: bool  # a previous run's trials are reused
     created: bool  # this run created the folder (removed again if the run stops before writing)
     scan: store.FolderScan = field(default_factory=store.FolderScan)
+    setup: dict[str, Any] = field(default_factory=dict)  # stamped into every trial file (see below)
     written: set[str] = field(default_factory=set)
 
     def warnings(self) -> list[str]:
@@ -169,25 +176,21 @@ class RunFolder:
             pid = self.lock.recovered_from
             who = f"pid {pid}" if pid > 0 else "an unknown process"
             out.append(f"warning: took over a stale lock of {who} (no longer running) in {self.path}")
-        scan = self.scan
-        if scan.results_damaged:
-            why = next(d for d in scan.damaged if d.startswith(store.RESULTS_FILE))
-            out.append(
-                f"warning: {why} could not be read: the run is rebuilt from the {scan.intact_files} intact "
-                f"trial file(s) in {self.path / store.TRIALS_DIR}"
-            )
-        damaged = [d for d in scan.damaged if not d.startswith(store.RESULTS_FILE)]
-        if damaged:
+        if self.scan.damaged:
+            damaged = self.scan.damaged
             shown = ", ".join(damaged[:3]) + (", ..." if len(damaged) > 3 else "")
             out.append(
-                f"warning: {len(damaged)} damaged trial file(s) ignored ({shown}); a trial not found intact "
-                "elsewhere in the folder runs again"
+                f"warning: {len(damaged)} damaged file(s) ignored: {shown}; a trial they held runs again "
+                "unless another file of the folder holds it"
             )
         return out
 
     def write_trial(self, result: TrialResult, index: int) -> Path:
         """Save one trial as ``trials/NNN-<label>-seed<S>.json`` (atomic), unless that name holds another
-        finished trial of a previous run: then ``NNN-<label>-seed<S>~2.json`` (and so on)."""
+        finished trial of a previous run: then ``NNN-<label>-seed<S>~2.json`` (and so on).
+
+        The file carries the run's setup (``extra.setup``), so a folder can be told apart from another
+        setup's by its trial files alone, even when its results.json is lost or damaged."""
         tdir = self.path / store.TRIALS_DIR
         stem = f"{index:03d}-{safe_component(result.label, 'trial')[:60]}-seed{result.seed}"
         key = result.extra.get("trial_key")
@@ -199,7 +202,8 @@ class RunFolder:
                 break
             n += 1
         self.written.add(name)
-        return store.write_trial(tdir / name, result)
+        stamped = dataclasses.replace(result, extra={**result.extra, "setup": self.setup})
+        return store.write_trial(tdir / name, stamped)
 
     def close(self, wrote: bool) -> None:
         """Release the lock; a folder this run created and never wrote into is removed again."""
@@ -215,28 +219,31 @@ def _stored_setup(scan: store.FolderScan) -> dict[str, Any] | None:
     return setup_of(scan.recipe, scan.environment.get("device"))
 
 
-def _check_same_setup(
-    path: Path, scan: store.FolderScan, setup: dict[str, Any], option: str, *, known: bool
-) -> None:
-    """The folder's setup, as results.json records it and as every trial file does, is ``setup``: a trial
-    file of another setup is refused whatever state results.json is in (damaged, rewritten, absent).
-    ``known``: the folder must show an adacli setup at all (``--out`` into a non-empty folder)."""
+def _check_same_setup(path: Path, scan: store.FolderScan, setup: dict[str, Any], option: str) -> None:
+    """The folder's setup, from its results.json and from every trial file that says which setup made
+    it, must be ``setup``; a folder that says nothing (no readable results.json, trial files without a
+    setup) cannot be checked and is refused too: mixing its trials with new ones could go unnoticed."""
     stored = _stored_setup(scan)
-    sources = [(store.RESULTS_FILE, stored)] if stored is not None else []
-    sources += [(f"{store.TRIALS_DIR}/{name}", s) for name, s in sorted(scan.setups.items())]
-    if not sources and known:
-        raise InputError(
-            f"not empty and not an adacli run folder (no readable {store.RESULTS_FILE}): choose an empty "
-            "or new folder",
-            file=str(path),
-            field=option,
-        )
-    for where, theirs in sources:
-        diff = setup_difference(theirs, setup)
+    if stored is None and not scan.setups:
+        if option == "--out" or scan.unchecked:
+            why = f"no readable {store.RESULTS_FILE}" + (
+                f", and {scan.unchecked} trial file(s) that do not say which setup made them"
+                if scan.unchecked
+                else ""
+            )
+            what = "an adacli run folder" if option == "--out" else "a run folder whose setup can be checked"
+            raise InputError(
+                f"not empty and not {what} ({why}): choose an empty or new folder",
+                file=str(path),
+                field=option,
+            )
+        return
+    for where, other in ([(store.RESULTS_FILE, stored)] if stored is not None else []) + scan.setups:
+        diff = setup_difference(other, setup)
         if diff:
             raise InputError(
-                f"made by another recipe setup ({'; '.join(diff)}, in {where}): its trials cannot be reused "
-                "and would be mixed with new ones; choose another folder",
+                f"made by another recipe setup ({'; '.join(diff)}; {where}): its trials cannot be reused and "
+                "would be mixed with new ones; choose another folder",
                 file=str(path),
                 field=option,
             )
@@ -285,11 +292,11 @@ def open_run_folder(
         resumed = resume is not None or _occupied(path)
         scan = store.scan_folder(path) if resumed else store.FolderScan()
         if resumed:
-            _check_same_setup(path, scan, setup, option, known=option == "--out")
+            _check_same_setup(path, scan, setup, option)
     except BaseException:
         lock.release()
         raise
-    return RunFolder(path, lock, resumed, created, scan)
+    return RunFolder(path, lock, resumed, created, scan, setup)
 
 
 __all__ = [

@@ -137,12 +137,6 @@ def device_type(device: Any) -> str:
     return str(device).split(":")[0]
 
 
-def setup_of(recipe_json: dict[str, Any], device: Any) -> dict[str, Any]:
-    """What a run folder's trials depend on besides the optimizer and seed: the recipe slice and the
-    device type (each trial file carries it, so a folder's trials can be checked without results.json)."""
-    return {**recipe_slice(recipe_json), "device": device_type(device or "cpu")}
-
-
 def stored_key(trial: TrialResult) -> str | None:
     """The key a stored trial was saved with; None for a trial saved without one (its code is unknown,
     so it is never reused)."""
@@ -157,7 +151,6 @@ __all__ = [
     "device_type",
     "optimizer_fingerprint",
     "recipe_slice",
-    "setup_of",
     "stored_key",
     "trial_key",
     "versions",

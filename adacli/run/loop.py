@@ -130,8 +130,7 @@ class Scheduler:
         if reused:
             extra["reused"] = result.label if result.label != task.label else True
             extra["earlier_run"] = task.key in self.earlier  # or shared within this run (sweep/final)
-        else:  # what trained it, and when: a later run reuses it only for the same setup and code
-            extra["setup"] = self.plan.setup
+        else:  # which code trained it, and when (the run folder adds the setup)
             extra["code"] = self.plan.code
             extra["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         return extra

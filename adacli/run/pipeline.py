@@ -71,17 +71,17 @@ def executor_options(
     """The command line's --jobs/--executor/--ray-address/--threads/... as :func:`run_recipe`'s executor
     keyword arguments (bad combinations: InputError, exit 2, before any training)."""
     from adacli.errors import closest
-    from adacli.recipe.options import RunOptions
     from adacli.run.executors import EXECUTORS
 
-    numbers = RunOptions.parse(
-        jobs=jobs, threads=threads, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial
-    )
+    if jobs < 1:
+        raise InputError(f"must be >= 1 (got {jobs})", field="--jobs")
     if executor is not None and executor not in EXECUTORS:
         msg = f"unknown executor {executor!r}"
         raise InputError(msg, field="--executor", allowed=EXECUTORS, suggestion=closest(executor, EXECUTORS))
-    jobs, threads = numbers.jobs, numbers.threads
-    cpus_per_trial, gpus_per_trial = numbers.cpus_per_trial, numbers.gpus_per_trial
+    if threads is not None and threads < 1:
+        raise InputError(f"must be >= 1 (got {threads})", field="--threads")
+    if cpus_per_trial <= 0 or (gpus_per_trial is not None and gpus_per_trial < 0):
+        raise InputError("must be > 0 (GPUs: >= 0)", field="--cpus-per-trial/--gpus-per-trial")
     if ray_address and executor is None:
         executor = "ray"
     return {
@@ -193,14 +193,30 @@ def _begin(run: _Run) -> None:
     if not (folder.resumed and folder.scan.recipe):
         try:
             store.start_run(folder.path, recipe=run.recipe_json, environment=run.environment)
-        except WriteError as e:  # nothing trained yet: a full or read-only disk is bad input (exit 2)
-            raise InputError(f"cannot write: {e.reason}", file=str(e.path)) from None
+        except WriteError as e:  # before any training: the run folder cannot be written (exit 2)
+            raise InputError(f"cannot write the run folder: {e}", file=str(folder.path)) from None
     notes = progress.note if progress is not None else None
     run.scheduler = Scheduler(run.plan, folder.scan.finished, _on_record(run), notes)
 
 
 def _save(run: _Run, status: str) -> RunOutcome:
-    """The save step: executor and counts into the environment, then :func:`save.save_run_folder`."""
+    """The save step: executor and counts into the environment, then :func:`save.save_run_folder`. A
+    file the disk refuses is a WriteError (exit 1) that says where the finished trials are."""
+    try:
+        return _save_folder(run, status)
+    except WriteError as e:
+        raise _where_to_go_on(run, e) from None
+
+
+def _where_to_go_on(run: _Run, e: WriteError) -> WriteError:
+    where = run.folder.path
+    return e.with_hint(
+        f"the trials that finished are in {where / store.TRIALS_DIR}; once the disk has room, "
+        f"continue with --resume {where}"
+    )
+
+
+def _save_folder(run: _Run, status: str) -> RunOutcome:
     sched = run.scheduler
     assert sched is not None
     run.environment["executor"] = run.executor.describe()
@@ -220,6 +236,17 @@ def _save(run: _Run, status: str) -> RunOutcome:
     )
 
 
+def _save_what_finished(run: _Run, error: BaseException) -> None:
+    """After an error in the run loop: save what finished. When the error was the disk refusing a trial
+    file, the save will likely be refused too: then the first error is the one to tell (it is re-raised
+    with where the finished trials are by the caller)."""
+    try:
+        _save(run, "interrupted")
+    except WriteError:
+        if not isinstance(error, WriteError):
+            raise
+
+
 def _execute(run: _Run, guard: InterruptGuard) -> RunOutcome:
     """The run loop and the save. An interrupt stops the loop and saves what finished (then raises
     RunInterrupted); any other error saves too and propagates."""
@@ -230,13 +257,13 @@ def _execute(run: _Run, guard: InterruptGuard) -> RunOutcome:
     except KeyboardInterrupt as e:
         guard.hold()
         stopped = signum_of(e)
-    except BaseException:
+    except BaseException as e:
         guard.hold()
         with contextlib.suppress(Exception):
             run.close_executor(cancel=True)
-        # save what finished; when the disk refuses that too, the first error is the one to report
-        with contextlib.suppress(WriteError):
-            _save(run, "interrupted")
+        _save_what_finished(run, e)
+        if isinstance(e, WriteError) and not e.hint:
+            raise _where_to_go_on(run, e) from None
         raise
     guard.hold()  # from here on a signal cannot cut the stop or the save short
     run.close_executor(cancel=stopped is not None)
@@ -282,7 +309,6 @@ def run_recipe(
         plan = build_plan(recipe, dev)
         folder = open_run_folder(recipe, setup_of(recipe_json, dev), out_dir=out_dir, resume=resume)
         run = None
-        began = False
         try:
             setup = WorkerSetup(recipe=recipe_json, device=recipe.device, threads=threads)
             on_progress = progress.event if progress is not None else (lambda ev: None)
@@ -291,13 +317,12 @@ def run_recipe(
             run = _Run(plan, recipe_json, folder, ex, _environment(dev, data, folder), progress, judge)
             del data  # the workers hold their own copy
             _begin(run)
-            began = True
             return _execute(run, guard)
         finally:
             if run is not None:
                 with contextlib.suppress(Exception):
                     run.close_executor(cancel=True)
-            folder.close(wrote=began or folder.resumed)
+            folder.close(wrote=(run is not None and run.scheduler is not None) or folder.resumed)
 
 
 __all__ = ["ExecutorOptions", "RunInterrupted", "RunOutcome", "executor_options", "run_recipe"]

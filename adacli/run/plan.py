@@ -27,7 +27,6 @@ from adacli.run.keys import (
     device_type,
     optimizer_fingerprint,
     recipe_slice,
-    setup_of,
     trial_key,
     versions,
 )
@@ -56,7 +55,6 @@ class Plan:
     sweeps: list[sweep.OptimizerSweep]
     keys: dict[tuple[int, int, int], str]  # (optimizer index, config index, seed) -> trial key
     sweep_tasks: dict[int, list[TrialTask]] = field(default_factory=dict)  # optimizer index -> tasks
-    setup: dict[str, Any] = field(default_factory=dict)  # adacli.run.keys.setup_of: in every trial file
     code: str = ""  # adacli.run.keys.code_fingerprint when the plan was made
 
     @property
@@ -154,7 +152,6 @@ def build_plan(recipe: Recipe, device: Any) -> Plan:
         for seed in recipe.seed_list
     }
     plan = Plan(recipe=recipe, sweeps=sweeps, keys=keys)
-    plan.setup = setup_of(recipe.model_dump(mode="json"), device)
     plan.code = adacli_code
     if plan.swept:
         index = 0

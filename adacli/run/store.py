@@ -74,11 +74,13 @@ class RunData:
     trials: list[TrialResult]
     summaries: list[OptimizerSummary]
     target: Target | None
-    status: str = "complete"  # complete | interrupted | running (never finished) | rebuilt (see load_run)
+    status: str = "complete"  # complete | interrupted | running (a run that never finished)
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     verdict: Any = None
     gate: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)  # what reading the folder found (not saved)
+    rebuilt: bool = False  # results.json was missing or damaged: this run was rebuilt from trial files
 
     def results(self) -> dict[str, Any]:
         """The content of ``results.json`` (numbers not yet encoded): the one definition of that file."""
@@ -227,76 +229,64 @@ def _read_results_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _trial_files(run_dir: Path, *, skip_damaged: bool = False) -> list[TrialResult]:
-    """The trial files' trials (a damaged file: InputError, or skipped when rebuilding a run)."""
+def _trial_files(run_dir: Path, notes: list[str]) -> list[TrialResult]:
+    """The readable trial files of a folder; a damaged one is left out, with a note."""
     trials = []
     for p in sorted((run_dir / TRIALS_DIR).glob("*.json")):
         try:
-            trials.append(trial_from_json(json.loads(p.read_text())))
-        except (json.JSONDecodeError, TypeError, KeyError, AttributeError, OSError) as e:
-            if skip_damaged:
-                continue
-            raise InputError(f"not a valid trial file ({e})", file=str(p)) from None
+            trials.append(_checked(trial_from_json(json.loads(p.read_text()))))
+        except Exception as e:  # cut short, not JSON, fields of the wrong type: the others still count
+            notes.append(f"{TRIALS_DIR}/{p.name} is damaged ({_why(e)}): left out")
     return trials
 
 
-def _stored_data(run_dir: Path) -> dict[str, Any]:
+def _stored_data(run_dir: Path, notes: list[str]) -> dict[str, Any]:
+    """results.json's content; when it is missing or damaged but trial files survive, what is rebuilt
+    from them (their setup as the recipe, status ``running``: the trials are merged in and summarized)."""
     path = run_dir / RESULTS_FILE
+    trial_files = sorted((run_dir / TRIALS_DIR).glob("*.json"))
     if path.is_file():
         try:
             return _read_results_file(path)
         except InputError as e:
-            rebuilt = _rebuilt_data(run_dir, e)
-            if rebuilt is None:
+            if not trial_files:
                 raise
-            return rebuilt
-    if not (run_dir / TRIALS_DIR).is_dir():
+            notes.append(
+                f"{RESULTS_FILE} is damaged ({e.message}): rebuilt from {len(trial_files)} trial files"
+            )
+    elif not (run_dir / TRIALS_DIR).is_dir():
         raise InputError(
             f"no {RESULTS_FILE} (nor {TRIALS_DIR}/) here: not an adacli run folder", file=str(run_dir)
         )
-    return {"status": "running", "recipe": {}, "environment": {}, "trials": []}
+    return {"status": "running", "recipe": _setup_as_recipe(trial_files), "environment": {}, "trials": []}
 
 
-def _rebuilt_data(run_dir: Path, error: InputError) -> dict[str, Any] | None:
-    """What a damaged results.json held, as far as the intact trial files tell (None when none is left):
-    the setup every trial file records stands in for the recipe; the statistics are recomputed. The
-    status is ``rebuilt`` and the top-level ``rebuilt`` key says from what."""
-    setups, intact = [], 0
-    for p in sorted((run_dir / TRIALS_DIR).glob("*.json")):
+def _setup_as_recipe(trial_files: list[Path]) -> dict[str, Any]:
+    """The recipe setup the trial files name (model, dataset, budget, precision, schedule), or {}."""
+    for p in trial_files:
         try:
-            extra = json.loads(p.read_text()).get("extra") or {}
+            setup = json.loads(p.read_text()).get("extra", {}).get("setup")
         except (OSError, ValueError, AttributeError):
             continue
-        intact += 1
-        if isinstance(extra.get("setup"), dict):
-            setups.append(extra["setup"])
-    if not intact:
-        return None
-    setup = dict(setups[0]) if setups else {}
-    device = setup.pop("device", None)
-    reason = " ".join(error.message.split())
-    return {
-        "status": "rebuilt",
-        "recipe": {"name": run_dir.name, **setup},
-        "environment": {"device": device} if device else {},
-        "trials": [],
-        "rebuilt": f"{RESULTS_FILE} could not be read ({reason}): rebuilt from {intact} trial file(s)",
-    }
+        if isinstance(setup, dict):
+            return {k: v for k, v in setup.items() if k != "device"}
+    return {}
 
 
 def load_run(run_dir: str | Path) -> RunData:
     """Read a run folder written by :func:`save_run` (or the trials a killed run left behind).
 
-    When ``results.json`` is not ``complete`` (or absent but ``trials/`` holds files), trial files it lacks
-    are merged in and the target, summary and statistics are recomputed from them (the stored recipe's
-    target, or the default). A ``results.json`` that cannot be read (cut short, not JSON, wrong types) is
-    rebuilt from the intact trial files (status ``rebuilt``, see :func:`_rebuilt_data`). Raises
-    :class:`InputError` (exit 2) when the folder is missing, or nothing readable is left.
+    When ``results.json`` is not ``complete`` (or absent, or damaged, but ``trials/`` holds files), trial
+    files it lacks are merged in and the target, summary and statistics are recomputed from them (the
+    stored recipe's target, or the default); ``RunData.notes`` says when results.json was rebuilt. Raises
+    :class:`InputError` (exit 2) when the folder, or both ``results.json`` and ``trials/``, are missing, or
+    a file is not valid and no trial file can stand in for it.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError("run folder not found", file=str(run_dir))
-    data = _stored_data(run_dir)
+    notes: list[str] = []
+    data = _stored_data(run_dir, notes)
     try:
         trials = [trial_from_json(t) for t in data["trials"]]
     except (TypeError, KeyError, AttributeError) as e:
@@ -305,6 +295,8 @@ def load_run(run_dir: str | Path) -> RunData:
     status = str(data.get("status", "complete"))
     run = RunData(run_dir, data.get("recipe") or {}, data.get("environment") or {}, trials, [], None, status)
     run.schema_version = int(data.get("schema_version", SCHEMA_VERSION))
+    run.notes = notes
+    run.rebuilt = "schema_version" not in data
     run.extra = {k: v for k, v in data.items() if k not in _known_keys()}
     run.gate = _read_gate(run_dir)
     if status == "complete":
@@ -349,7 +341,7 @@ def _recomputed_statistics(run: RunData) -> None:
 
     seen = {(t.label, t.seed) for t in run.trials}
     if (run.run_dir / TRIALS_DIR).is_dir():
-        for t in _trial_files(run.run_dir, skip_damaged=run.status == "rebuilt"):
+        for t in _trial_files(run.run_dir, run.notes):
             if (t.label, t.seed) not in seen:
                 run.trials.append(t)
                 seen.add((t.label, t.seed))
@@ -366,8 +358,6 @@ def _recomputed_statistics(run: RunData) -> None:
     )
     if run.status == "running":
         run.status = "interrupted"  # nobody is writing it any more when we read it back
-    if run.status == "rebuilt":  # the final trials are the run (a sweep's selection trials are not)
-        run.trials = [t for t in run.trials if t.extra.get("role") != "sweep"]
 
 
 def _read_gate(run_dir: Path) -> dict[str, Any] | None:
@@ -394,13 +384,8 @@ class FolderScan:
     damaged: list[str] = field(default_factory=list)  # e.g. "trials/003-adam-seed1.json (not JSON)"
     recipe: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
-    setups: dict[str, dict[str, Any]] = field(default_factory=dict)  # trial file -> the setup it records
-    intact_files: int = 0  # trial files that could be read
-
-    @property
-    def results_damaged(self) -> bool:
-        """results.json is there but could not be read (the trial files are what is left)."""
-        return any(d.startswith(RESULTS_FILE) for d in self.damaged)
+    setups: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (trial file, the setup it names)
+    unchecked: int = 0  # readable trial files that do not name their setup (written by an older adacli)
 
 
 def _why(e: BaseException) -> str:
@@ -455,11 +440,11 @@ def scan_folder(run_dir: str | Path) -> FolderScan:
             stored.append((p.name, _checked(trial_from_json(json.loads(p.read_text())))))
         except Exception as e:  # any damage: reported, the trial runs again
             scan.damaged.append(f"{TRIALS_DIR}/{p.name} ({_why(e)})")
-            continue
-        scan.intact_files += 1
-        setup = stored[-1][1].extra.get("setup")
-        if isinstance(setup, dict):
-            scan.setups[p.name] = setup
+    for name, t in stored:
+        if name is not None and isinstance(t.extra.get("setup"), dict):
+            scan.setups.append((f"{TRIALS_DIR}/{name}", t.extra["setup"]))
+        elif name is not None:
+            scan.unchecked += 1
     for name, t in stored:
         try:
             key = stored_key(t) if t.status in FINISHED else None

@@ -27,6 +27,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 write_recipe = partial(helpers.write_recipe, name="pl", seeds=1, steps=4)
 
 
+
+
 # --- exit codes ---------------------------------------------------------------------------------------
 
 
@@ -156,11 +158,10 @@ def test_resume_reruns_truncated_failed_and_interrupted_trials_and_reports_damag
     res = invoke("compare", str(path), "--resume", str(out))
     assert res.exit_code == 0, res.output
     text = one_line(res.output)
-    # each damage said as it is: results.json is rebuilt from the intact trial files (their trials are
-    # reused, not run again); a damaged trial file's trial runs again
-    assert "results.json (cut short or not JSON) could not be read: the run is rebuilt from the 3" in text
-    assert "1 damaged trial file(s) ignored (trials/000-adam-seed0.json (cut short or not JSON))" in text
-    assert "their trials run again" not in text
+    assert "warning: 2 damaged file(s) ignored:" in text
+    assert "a trial they held runs again unless another file of the folder holds it" in text
+    assert "results.json (cut short or not JSON)" in text
+    assert "trials/000-adam-seed0.json (cut short or not JSON)" in text
     assert "trials run: 3, reused: 1" in text
     data = json.loads(results.read_text())
     assert data["status"] == "complete" and [t["status"] for t in data["trials"]] == ["ok"] * 4
@@ -218,74 +219,3 @@ def test_serial_builds_each_seeds_initial_model_once(tmp_path, monkeypatch):
     assert calls == [0, 1]  # six trials, two initial models
     trials = json.loads((tmp_path / "run" / "results.json").read_text())["trials"]
     assert len({t["extra"]["init_fingerprint"] for t in trials if t["seed"] == 0}) == 1
-
-
-# --- run-folder integrity: the trial files are the record; results.json can be rebuilt from them -------
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """A finished two-trial run folder (copied by each test that damages it)."""
-    folder = tmp_path_factory.mktemp("integrity")
-    path = helpers.write_recipe(folder, ["{name: adam}", "{name: sgd}"])
-    out = folder / "run"
-    res = invoke("compare", str(path), "--out", str(out), "--threads", "1")
-    assert res.exit_code == 0, res.output
-    return path, out
-
-
-def _copy(run: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    return Path(shutil.copytree(run, tmp_path / "run"))
-
-
-def test_report_rebuilds_a_damaged_results_json_from_intact_trial_files(finished_run, tmp_path):
-    _, run = finished_run
-    out = _copy(run, tmp_path)
-    before = json.loads((out / "results.json").read_text())
-    (out / "results.json").write_text('{"schema_version": 1, "status": "compl')  # cut short
-    res = invoke("report", str(out), "--no-plot")
-    assert res.exit_code == 0, res.output
-    assert (
-        "could not be read (not valid JSON" in one_line(res.output)
-        and "rebuilt from 2 trial file(s)" in res.output
-    )
-    data = json.loads((out / "results.json").read_text())
-    assert data["status"] == "rebuilt" and "rebuilt from 2 trial file(s)" in data["rebuilt"]
-    assert [t["losses"] for t in data["trials"]] == [t["losses"] for t in before["trials"]]
-    assert data["recipe"]["model"] == before["recipe"]["model"]  # the setup the trial files carry
-    assert [s["optimizer"] for s in data["summary"]] == ["adam", "sgd"]
-
-
-@pytest.mark.parametrize("results", ["damaged", "intact", "absent"])
-def test_resuming_trials_of_another_setup_is_exit_2_whatever_results_json_says(
-    finished_run, tmp_path, results
-):
-    """The trial files carry their setup: a resume with another recipe setup is refused, naming the
-    difference and the file, whether results.json is damaged, intact or gone."""
-    _, run = finished_run
-    out = _copy(run, tmp_path)
-    if results == "damaged":
-        (out / "results.json").write_text("{")
-    elif results == "absent":
-        (out / "results.json").unlink()
-    other = helpers.write_recipe(tmp_path, ["{name: adam}", "{name: sgd}"], steps=5)
-    res = invoke("compare", str(other), "--resume", str(out))
-    assert res.exit_code == 2, res.output
-    line = one_line(res.output)
-    assert "made by another recipe setup (" in line and "budget.steps: 4 -> 5" in line
-    assert "Traceback" not in res.output
-    assert ("in results.json" if results == "intact" else "in trials/000-adam-seed0.json") in line
-    assert sorted(p.name for p in (out / "trials").iterdir()) == ["000-adam-seed0.json", "001-sgd-seed0.json"]
-
-
-def test_a_trial_file_of_another_setup_copied_into_a_run_is_refused(finished_run, tmp_path):
-    """results.json says the setup matches, but a trial file says otherwise: refused (trials would mix)."""
-    path, run = finished_run
-    out = _copy(run, tmp_path)
-    stray = json.loads((out / "trials" / "000-adam-seed0.json").read_text())
-    stray["extra"]["setup"]["budget"]["steps"] = 40
-    (out / "trials" / "002-adam-seed9.json").write_text(json.dumps(stray))
-    res = invoke("compare", str(path), "--resume", str(out))
-    assert res.exit_code == 2 and "in trials/002-adam-seed9.json" in one_line(res.output), res.output
