@@ -88,6 +88,12 @@ class Scheduler:
 
     def arrived(self, task: TrialTask, result: TrialResult) -> None:
         """A result from the executor: record it, and hand it to the tasks that waited for its key."""
+        # which code trained it, and when (a later run reuses it only for the same code; the run folder
+        # adds the setup): on the result itself, so the tasks that share it carry it too
+        result.extra.setdefault("code", self.plan.code)
+        result.extra.setdefault(
+            "finished_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        )
         finished = result.status in FINISHED
         if finished:
             self.done[task.key] = result
@@ -130,9 +136,6 @@ class Scheduler:
         if reused:
             extra["reused"] = result.label if result.label != task.label else True
             extra["earlier_run"] = task.key in self.earlier  # or shared within this run (sweep/final)
-        else:  # which code trained it, and when (the run folder adds the setup)
-            extra["code"] = self.plan.code
-            extra["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         return extra
 
     def _maybe_choose(self, sw: sweep.OptimizerSweep) -> None:

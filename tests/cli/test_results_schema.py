@@ -35,9 +35,11 @@ TRIAL_KEYS = {
 TRIAL_EXTRA_KEYS = {
     "device", "precision", "budget", "total_steps", "steps_per_epoch", "schedule", "stop_reason",
     "epochs", "init_fingerprint", "trial_key", "role", "optimizer_label", "config_index", "worker", "val",
+    "code", "finished_at",
 }  # fmt: skip
-SWEEP_TRIAL_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {"sweep", "reused"}
-SWEEP_TRIAL_EXTRA_OPTIONAL = frozenset({"reused"})  # only on a final trial reused from the selection
+SWEEP_TRIAL_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {"sweep", "reused", "earlier_run"}
+# only on a final trial reused from the selection (earlier_run: whether from an earlier run of the folder)
+SWEEP_TRIAL_EXTRA_OPTIONAL = frozenset({"reused", "earlier_run"})
 EVAL_KEYS = {"step", "seconds", "train_eval_loss", "train_eval_accuracy", "test_loss", "test_accuracy"}
 STAT_KEYS = {"mean", "std", "n", "ci95"}
 STAT_METRICS = {
@@ -137,7 +139,8 @@ def _same(found, expected: set[str], where: str, optional: frozenset[str] = froz
 
 def _check_trial(trial: dict, extra_keys: set[str], where: str) -> None:
     _same(trial, TRIAL_KEYS, where)
-    _same(trial["extra"], extra_keys, f"{where}.extra", SWEEP_TRIAL_EXTRA_OPTIONAL)
+    optional = SWEEP_TRIAL_EXTRA_OPTIONAL | {"setup"}  # a trial file names its setup (results.json: recipe)
+    _same(trial["extra"], extra_keys | {"setup"}, f"{where}.extra", optional)
     assert trial["evals"], where
     for e in trial["evals"]:
         _same(e, EVAL_KEYS, f"{where}.evals[]")
