@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import REPO
+from helpers import REPO, invoke
 
 from adacli.run import keys
 
@@ -25,6 +25,14 @@ optimizers: [adabelief, sgd]
 """
 
 
+def _fingerprint(tree: Path) -> str:
+    """The code fingerprint the copy of the package in ``tree`` computes."""
+    code = "from adacli.run.keys import code_fingerprint; print(code_fingerprint())"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    return proc.stdout.strip()
+
+
 def _compare(tree: Path, recipe: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     """``adacli compare`` run by the copy of the package in ``tree``."""
     cmd = [sys.executable, "-m", "adacli", "compare", str(recipe), "--out", str(out), "--threads", "1"]
@@ -33,23 +41,23 @@ def _compare(tree: Path, recipe: Path, out: Path, *extra: str) -> subprocess.Com
 
 
 def test_one_changed_line_of_adacli_optim_trains_every_trial_again(tmp_path):
-    """A copy of adacli runs a recipe into one --out three times: the second run (same code) reuses
-    both trials and its gate says so; after one line of adacli/optim changes, the third trains both."""
-    tree = tmp_path / "src"
-    shutil.copytree(REPO / "adacli", tree / "adacli", ignore=shutil.ignore_patterns("__pycache__"))
+    """A run, then the same run into the same --out: both trials reused, and the gate says so. Then a copy
+    of adacli with one changed line of adacli/optim runs into that --out: it trains both again."""
     recipe = tmp_path / "r.yaml"
     recipe.write_text(RECIPE)
     out, base = tmp_path / "run", tmp_path / "base.json"
-    first = _compare(tree, recipe, out, "--save-baseline", str(base))
-    assert first.returncode == 0, first.stderr[-2000:]
-    assert "trials run: 2, reused: 0" in first.stdout
-    again = _compare(tree, recipe, out, "--baseline", str(base))
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "trials run: 0, reused: 2" in again.stdout
-    text = " ".join(again.stdout.split())
+    first = invoke("compare", str(recipe), "--out", str(out), "--threads", "1", "--save-baseline", str(base))
+    assert first.exit_code == 0 and "trials run: 2, reused: 0" in first.output, first.output
+    again = invoke("compare", str(recipe), "--out", str(out), "--threads", "1", "--baseline", str(base))
+    text = " ".join(again.output.split())
+    assert again.exit_code == 0 and "trials run: 0, reused: 2" in text, again.output
     assert "2 of 2 trials were reused from earlier runs in this folder, trained " in text, text
+    tree = tmp_path / "src"  # the same code, copied: then one line of it changes
+    shutil.copytree(REPO / "adacli", tree / "adacli", ignore=shutil.ignore_patterns("__pycache__"))
+    assert _fingerprint(tree) == keys.code_fingerprint()  # a copy of the same code: the same key
     source = tree / "adacli" / "optim" / "adabelief.py"
     source.write_text(source.read_text() + "\n# one changed line\n")
+    assert _fingerprint(tree) != keys.code_fingerprint()
     changed = _compare(tree, recipe, out, "--baseline", str(base))
     assert changed.returncode == 0, changed.stderr[-2000:]
     assert "trials run: 2, reused: 0" in changed.stdout, changed.stdout
