@@ -29,7 +29,7 @@ def _fingerprint(tree: Path) -> str:
     """The code fingerprint the copy of the package in ``tree`` computes."""
     code = "from adacli.run.keys import code_fingerprint; print(code_fingerprint())"
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tree)
     return proc.stdout.strip()
 
 
