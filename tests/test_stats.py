@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 
 from adacli import stats
@@ -231,3 +232,121 @@ def test_differences_equal_but_for_rounding_behave_like_constant_ones(recwarn):
                           [98.050139275766014, 97.771587743732589, 98.885793871866298])  # fmt: skip
     assert r.test == "sign" and r.p_value == pytest.approx(0.25) and not r.significant
     assert not [w for w in recwarn if "Precision loss" in str(w.message)]  # no scipy noise on the terminal
+
+
+# --- the floored paired t-test (the test every verdict uses) ---------------------------------------------
+
+IMAGE = 100 / 359  # one test image of the digits test split, in accuracy points
+
+
+def test_floored_t_by_hand():
+    # d = [1, 1, 1.5], resolution 0.5: s^2 = 1/12, floor 0.25/6 = 1/24,
+    # se = sqrt((1/12 + 1/24) / 3) = sqrt(1/24)
+    # t = (7/6) / sqrt(1/24) = 7 * sqrt(24) / 6 = 5.7155; two-sided p with 2 df: 1 - t / sqrt(2 + t^2)
+    t = stats.floored_t(np.array([[1.0, 1.0, 1.5]]), stats.difference_floor(0.5))
+    tval = 7 * math.sqrt(24) / 6
+    assert t.se[0] == pytest.approx(math.sqrt(1 / 24)) and t.mean[0] == pytest.approx(7 / 6)
+    assert t.p[0] == pytest.approx(1 - tval / math.sqrt(2 + tval**2), rel=1e-9)
+    assert t.half_width(0.05)[0] == pytest.approx(4.302653 * math.sqrt(1 / 24), rel=1e-6)
+    # no floor: the plain paired t-test, as scipy's ttest_rel (R's sleep data)
+    from scipy.stats import ttest_rel
+
+    plain = stats.floored_t(np.array([SLEEP_1]) - np.array([SLEEP_2]))
+    assert plain.p[0] == pytest.approx(ttest_rel(SLEEP_1, SLEEP_2).pvalue, rel=1e-12)
+    assert plain.half_width(0.05)[0] == pytest.approx((-0.7001142 + 2.4598858) / 2, abs=1e-7)
+
+
+def test_floored_t_without_spread_or_floor_is_the_limit_not_nan():
+    t = stats.floored_t(np.array([[2.0, 2.0, 2.0], [0.0, 0.0, 0.0]]))
+    assert t.p.tolist() == [0.0, 1.0] and t.se.tolist() == [0.0, 0.0]
+
+
+def _t(d: list[float], floor: float) -> float:
+    r = stats.floored_t(np.array([d]), floor)
+    return float(abs(r.mean[0]) / r.se[0])
+
+
+def test_nudging_one_seed_of_a_zero_spread_sample_always_lowers_t():
+    # The continuity promise (docs/statistics.md): with the floor delta^2/6, c units on every one of n seeds
+    # gives |t| = c sqrt(6 n); moving one seed by one unit either way gives a strictly smaller |t|, so at
+    # any level a tie can never turn into a win that way. Exhaustive over n = 2..12, c = 1..80.
+    floor = stats.difference_floor(1.0)
+    for n in range(2, 13):
+        for c in range(1, 81):
+            const = _t([float(c)] * n, floor)
+            assert const == pytest.approx(c * math.sqrt(6 * n))
+            for step in (1.0, -1.0):
+                assert _t([float(c)] * (n - 1) + [c + step], floor) < const
+
+
+def test_the_issue_cases_get_one_verdict_and_the_old_switch_did_not():
+    from adacli import outcomes
+
+    acc = outcomes.with_rule(outcomes.DEFAULT_RULES["final_test_accuracy"], resolution=IMAGE)
+    base = [97.0, 96.0, 98.0]
+    verdicts = set()
+    for images in ([5, 5, 5], [5, 5, 6], [5, 6, 5], [6, 5, 5], [5, 5, 4]):
+        better = [b + IMAGE * k for b, k in zip(base, images, strict=True)]
+        verdicts.add(outcomes.compare_pairs({"a": better, "b": base}, acc)[0].outcome)
+    assert verdicts == {"better"}
+    # the test above can fail: the legacy rule switched to the sign test at zero spread (p = 0.25, a tie)
+    # and to the t-test one image later (p = 0.004, a win)
+    old = [stats.paired_test([b + IMAGE * k for b, k in zip(base, images, strict=True)], base)
+           for images in ([5, 5, 5], [5, 5, 6])]  # fmt: skip
+    assert [o.significant for o in old] == [False, True]
+
+    steps = outcomes.DEFAULT_RULES["steps_to_target"]
+    never = [81.0, 81.0, 81.0]  # budget + 1: never reached the target
+    got = {outcomes.compare_pairs({"x": never, "adam": a}, steps)[0].outcome
+           for a in ([40.0, 40.0, 40.0], [40.0, 39.0, 40.0], [41.0, 40.0, 40.0])}  # fmt: skip
+    assert got == {"worse"}
+    old = [stats.paired_test(never, a, higher_is_better=False).significant
+           for a in ([40.0, 40.0, 40.0], [40.0, 39.0, 40.0])]  # fmt: skip
+    assert old == [False, True]
+
+
+# --- exact Wilcoxon, intervals, power --------------------------------------------------------------------
+
+
+def test_wilcoxon_exact_equals_scipys_exact_values():
+    from scipy.stats import PermutationMethod, wilcoxon
+
+    rng = np.random.default_rng(7)
+    for _ in range(40):  # integer differences: ties and zeros everywhere (censored times, accuracies)
+        d = rng.integers(-4, 7, size=int(rng.integers(2, 11))).astype(float)
+        if (d != 0).sum() < 2:
+            continue
+        exact = wilcoxon(d, method=PermutationMethod(n_resamples=np.inf)).pvalue
+        assert stats.wilcoxon_exact(d.tolist()) == pytest.approx(exact, rel=1e-12, abs=1e-15)
+    d = rng.normal(size=14)  # no ties: scipy's method="exact"
+    assert stats.wilcoxon_exact(d.tolist()) == pytest.approx(wilcoxon(d, method="exact").pvalue, rel=1e-12)
+    # the issue's case: with 6 non-zero differences the smallest two-sided p is 2/64, never 0.043
+    assert stats.wilcoxon_exact([61, 61, 61, 0, 56, 5, 71]) == pytest.approx(2 / 64)
+    assert stats.wilcoxon_exact([0.0, 0.0]) is None
+
+
+def test_mean_intervals_stay_in_the_metric_range_and_say_so():
+    iv = stats.mean_interval([99.7, 100.0, 93.0], lower=0.0, upper=100.0)
+    assert iv is not None and iv.hi == 100.0 and iv.clipped == (False, True) and iv.lo < 93.0
+    times = stats.mean_interval([0.2, 9.0, 0.5], lower=0.0)
+    assert times is not None and times.lo == 0.0 and times.clipped == (True, False)
+    # three seeds at exactly 100 %: the resolution floor gives an interval, clipped at 100
+    full = stats.mean_interval([100.0] * 3, resolution=IMAGE, lower=0.0, upper=100.0)
+    assert full is not None and full.lo < 100.0 and full.hi == 100.0
+    half = 4.302653 * IMAGE / math.sqrt(12) / math.sqrt(3)
+    assert full.lo == pytest.approx(100.0 - half, rel=1e-6)
+    assert stats.mean_interval([5.0]) is None
+    assert [str(x) for x in stats.Interval(-0.0, 0.0).to_list()] == ["0.0", "0.0"]  # no negative zero
+
+
+def test_decision_power_and_seeds_to_decide():
+    # far from the margin: the t-test's power (R: power.t.test(n = 10, delta = 1, sd = 1, type = "paired"))
+    assert stats.decision_power(1.0, 1.0, 0.0, 10) == pytest.approx(0.8030962, abs=1e-6)
+    assert stats.seeds_to_decide(1.0, 1.0, 0.0) == 10
+    # no difference at all: decided by equivalence once the interval fits inside the margin
+    n = stats.seeds_to_decide(0.0, 1.0, 0.5)
+    assert n is not None
+    assert stats.decision_power(0.0, 1.0, 0.5, n) >= 0.8 > stats.decision_power(0.0, 1.0, 0.5, n - 1)
+    # a difference equal to the margin is never decided by equivalence and barely by the t-test: many seeds
+    assert stats.seeds_to_decide(0.5, 1.0, 0.5, max_n=20) is None
+    assert stats.seeds_to_decide(None, 1.0, 0.5) is None
