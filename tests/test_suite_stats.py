@@ -100,7 +100,7 @@ def test_win_tie_loss_from_the_four_outcomes():
     per_seed = {
         "w4": {k: [float(x) for x in v] for k, v in PER_SEED["w4"].items()},  # B about 2x faster than A
         # within 1 %: equivalent, a tie
-        "same": {"A": [100.0, 101.0, 99.0, 100.0, 100.0], "B": [100.0] * 5, "C": [100.0, 101.0, 99.0, 100.0, 100.0]},
+        "same": {"A": [100, 101, 99, 100, 100], "B": [100] * 5, "C": [100, 101, 99, 100, 100]},
         "noisy": {"A": [50.0, 90.0, 70.0], "B": [80.0, 60.0, 75.0], "C": [70.0, 70.0, 72.0]},
         "one-seed": {"A": [10.0], "B": [20.0], "C": [30.0]},
     }
