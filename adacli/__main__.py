@@ -1,3 +1,5 @@
+"""``python -m adacli``: the command line."""
+
 from adacli.cli import main
 
 main()

@@ -73,6 +73,19 @@ class InputError(AdacliError):
         )
 
 
+    def under(self, prefix: str) -> InputError:
+        """A copy whose field path sits under ``prefix`` (an inline suite workload's keys live in the suite
+        file, so ``model.name`` becomes ``workloads[1].model.name``)."""
+        return InputError(
+            self.message,
+            file=self.file,
+            line=self.line,
+            field=f"{prefix}.{self.field}" if self.field else prefix,
+            allowed=self.allowed,
+            suggestion=self.suggestion,
+        )
+
+
 class CheckFailed(AdacliError):
     """A check ran and failed (step-test failure, gate regression): exit code 1."""
 

@@ -1,14 +1,20 @@
-"""The records that flow from a trial to metrics, reports and the gate.
+"""The records that flow from a trial to metrics, reports and the gate, and the one JSON codec.
 
-These dataclasses are the contract between the stages of the pipeline (trial.py produces them,
-metrics.py, report.py and gate.py consume them) and they are what ``results.json`` stores, so every
-field is JSON-serialisable and ``from_dict(to_dict(x)) == x``.
-Accuracies are in percent; times in seconds unless the name says ms.
+These dataclasses are the contract between the stages of the pipeline (the train stage produces them,
+analysis, report, run and ci consume them) and they are what ``results.json`` stores, so every field is
+JSON-serialisable and ``from_dict(to_dict(x)) == x``. Accuracies are in percent; times in seconds unless
+the name says ms.
+
+The codec: non-finite floats (the loss of a diverged trial) are stored as the strings ``"NaN"``,
+``"Infinity"`` and ``"-Infinity"`` so that every file stays strict JSON that any parser reads;
+:func:`encode` and :func:`decode` are each other's inverse for numbers, :func:`dumps` writes strict JSON.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -78,7 +84,7 @@ class Stat:
     """Mean and standard deviation over seeds (std is 0 for one seed); None when no seed has a value.
 
     ``ci95`` is the 95% Student-t confidence interval of the mean (None for fewer than two seeds); the
-    statistics stage (:mod:`adacli.verdict`) fills it in.
+    statistics stage (:mod:`adacli.analysis.verdict`) fills it in.
     """
 
     mean: float | None
@@ -136,3 +142,60 @@ class Target:
     value: float | None  # None when no trial finished
     source: Literal["recipe", "default"]
     description: str  # human-readable, printed under the table
+
+
+# --- the JSON codec ---------------------------------------------------------------------------------
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def encode(obj: Any) -> Any:
+    """``obj`` with non-finite floats replaced by strings, recursively (``json.dumps(allow_nan=False)``
+    then succeeds); dict keys become strings."""
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "NaN"
+        if math.isinf(obj):
+            return "Infinity" if obj > 0 else "-Infinity"
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [encode(v) for v in obj]
+    return obj
+
+
+def decode_number(value: Any) -> Any:
+    """One stored number back to a float (the inverse of :func:`encode` for a numeric field)."""
+    return _NONFINITE.get(value, value) if isinstance(value, str) else value
+
+
+def decode(obj: Any) -> Any:
+    """Every stored non-finite number in ``obj`` back to a float, recursively (for figures only: a
+    hyperparameter that is the string ``"NaN"`` would be decoded too; trials use :func:`trial_from_json`)."""
+    if isinstance(obj, dict):
+        return {k: decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    return decode_number(obj)
+
+
+def dumps(obj: Any, *, indent: int | None = 1) -> str:
+    """Strict JSON of ``obj`` (non-finite floats encoded), ending in a newline."""
+    return json.dumps(encode(obj), indent=indent, allow_nan=False, default=str) + "\n"
+
+
+def trial_from_json(data: dict[str, Any]) -> TrialResult:
+    """A TrialResult from its stored dict; only numeric fields are decoded (hparams keep their strings)."""
+    d = dict(data)
+    d["losses"] = [decode_number(x) for x in d.get("losses", [])]
+    d["times"] = [decode_number(x) for x in d.get("times", [])]
+    d["evals"] = [{k: decode_number(v) for k, v in e.items()} for e in d.get("evals", [])]
+    for k in ("step_time_ms", "optimizer_step_ms"):
+        if k in d:
+            d[k] = decode_number(d[k])
+    return TrialResult.from_dict(d)
+
+
+def target_to_dict(target: Target | None) -> dict[str, Any] | None:
+    return None if target is None else dataclasses.asdict(target)

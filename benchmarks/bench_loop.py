@@ -36,19 +36,12 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
-from adacli.data import load_data
 from adacli.optim.registry import resolve_optimizer
 from adacli.recipe import BudgetSpec, DatasetSpec, ModelSpec
-from adacli.trial import (
-    GRAPH_WARMUP_STEPS,
-    TrialConfig,
-    evaluate,
-    graph_problem,
-    initial_model,
-    make_capturable,
-    resolve_device,
-    run_trial,
-)
+from adacli.train.data import load_data
+from adacli.train.graph import GRAPH_WARMUP_STEPS, graph_problem, make_capturable
+from adacli.train.step import evaluate, resolve_device
+from adacli.train.trial import TrialConfig, initial_model, run_trial
 
 
 def _sync(device: torch.device) -> None:

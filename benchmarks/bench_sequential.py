@@ -3,13 +3,13 @@
     python benchmarks/bench_sequential.py                 # 20,000 simulated runs per row
     python benchmarks/bench_sequential.py --runs 100000 --spending obrien-fleming
 
-Each row simulates the whole decision procedure (adacli.sequential.run_rounds: the floored paired t-test,
-its interval at the design's level, the four outcomes, the stopping rule) on final test accuracies of a
-digits-sized test set (one image = 100/359 points, margin 0.5 points): two optimizers (the reference
-first) with the given true difference and per-trial noise. "false" is the rate of wrong outcomes
-(better/worse without that true difference, equivalent when the true difference is at or beyond the
-margin); the other columns the rate of each outcome of the reference against the other optimizer (so
-"better" means the reference was found better); "seeds" the mean number of seeds used.
+Each row simulates the whole decision procedure (adacli.analysis.sequential.run_rounds: the floored paired
+t-test, its interval at the design's level, the four outcomes, the stopping rule) on final test accuracies of
+a digits-sized test set (one image = 100/359 points, margin 0.5 points): two optimizers (the reference first)
+with the given true difference and per-trial noise. "false" is the rate of wrong outcomes (better/worse
+without that true difference, equivalent when the true difference is at or beyond the margin); the other
+columns the rate of each outcome of the reference against the other optimizer (so "better" means the reference
+was found better); "seeds" the mean number of seeds used.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adacli import outcomes, sequential
+from adacli.analysis import outcomes, sequential
 
 ACC = outcomes.with_rule(outcomes.DEFAULT_RULES["final_test_accuracy"], resolution=100 / 359)
 SCENARIOS = [  # (name, true difference in points, per-trial noise sd in points)

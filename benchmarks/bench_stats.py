@@ -1,5 +1,5 @@
-"""What the statistics stage (``adacli.verdict.analyze``) adds to a comparison: its wall time on realistic
-trials, and its share of a real run.
+"""What the statistics stage (``adacli.analysis.verdict.analyze``) adds to a comparison: its wall time on
+realistic trials, and its share of a real run.
 
     python benchmarks/bench_stats.py                          # 100 trials in three shapes, 1000 steps each
     python benchmarks/bench_stats.py --steps 5000 --repeat 20
@@ -33,8 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adacli import metrics, report
+from adacli.analysis import metrics
 from adacli.results import EvalPoint, TrialResult
+from adacli.run.store import load_run
 
 
 def make_trial(label_index: int, seed: int, steps: int, rng: random.Random) -> TrialResult:
@@ -72,7 +73,7 @@ def timed(fn, repeat: int) -> tuple[float, float]:
 
 
 def bench(trials: list[TrialResult], repeat: int, target_spec=None) -> tuple[float, float, float]:
-    from adacli import verdict
+    from adacli.analysis import verdict
 
     target = metrics.resolve_target(trials, target_spec)
     _, summarize_s = timed(lambda: metrics.summarize(trials, target), repeat)
@@ -89,9 +90,10 @@ def main() -> None:
     args = p.parse_args()
     rng = random.Random(0)
     t0 = time.perf_counter()
-    from adacli import verdict  # noqa: F401  (scipy.stats comes with it)
+    from adacli.analysis import verdict  # noqa: F401  (scipy.stats comes with it)
 
-    print(f"import adacli.verdict (scipy.stats): {(time.perf_counter() - t0) * 1e3:.0f} ms, once per process")
+    ms = (time.perf_counter() - t0) * 1e3
+    print(f"import adacli.analysis.verdict (scipy.stats): {ms:.0f} ms, once per process")
     print(f"statistics stage on 100 synthetic trials of {args.steps} steps (median of {args.repeat})")
     for n_labels, n_seeds in ((10, 10), (5, 20), (4, 25)):
         trials = [make_trial(j, s, args.steps, rng) for s in range(n_seeds) for j in range(n_labels)]
@@ -101,7 +103,7 @@ def main() -> None:
               f"analyze {analyze_s * 1e3:6.1f} ms (first call {first * 1e3:6.1f} ms), "
               f"metrics.summarize {summarize_s * 1e3:6.1f} ms")  # fmt: skip
     if args.run:
-        run = report.load_run(args.run)
+        run = load_run(args.run)
         from adacli.recipe import TargetSpec
 
         spec = run.recipe.get("target") if isinstance(run.recipe.get("target"), dict) else None

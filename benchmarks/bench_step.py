@@ -1,4 +1,4 @@
-"""Step benchmark script: the same measurement as ``adacli bench`` (adacli.bench.run_bench), for scripts/CI.
+"""Step benchmark script: the same measurement as ``adacli bench`` (``adacli.ci.bench.run_bench``), for CI.
 
 Usage: python benchmarks/bench_step.py [--model resnet18 ...] [--device cpu|cuda] [--rounds N] [--json]
 """
@@ -10,7 +10,7 @@ import json
 
 from rich.console import Console
 
-from adacli.bench import DEFAULT_MODELS, results_table, run_bench
+from adacli.ci.bench import DEFAULT_MODELS, results_table, run_bench
 
 
 def main() -> None:

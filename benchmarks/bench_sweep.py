@@ -8,7 +8,7 @@ The sweep: adam and sgd (momentum 0.9), each over ``--configs`` log-spaced learn
 the validation split on seed 0, then the chosen configuration on ``--seeds`` seeds; the chosen config's
 seed-0 trial is the sweep trial, so ``configs * 2 + (seeds - 1) * 2`` trials run.
 
-What is timed: ``adacli.scaleout.run_scaled`` end to end (data loading, worker start-up, every trial,
+What is timed: ``adacli.run.pipeline.run_recipe`` end to end (data loading, worker start-up, every trial,
 evaluations, selection, saving the run folder), in this already-warm process. Serial uses every core
 for one trial (torch threads = cores); ``--jobs N`` gives each worker cores // N threads (the same
 rule the CLI applies). The workers' cold start (spawn + importing torch and timm) is included, because a
@@ -46,10 +46,10 @@ def recipe_text(args: argparse.Namespace) -> str:
 
 
 def run_once(recipe, out: Path, executor: str, jobs: int, threads: int) -> dict:
-    from adacli.scaleout import run_scaled
+    from adacli.run.pipeline import run_recipe
 
     t0 = time.perf_counter()
-    outcome = run_scaled(recipe, out_dir=out, executor=executor, jobs=jobs, threads=threads)
+    outcome = run_recipe(recipe, out_dir=out, executor=executor, jobs=jobs, threads=threads)
     wall = time.perf_counter() - t0
     trials = outcome.trials + [_trial(t) for t in (outcome.sweep or {}).get("trials", [])]
     train = sum(t.train_seconds for t in trials if not t.extra.get("reused"))
@@ -67,9 +67,9 @@ def run_once(recipe, out: Path, executor: str, jobs: int, threads: int) -> dict:
 
 
 def _trial(d: dict):
-    from adacli.report import _trial_from_json
+    from adacli.results import trial_from_json
 
-    return _trial_from_json(d)
+    return trial_from_json(d)
 
 
 def main() -> int:
@@ -95,8 +95,8 @@ def main() -> int:
 
     import torch
 
-    from adacli.executors import cpu_cores
     from adacli.recipe import load_recipe
+    from adacli.run.executors import cpu_cores
 
     cores = args.cores or cpu_cores()
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))

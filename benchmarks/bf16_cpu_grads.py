@@ -1,4 +1,4 @@
-"""Reproduce the torch/oneDNN defect behind ``adacli.trial.cpu_precision_guard``.
+"""Reproduce the torch/oneDNN defect behind ``adacli.train.step.cpu_precision_guard``.
 
 With bf16 autocast on the CPU, weight gradients computed by oneDNN's convolution backward are later
 overwritten by unrelated allocations. This script trains nothing: per seed it runs one forward/backward

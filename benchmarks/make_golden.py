@@ -1,12 +1,12 @@
-"""Regenerate adacli/golden/adabelief_golden.json from the official adabelief-pytorch release.
+"""Regenerate adacli/ci/golden/adabelief_golden.json from the official adabelief-pytorch release.
 
 Run this only on purpose (a deliberate change of the reference), never as part of a build:
 
-    .venv/bin/python benchmarks/make_golden.py            # writes adacli/golden/adabelief_golden.json
+    .venv/bin/python benchmarks/make_golden.py            # writes adacli/ci/golden/adabelief_golden.json
     .venv/bin/python benchmarks/make_golden.py --check    # regenerate in memory and diff against the file
 
 The file pins AdaBelief's numerics: ``adacli step-test`` runs adacli's AdaBelief (every path) on the same
-closed-form gradient field (``adacli.problems.golden_gradient``) with the same hyperparameters and compares
+closed-form gradient field (``adacli.ci.problems.golden_gradient``) with the same hyperparameters and compares
 the trajectory with these values, so a torch upgrade or a code change that alters the arithmetic is caught
 where it happens. Everything is float64; the official optimizer is fed gradients, never autograd.
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from adacli.problems import golden_gradient, golden_initial
+from adacli.ci.problems import golden_gradient, golden_initial
 
 OUT = Path(__file__).resolve().parents[1] / "adacli" / "golden" / "adabelief_golden.json"
 STEPS = 40
@@ -96,7 +96,7 @@ def build() -> dict[str, Any]:
         "reference": f"adabelief-pytorch {version} (adabelief_pytorch.AdaBelief)",
         "torch": torch.__version__.split("+")[0],
         "dtype": "float64",
-        "field": "adacli.problems.golden_gradient",
+        "field": "adacli.ci.problems.golden_gradient",
         "shapes": [list(s) for s in ((5,), (3, 4), ())],
         "steps": STEPS,
         "record_steps": RECORD,

@@ -1,6 +1,6 @@
 """MkDocs hook: add the generated reference pages (CLI, recipe) to the site at build time.
 
-They are written from the Typer app and the recipe's JSON Schema by ``adacli.docgen`` on every build,
+They are written from the Typer app and the recipe's JSON Schema by ``adacli.cli.docgen`` on every build,
 never committed, so they cannot fall behind the code.
 """
 
@@ -13,7 +13,7 @@ from mkdocs.structure.files import File, Files
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's adacli, installed or not
 
-from adacli import docgen
+from adacli.cli import docgen
 
 
 def on_files(files: Files, config) -> Files:

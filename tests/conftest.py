@@ -1,9 +1,28 @@
-"""Fixtures shared by the test files."""
+"""Fixtures shared by the test files, and the import path of the test optimizers.
+
+The optimizers the tests name by import path, as a user names their own (``compare_user_optim:CrashingSGD``,
+``broken_optimizers:IgnoresGradients``), live in ``tests/fixtures/``; that folder is put on ``sys.path``
+here, and on ``PYTHONPATH`` for the worker processes and subprocesses the tests start.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+FIXTURES = str(Path(__file__).resolve().parent / "fixtures")
+for folder in (FIXTURES, str(Path(__file__).resolve().parent)):
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+os.environ["PYTHONPATH"] = os.pathsep.join([FIXTURES, *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+# the executors' environment and a real local Ray head (tests/run/test_executors.py, tests/app/test_suite.py)
+from executor_fixtures import env, ray_cluster  # noqa: E402, F401
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ how the elements are laid out), so results equal the per-tensor foreach path.
 
 from __future__ import annotations
 
-import math
 import operator
 from dataclasses import dataclass, field
 
@@ -58,8 +57,12 @@ class Bucket:
     split: list[Tensor] = field(default_factory=list)  # parameters cut into pieces (must stay contiguous)
 
     def matches(self, states: dict[str, list[Tensor]]) -> bool:
-        """Whether the members still hold this bucket's state tensors (not replaced, e.g. by a load) and
-        the parameters cut into pieces are still contiguous (walked as flat memory)."""
+        """Whether the bucket holds exactly the state keys of ``states`` (turning ``amsgrad`` on or off in
+        the group adds or drops ``max_exp_avg_var``: the bucket is then rebuilt), the members still hold
+        its state tensors (not replaced, e.g. by a load), and the parameters cut into pieces are still
+        contiguous (walked as flat memory)."""
+        if states.keys() != self.views.keys():
+            return False
         if not all(p.is_contiguous() for p in self.split):
             return False
         return all(same(states[k], self.views[k]) for k in self.views)
@@ -129,77 +132,76 @@ def _slices(sizes: list[int], splittable: list[bool]) -> list[tuple[int, int, in
     return out
 
 
-def update(
-    b: Bucket,
-    grads: list[Tensor],
-    *,
-    step: float,
-    amsgrad: bool,
-    beta1: float,
-    beta2: float,
-    lr: float,
-    weight_decay: float,
-    eps: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-    maximize: bool,
-) -> None:
-    """One step of the bucket's parameters: the reference ops of ``_math._foreach_update`` on flat arrays.
+def update(b: Bucket, grads: list[Tensor], *, step: float, hyper: _math.Hyper) -> None:
+    """One step of the bucket's parameters: the reference ops of ``_math.foreach_update`` on flat arrays.
 
     The work goes slice by slice (runs of whole parameters of about ``SLICE`` elements): gather the
     slice's gradients, update its moments, compute its denominator and update its parameters while the
     slice's arrays are still in the core's cache, so each array crosses the memory bus once per step.
+    ``hyper`` has a host lr.
     """
-    kind, step_size = "unrectified", 0.0
-    if rectify:
-        kind, step_size = _math.rectification(step, beta1, beta2, degenerated_to_sgd)
-    if kind == "adaptive":
-        value, sqrt_bc2 = -step_size * lr, None
-    elif kind == "unrectified":
-        value, sqrt_bc2 = -lr / (1 - beta1**step), math.sqrt(1 - beta2**step)
-    else:  # "sgd": p += alpha * m (torch's add_ fuses the multiply-add: left to add_); "none": no update
-        value, sqrt_bc2 = -step_size * lr, None
-    decay = 1.0 - (weight_decay if fixed_decay else lr * weight_decay) if weight_decouple else 1.0
-    m_all, s_all = b.flats["exp_avg"], b.flats["exp_avg_var"]
-    smax_all = b.flats.get("max_exp_avg_var")
-    g_all, r_all, d_all = b.scratch["g"], b.scratch["r"], b.scratch["denom"]
-    for a, e, i, j, off in b.slices:
-        if off is None:
-            params, m_views, d_views = b.params[i:j], b.views["exp_avg"][i:j], b.scratch_views[i:j]
-            grad = grads[i]
-            if j == i + 1 and not maximize and weight_decay == 0 and grad.dtype == g_all.dtype:
-                g = grad.reshape(-1)  # a parameter alone in its slice: read its gradient in place
-            else:
-                g = g_all[a:e]
-                torch.cat([t.reshape(-1) for t in grads[i:j]], out=g)
-        else:  # a piece of one large parameter: flat views of it, its gradient and its state
-            params = [b.params[i].view(-1)[off : off + e - a]]
-            m_views, d_views = [m_all[a:e]], [d_all[a:e]]
-            g = grads[i].reshape(-1)[off : off + e - a]
-            if maximize or (weight_decay != 0 and not weight_decouple) or g.dtype != g_all.dtype:
-                g = g_all[a:e].copy_(g)  # our copy, modified below
-        if maximize:
+    scalars = _math.step_scalars(step, hyper)
+    decay = hyper.decay_factor(hyper.lr) if hyper.weight_decouple else 1.0  # type: ignore[arg-type]
+    kind, value, denom_all = scalars.kind, scalars.value, b.scratch["denom"]
+    for item in b.slices:
+        a, e = item[0], item[1]
+        params, m_views, d_views, g = _slice_inputs(b, grads, hyper, item)
+        if hyper.maximize:
             g.neg_()
-        if weight_decay != 0:
-            if weight_decouple:
+        if hyper.weight_decay != 0:
+            if hyper.weight_decouple:
                 torch._foreach_mul_(params, decay)
             else:
-                g.add_(torch.cat([p.reshape(-1) for p in params]), alpha=weight_decay)
-        m, v, r, d = m_all[a:e], s_all[a:e], r_all[a:e], d_all[a:e]
-        m.mul_(beta1).add_(g, alpha=1 - beta1)
-        torch.sub(g, m, out=r)
-        v.mul_(beta2).addcmul_(r, r, value=1 - beta2).add_(eps)
-        if amsgrad:
-            torch.maximum(smax_all[a:e], v, out=smax_all[a:e])
-        if kind == "sgd":
+                g.add_(torch.cat([p.reshape(-1) for p in params]), alpha=hyper.weight_decay)
+        v, vmax = _update_slice(b, a, e, g, hyper)
+        if kind == "sgd":  # torch's add_ fuses the multiply-add: left to add_
             torch._foreach_add_(params, m_views, alpha=value)
         elif kind != "none":
-            if sqrt_bc2 is None:  # rectified adaptive: sqrt(s) + eps
+            d = denom_all[a:e]
+            if kind == "adaptive":  # rectified: sqrt(s) + eps
                 torch.sqrt(v, out=d)
             else:  # unrectified: sqrt(s or max s) / sqrt(bc2) + eps
-                torch.sqrt(smax_all[a:e] if amsgrad else v, out=d)
-                d.div_(sqrt_bc2)
-            d.add_(eps)
+                torch.sqrt(vmax, out=d)
+                d.div_(scalars.sqrt_bc2)
+            d.add_(hyper.eps)
             torch._foreach_addcdiv_(params, m_views, d_views, value=value)
+
+
+def _slice_inputs(
+    b: Bucket, grads: list[Tensor], hyper: _math.Hyper, item: tuple[int, int, int, int, int | None]
+) -> tuple[list[Tensor], list[Tensor], list[Tensor], Tensor]:
+    """One slice's parameters, first-moment and denominator views, and its flat gradient (a copy in the
+    bucket's scratch wherever the step modifies it; the gradient itself when it is read only)."""
+    a, e, i, j, off = item
+    g_all = b.scratch["g"]
+    if off is None:
+        params, m_views, d_views = b.params[i:j], b.views["exp_avg"][i:j], b.scratch_views[i:j]
+        grad = grads[i]
+        if j == i + 1 and not hyper.maximize and hyper.weight_decay == 0 and grad.dtype == g_all.dtype:
+            g = grad.reshape(-1)  # a parameter alone in its slice: read its gradient in place
+        else:
+            g = g_all[a:e]
+            torch.cat([t.reshape(-1) for t in grads[i:j]], out=g)
+        return params, m_views, d_views, g
+    # a piece of one large parameter: flat views of it, its gradient and its state
+    params = [b.params[i].view(-1)[off : off + e - a]]
+    m_views, d_views = [b.flats["exp_avg"][a:e]], [b.scratch["denom"][a:e]]
+    g = grads[i].reshape(-1)[off : off + e - a]
+    l2 = hyper.weight_decay != 0 and not hyper.weight_decouple
+    if hyper.maximize or l2 or g.dtype != g_all.dtype:
+        g = g_all[a:e].copy_(g)  # our copy, modified by the step
+    return params, m_views, d_views, g
+
+
+def _update_slice(b: Bucket, a: int, e: int, g: Tensor, hyper: _math.Hyper) -> tuple[Tensor, Tensor]:
+    """The moments of elements ``a:e``: ``m``, the residual ``r = g - m``, ``s`` with eps, the amsgrad max.
+    Returns the slices of ``s`` and of what the unrectified update normalises by (``s`` or its max)."""
+    m, v, r = b.flats["exp_avg"][a:e], b.flats["exp_avg_var"][a:e], b.scratch["r"][a:e]
+    m.mul_(hyper.beta1).add_(g, alpha=1 - hyper.beta1)
+    torch.sub(g, m, out=r)
+    v.mul_(hyper.beta2).addcmul_(r, r, value=1 - hyper.beta2).add_(hyper.eps)
+    if not hyper.amsgrad:
+        return v, v
+    smax = b.flats["max_exp_avg_var"][a:e]
+    torch.maximum(smax, v, out=smax)
+    return v, smax

@@ -23,27 +23,28 @@ import ctypes
 import functools
 import hashlib
 import itertools
-import math
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
-from adacli.optim import _math
 from adacli.optim._math import (
-    _LOW_PRECISION,
-    _foreach_update,
-    _foreach_update_capturable,
+    LOW_PRECISION,
+    Hyper,
     device_coefficients,
+    foreach_update,
+    foreach_update_capturable,
+    step_scalars,
     steps_by_value,
 )
 
@@ -220,7 +221,7 @@ def _build(cxx: str, path: Path) -> None:
         os.replace(out, path)
 
 
-def _load_cpu_kernel() -> ctypes.CDLL:
+def load_cpu_kernel() -> ctypes.CDLL:
     """Build (once per machine, cached on disk) and load the CPU kernel; raise FusedUnavailableError."""
     global _lib, _lib_error
     if _lib is not None:
@@ -268,26 +269,65 @@ def _load_cpu_kernel() -> ctypes.CDLL:
 
 def cpu_kernel_available() -> bool:
     """Whether the CPU kernel is built or can be built here (builds it on first call)."""
+    return cpu_kernel_problem() is None
+
+
+def cpu_kernel_problem() -> str | None:
+    """Why the CPU kernel cannot run here (no compiler, a failed build), or None when it can."""
     try:
-        _load_cpu_kernel()
-    except FusedUnavailableError:
-        return False
-    return True
+        load_cpu_kernel()
+    except FusedUnavailableError as e:
+        return str(e) or "the CPU kernel is not available"
+    return None
+
+
+#: Whether the Triton kernel has passed ``benchmarks/gpu_check.sh`` on a real GPU. Until then (the kernel
+#: with its address table and capturable variant has only run under Triton's interpreter on the CPU and
+#: been compiled for sm_90 without a device) CUDA defaults to torch's foreach kernels, and ``fused=True`` on
+#: CUDA runs it with a warning. Set it to True in the commit that records a passing run (docs/gpu.md).
+CUDA_KERNEL_VERIFIED = False
+
+_unverified_warned = False
+
+
+class UnverifiedKernelWarning(UserWarning):
+    """The fused CUDA (Triton) kernel was selected before it has been verified on a GPU."""
 
 
 def fused_is_default(device: torch.device) -> bool:
     """Whether ``foreach=None, fused=None`` takes the fused path on ``device``.
 
     CPU: yes when the kernel can be built (measured 4-8x faster than the foreach path on resnet18/50 and
-    ViT-S shapes, see the README; the one-off build takes about a second). CUDA: yes when Triton imports
-    (measured on an H200: 0.47 vs 0.83 ms per step on resnet18 shapes, 1.6-1.8x faster than foreach on
-    resnet18/50 and ViT-S; Triton compiles it once per flag set, seconds, and caches it on disk).
+    ViT-S shapes, see docs/adabelief.md; the one-off build takes about a second). CUDA: only once the
+    Triton kernel is verified on a GPU (:data:`CUDA_KERNEL_VERIFIED`) and Triton imports; until then
+    torch's foreach kernels, which have run on GPUs.
     """
     if device.type == "cpu":
         return cpu_kernel_available()
     if device.type == "cuda":
-        return triton_available()
+        return CUDA_KERNEL_VERIFIED and triton_available()
     return False
+
+
+def warn_unverified_cuda_kernel() -> None:
+    """One warning per process when the unverified Triton kernel is chosen (``fused=True`` on CUDA).
+
+    Issued with ``warn_explicit`` at line 0 of this module, so it prints as one line (no source line)
+    and Python's warning filters still apply to it (category :class:`UnverifiedKernelWarning`).
+    """
+    global _unverified_warned
+    if CUDA_KERNEL_VERIFIED or _unverified_warned:
+        return
+    _unverified_warned = True
+    warnings.warn_explicit(
+        "AdaBelief fused=True on CUDA runs the Triton kernel, which has not yet passed "
+        "benchmarks/gpu_check.sh on a GPU (unverified); the default (fused=None) uses torch's foreach "
+        "kernels",
+        UnverifiedKernelWarning,
+        filename=__file__,
+        lineno=0,
+        module=__name__,
+    )
 
 
 @functools.cache
@@ -300,46 +340,27 @@ def triton_available() -> bool:
     return True
 
 
-def _scalars(
-    step: float,
-    *,
-    amsgrad: bool,
-    beta1: float,
-    beta2: float,
-    lr: float,
-    weight_decay: float,
-    eps: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-    maximize: bool,
-) -> tuple[list[float], int]:
+def kernel_scalars(step: float, hyper: Hyper) -> tuple[list[float], int]:
     """The per-step scalars and flag bits a fused kernel takes (host arithmetic as in the reference)."""
     decay, l2, flags = 1.0, 0.0, 0
-    if weight_decouple:
-        if weight_decay != 0:
-            decay = 1.0 - (weight_decay if fixed_decay else lr * weight_decay)
+    if hyper.weight_decouple:
+        if hyper.weight_decay != 0:
+            decay = hyper.decay_factor(hyper.lr)  # type: ignore[arg-type]
             flags |= 1
-    elif weight_decay != 0:
-        l2 = weight_decay
+    elif hyper.weight_decay != 0:
+        l2 = hyper.weight_decay
         flags |= 2
-    if maximize:
+    if hyper.maximize:
         flags |= 4
-    if amsgrad:
+    if hyper.amsgrad:
         flags |= 8
-    if rectify and degenerated_to_sgd:
+    if hyper.rectify and hyper.degenerated_to_sgd:
         flags |= 64  # capturable kernel: add the SGD-fallback term (its size is decided on the device)
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-    if not rectify:
-        mode, step_size = 0, -lr / bias_correction1
-    else:
-        kind, size = _math.rectification(step, beta1, beta2, degenerated_to_sgd)
-        mode = {"adaptive": 1, "sgd": 2, "none": 3}[kind]
-        step_size = -size * lr
+    step_scal = step_scalars(step, hyper)
+    mode = {"unrectified": 0, "adaptive": 1, "sgd": 2, "none": 3}[step_scal.kind]
     flags |= mode << 4
-    scalars = [decay, l2, beta1, 1 - beta1, beta2, 1 - beta2, eps, math.sqrt(bias_correction2), step_size]
+    beta1, beta2 = hyper.beta1, hyper.beta2
+    scalars = [decay, l2, beta1, 1 - beta1, beta2, 1 - beta2, hyper.eps, step_scal.sqrt_bc2, step_scal.value]
     return scalars, flags
 
 
@@ -350,22 +371,12 @@ def fused_adabelief(
     exp_avg_vars: list[Tensor],
     max_exp_avg_vars: list[Tensor],
     state_steps: list[Tensor],
+    hyper: Hyper,
     *,
-    amsgrad: bool,
-    beta1: float,
-    beta2: float,
-    lr: float,
-    weight_decay: float,
-    eps: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-    maximize: bool,
     capturable: bool = False,
     cache: dict | None = None,
 ) -> None:
-    """The fused path: one kernel call per (device, dtype, step) group of tensors.
+    """The fused path: one kernel call per (device, dtype, step) group of tensors (``hyper``: host lr).
 
     ``capturable`` (CUDA): one call per (device, dtype) group, the step scalars computed on the device.
     ``cache``: a dict the optimizer owns, where the Triton path keeps its address tables
@@ -374,58 +385,41 @@ def fused_adabelief(
     if not params:
         return
     if capturable:
-        _fused_capturable(
-            params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps, cache=cache,
-            amsgrad=amsgrad, beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps,
-            weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
-            degenerated_to_sgd=degenerated_to_sgd, maximize=maximize,
-        )  # fmt: skip
+        _fused_capturable(params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps, hyper, cache)
         return
-    hyper = dict(
-        amsgrad=amsgrad,
-        beta1=beta1,
-        beta2=beta2,
-        lr=lr,
-        weight_decay=weight_decay,
-        eps=eps,
-        weight_decouple=weight_decouple,
-        fixed_decay=fixed_decay,
-        rectify=rectify,
-        degenerated_to_sgd=degenerated_to_sgd,
-        maximize=maximize,
-    )
     lists: list[list[Tensor]] = [params, grads, exp_avgs, exp_avg_vars]
-    if amsgrad:
+    if hyper.amsgrad:
         lists.append(max_exp_avg_vars)
     lists.append(state_steps)
     grouped = Optimizer._group_tensors_by_device_and_dtype(lists)  # type: ignore[arg-type]
     for device_lists, _ in grouped.values():
-        d_params, d_grads, d_m, d_s = device_lists[:4]
-        d_smax = device_lists[4] if amsgrad else []
+        d_lists = (*device_lists[:4], device_lists[4] if hyper.amsgrad else [])
         d_steps = device_lists[-1]
         torch._foreach_add_(d_steps, torch.tensor(1.0), alpha=1.0)
-        by_step = steps_by_value(d_steps)
-        for step, idx in by_step.items():
-            if len(idx) == len(d_params):
-                sub = (d_params, d_grads, d_m, d_s, d_smax)
+        for step, idx in steps_by_value(d_steps).items():
+            if len(idx) == len(d_steps):
+                sub = d_lists
             else:
-                sub = tuple(
-                    [lst[j] for j in idx] if lst else [] for lst in (d_params, d_grads, d_m, d_s, d_smax)
-                )
-            scalars, flags = _scalars(step, **hyper)  # type: ignore[arg-type]
-            device = sub[0][0].device
-            if device.type == "cpu":
-                _run_cpu(*sub, scalars=scalars, flags=flags)  # type: ignore[arg-type]
-            elif device.type == "cuda":
-                def fallback(*part: list[Tensor], coefs: Tensor | None, step: float = step) -> None:
-                    _foreach_update(*part, step=step, **hyper)  # type: ignore[arg-type]
+                sub = tuple([lst[j] for j in idx] if lst else [] for lst in d_lists)
+            _fused_step(sub, step, hyper, cache)  # type: ignore[arg-type]
 
-                _run_cuda(sub, scalars=scalars, flags=flags, cache=cache, fallback=fallback)
-            else:
-                raise FusedUnavailableError(
-                    f"the fused AdaBelief path supports CPU and CUDA tensors, not {device.type}; "
-                    "use foreach=True"
-                )
+
+def _fused_step(sub: tuple[list[Tensor], ...], step: float, hyper: Hyper, cache: dict | None) -> None:
+    """One kernel call for same-device, same-dtype tensors that share a step count."""
+    scalars, flags = kernel_scalars(step, hyper)
+    device = sub[0][0].device
+    if device.type == "cpu":
+        run_cpu(*sub, scalars=scalars, flags=flags)
+    elif device.type == "cuda":
+
+        def fallback(*part: list[Tensor], coefs: Tensor | None) -> None:
+            foreach_update(*part, step=step, hyper=hyper)  # type: ignore[misc]
+
+        _run_cuda(sub, scalars=scalars, flags=flags, cache=cache, fallback=fallback)
+    else:
+        raise FusedUnavailableError(
+            f"the fused AdaBelief path supports CPU and CUDA tensors, not {device.type}; use foreach=True"
+        )
 
 
 def _dense(t: Tensor) -> bool:
@@ -465,23 +459,23 @@ def _fused_capturable(
     exp_avg_vars: list[Tensor],
     max_exp_avg_vars: list[Tensor],
     state_steps: list[Tensor],
-    *,
+    hyper: Hyper,
     cache: dict | None,
-    **hyper: Any,
 ) -> None:
     """Capturable fused step: device step counters and scalars, one Triton launch per (device, dtype)."""
-    rest = {k: v for k, v in hyper.items() if k not in ("lr", "fixed_decay")}
 
     def fallback(*part: list[Tensor], coefs: Tensor | None) -> None:
-        _foreach_update_capturable(*part, coefs=coefs, **rest)  # type: ignore[arg-type]
+        foreach_update_capturable(*part, coefs=coefs, hyper=hyper)  # type: ignore[arg-type, misc]
 
     lists: list[list[Tensor]] = [params, grads, exp_avgs, exp_avg_vars]
-    if hyper["amsgrad"]:
+    if hyper.amsgrad:
         lists.append(max_exp_avg_vars)
     lists.append(state_steps)
     grouped = Optimizer._group_tensors_by_device_and_dtype(lists)  # type: ignore[arg-type]
+    # the host scalars that do not depend on the step or lr (those come from the device coefficients)
+    scalars, flags = kernel_scalars(1.0, replace(hyper, lr=0.0))
     for device_lists, _ in grouped.values():
-        sub = (*device_lists[:4], device_lists[4] if hyper["amsgrad"] else [])
+        sub = (*device_lists[:4], device_lists[4] if hyper.amsgrad else [])
         steps = device_lists[-1]
         device = sub[0][0].device
         if device.type != "cuda" or any(st.device != device for st in steps):
@@ -489,14 +483,8 @@ def _fused_capturable(
                 "capturable fused AdaBelief needs CUDA tensors with step counters on the same device"
             )
         torch._foreach_add_(steps, 1.0)
-        work_dtype = torch.float32 if sub[0][0].dtype in _LOW_PRECISION else sub[0][0].dtype
-        keys = ("beta1", "beta2", "weight_decay", "weight_decouple", "fixed_decay", "rectify")
-        coefs = device_coefficients(
-            steps, hyper["lr"], dtype=work_dtype, degenerated_to_sgd=hyper["degenerated_to_sgd"],
-            **{k: hyper[k] for k in keys},
-        )  # fmt: skip
-        # the host scalars that do not depend on the step or lr (those come from coefs)
-        scalars, flags = _scalars(1.0, **{**hyper, "lr": 0.0})
+        work_dtype = torch.float32 if sub[0][0].dtype in LOW_PRECISION else sub[0][0].dtype
+        coefs = device_coefficients(steps, hyper, dtype=work_dtype)
         _run_cuda(sub, scalars=scalars, flags=flags, cache=cache, coefs=coefs, fallback=fallback)
 
 
@@ -539,7 +527,7 @@ def _run_cuda(
             fallback(*part, coefs=part_coefs)
 
 
-def _run_cpu(
+def run_cpu(
     params: list[Tensor],
     grads: list[Tensor],
     exp_avgs: list[Tensor],
@@ -550,9 +538,9 @@ def _run_cpu(
     flags: int,
 ) -> None:
     """Call the CPU kernel on contiguous fp32/fp64 tensors (half parameters go through fp32 copies)."""
-    lib = _load_cpu_kernel()
+    lib = load_cpu_kernel()
     dtype = params[0].dtype
-    low = dtype in _LOW_PRECISION
+    low = dtype in LOW_PRECISION
     work = [p.float() for p in params] if low else params
     if low or grads[0].dtype != work[0].dtype:
         grads = [g.to(work[0].dtype) for g in grads]

@@ -1,18 +1,90 @@
-"""The update arithmetic the AdaBelief paths share: host scalars, the foreach update, device scalars.
+"""The update arithmetic the AdaBelief paths share: the hyperparameter record, host scalars, the foreach
+update, device scalars.
 
-Why a module of its own: the reference/foreach optimizer (``adabelief``) and the fused kernels (``_fused``)
-both need these, and neither may import the other's module (no import cycles): ``adabelief`` imports
-``_fused`` to dispatch, and both import this module, which imports neither.
+Why a module of its own: the reference/foreach optimizer (``adabelief``), the CPU bucket (``_flat``) and the
+fused kernels (``_fused``) all need these, and neither may import the other's module (no import cycles):
+``adabelief`` imports ``_fused`` and ``_flat`` to dispatch, and all import this module, which imports none.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+@dataclass(frozen=True, slots=True)
+class Hyper:
+    """AdaBelief's hyperparameters for one param group: the one record every path reads.
+
+    Why a record: the same eleven values travel from a param group to whichever path updates it (single
+    tensor, foreach, the CPU bucket, the fused kernels, the capturable variants); passing them as one
+    immutable object keeps the paths' signatures short and means no path can take a different set. The
+    defaults are the official release's. ``lr`` is a float, or a one-element Tensor (what torch's
+    schedulers update in place); the host paths read it once per step with :meth:`on_host`.
+    """
+
+    lr: float | Tensor = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-16
+    weight_decay: float = 0.0
+    amsgrad: bool = False
+    weight_decouple: bool = True
+    fixed_decay: bool = False
+    rectify: bool = True
+    degenerated_to_sgd: bool = True
+    maximize: bool = False
+
+    @classmethod
+    def from_group(cls, group: dict[str, Any]) -> Hyper:
+        """The record of a param group (its ``betas`` pair split into ``beta1``, ``beta2``)."""
+        beta1, beta2 = group["betas"]
+        return cls(
+            group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["amsgrad"],
+            group["weight_decouple"], group["fixed_decay"], group["rectify"], group["degenerated_to_sgd"],
+            group["maximize"],
+        )  # fmt: skip
+
+    def on_host(self) -> Hyper:
+        """The record with a Python-float ``lr`` (a Tensor lr read with ``.item()``: free for a CPU tensor;
+        the capturable paths never call this, so a CUDA lr is not read back)."""
+        return replace(self, lr=self.lr.item()) if isinstance(self.lr, Tensor) else self
+
+    def decay_factor(self, lr: float) -> float:
+        """The decoupled decay multiplier ``1 - lr*wd`` (``1 - wd`` with ``fixed_decay``)."""
+        return 1.0 - (self.weight_decay if self.fixed_decay else lr * self.weight_decay)
+
+
+@dataclass(slots=True)  # not frozen: built every step, and a frozen dataclass costs 4x more to build
+class StepScalars:
+    """The host scalars of one step of the host paths (foreach, bucket, fused), computed as the reference.
+
+    ``kind``: ``"unrectified"`` (``p += value * m / (sqrt(s or max s) / sqrt_bc2 + eps)``), ``"adaptive"``
+    (``p += value * m / (sqrt(s) + eps)``), ``"sgd"`` (``p += value * m``) or ``"none"`` (no update).
+    """
+
+    kind: str
+    value: float
+    sqrt_bc2: float
+
+
+def step_scalars(step: float, hyper: Hyper) -> StepScalars:
+    """The bias corrections and rectification of ``step`` for a host-lr record, as the official code."""
+    lr: float = hyper.lr  # type: ignore[assignment]
+    bias_correction1 = 1 - hyper.beta1**step
+    bias_correction2 = 1 - hyper.beta2**step
+    sqrt_bc2 = math.sqrt(bias_correction2)
+    if not hyper.rectify:
+        return StepScalars("unrectified", -lr / bias_correction1, sqrt_bc2)
+    kind, step_size = rectification(step, hyper.beta1, hyper.beta2, hyper.degenerated_to_sgd)
+    return StepScalars(kind, -step_size * lr, sqrt_bc2)
 
 
 def rectification(step: float, beta1: float, beta2: float, degenerated_to_sgd: bool) -> tuple[str, float]:
@@ -58,11 +130,11 @@ def steps_by_value(steps: list[Tensor]) -> dict[float, list[int]]:
             return {first: list(range(len(steps)))}
     by_step: dict[float, list[int]] = {}
     for j, s in enumerate(steps):
-        by_step.setdefault(_step_value(s), []).append(j)
+        by_step.setdefault(step_value(s), []).append(j)
     return by_step
 
 
-def _step_value(step: Tensor | float) -> float:
+def step_value(step: Tensor | float) -> float:
     """The host value of a step counter (a CPU tensor: reading it never synchronises with a GPU)."""
     return step.item() if isinstance(step, Tensor) else float(step)
 
@@ -72,25 +144,48 @@ def _update_moments(
     exp_avgs: list[Tensor],
     exp_avg_vars: list[Tensor],
     max_exp_avg_vars: list[Tensor],
-    beta1: float,
-    beta2: float,
-    eps: float,
-    amsgrad: bool,
+    hyper: Hyper,
 ) -> None:
     """The moments, op for op as the official release: ``m = b1*m + (1-b1)*g``,
     ``s = b2*s + (1-b2)*(g-m)² + eps`` (eps kept in the state), and the amsgrad maximum. Shared by the
     host-scalar and the capturable foreach paths, which differ only in how the step is scaled."""
+    beta1, beta2 = hyper.beta1, hyper.beta2
     torch._foreach_mul_(exp_avgs, beta1)
     torch._foreach_add_(exp_avgs, grads, alpha=1 - beta1)
     residual = torch._foreach_sub(grads, exp_avgs)
     torch._foreach_mul_(exp_avg_vars, beta2)
     torch._foreach_addcmul_(exp_avg_vars, residual, residual, value=1 - beta2)
-    torch._foreach_add_(exp_avg_vars, eps)
-    if amsgrad:
+    torch._foreach_add_(exp_avg_vars, hyper.eps)
+    if hyper.amsgrad:
         torch._foreach_maximum_(max_exp_avg_vars, exp_avg_vars)
 
 
-def _foreach_update(
+def _working_copies(
+    params: list[Tensor], grads: list[Tensor], hyper: Hyper, decay: float | Sequence[Tensor]
+) -> tuple[list[Tensor], list[Tensor]]:
+    """The tensors the update is computed on, weight decay applied: fp32 copies of half parameters, and
+    the gradients negated (``maximize``), cast to the parameters' dtype and with the L2 term added, out of
+    place (``p.grad`` is never modified). ``decay``: the decoupled multiplier, a float or device scalars."""
+    work = [p.float() for p in params] if params[0].dtype in LOW_PRECISION else params
+    owned = False  # whether `grads` holds tensors we allocated (and may modify in place)
+    if hyper.maximize:
+        grads = torch._foreach_neg(grads)
+        owned = True
+    if grads[0].dtype != work[0].dtype:
+        grads = [g.to(work[0].dtype) for g in grads]
+        owned = True
+    if hyper.weight_decouple:
+        if hyper.weight_decay != 0:
+            torch._foreach_mul_(work, decay)
+    elif hyper.weight_decay != 0:
+        if owned:
+            torch._foreach_add_(grads, work, alpha=hyper.weight_decay)
+        else:
+            grads = torch._foreach_add(grads, work, alpha=hyper.weight_decay)
+    return work, grads
+
+
+def foreach_update(
     params: list[Tensor],
     grads: list[Tensor],
     exp_avgs: list[Tensor],
@@ -98,77 +193,31 @@ def _foreach_update(
     max_exp_avg_vars: list[Tensor],
     *,
     step: float,
-    amsgrad: bool,
-    beta1: float,
-    beta2: float,
-    lr: float,
-    weight_decay: float,
-    eps: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-    maximize: bool,
+    hyper: Hyper,
 ) -> None:
-    """One step for same-device, same-dtype tensors that share a step count."""
-    low = params[0].dtype in _LOW_PRECISION
-    work = [p.float() for p in params] if low else params
-    owned = False  # whether `grads` holds tensors we allocated (and may modify in place)
-    if maximize:
-        grads = torch._foreach_neg(grads)
-        owned = True
-    if grads[0].dtype != work[0].dtype:
-        grads = [g.to(work[0].dtype) for g in grads]
-        owned = True
-
-    if weight_decouple:
-        if weight_decay != 0:
-            torch._foreach_mul_(work, 1.0 - (weight_decay if fixed_decay else lr * weight_decay))
-    elif weight_decay != 0:
-        if owned:
-            torch._foreach_add_(grads, work, alpha=weight_decay)
-        else:
-            grads = torch._foreach_add(grads, work, alpha=weight_decay)
-
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-
-    _update_moments(grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, beta1, beta2, eps, amsgrad)
-
-    if not rectify:
-        denom = torch._foreach_sqrt(max_exp_avg_vars if amsgrad else exp_avg_vars)
-        torch._foreach_div_(denom, math.sqrt(bias_correction2))
-        torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(work, exp_avgs, denom, value=-lr / bias_correction1)
-    else:
-        kind, step_size = rectification(step, beta1, beta2, degenerated_to_sgd)
-        if kind == "adaptive":
-            denom = torch._foreach_sqrt(exp_avg_vars)
-            torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(work, exp_avgs, denom, value=-step_size * lr)
-        elif kind == "sgd":
-            torch._foreach_add_(work, exp_avgs, alpha=-step_size * lr)
-
-    if low:
+    """One step for same-device, same-dtype tensors that share a step count (``hyper`` with a host lr)."""
+    work, grads = _working_copies(params, grads, hyper, hyper.decay_factor(hyper.lr))  # type: ignore[arg-type]
+    scalars = step_scalars(step, hyper)
+    _update_moments(grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, hyper)
+    if scalars.kind == "unrectified":
+        denom = torch._foreach_sqrt(max_exp_avg_vars if hyper.amsgrad else exp_avg_vars)
+        torch._foreach_div_(denom, scalars.sqrt_bc2)
+        torch._foreach_add_(denom, hyper.eps)
+        torch._foreach_addcdiv_(work, exp_avgs, denom, value=scalars.value)
+    elif scalars.kind == "adaptive":
+        denom = torch._foreach_sqrt(exp_avg_vars)
+        torch._foreach_add_(denom, hyper.eps)
+        torch._foreach_addcdiv_(work, exp_avgs, denom, value=scalars.value)
+    elif scalars.kind == "sgd":
+        torch._foreach_add_(work, exp_avgs, alpha=scalars.value)
+    if work is not params:
         torch._foreach_copy_(params, work)
 
 
 # --- capturable: the step-dependent scalars computed on the parameters' device ----------------------------
 
 
-def device_coefficients(
-    steps: list[Tensor],
-    lr: float | Tensor,
-    *,
-    dtype: torch.dtype,
-    beta1: float,
-    beta2: float,
-    weight_decay: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-) -> Tensor:
+def device_coefficients(steps: list[Tensor], hyper: Hyper, *, dtype: torch.dtype) -> Tensor:
     """The per-tensor update scalars as a ``(4, n)`` device tensor: decay, adaptive, SGD and sqrt(bc2) rows.
 
     Why: under CUDA-graph capture (and for ``capturable=True`` in general) the step counters and the
@@ -180,18 +229,20 @@ def device_coefficients(
     ``p += c1 * (m / denom) + c2 * m`` with no host branch. ``steps`` are already incremented.
     """
     s = torch.stack(steps).to(torch.float64)
+    lr = hyper.lr
     if isinstance(lr, Tensor) and lr.device != s.device:
         lr = lr.item()  # a CPU lr for device counters: read it (free) rather than copy it every step
     lr64 = lr.to(torch.float64) if isinstance(lr, Tensor) else lr
+    beta1, beta2, weight_decay = hyper.beta1, hyper.beta2, hyper.weight_decay
     zero = torch.zeros_like(s)
-    if weight_decouple and weight_decay != 0:
-        decay = 1.0 - (weight_decay if fixed_decay else lr64 * weight_decay) + zero
+    if hyper.weight_decouple and weight_decay != 0:
+        decay = 1.0 - (weight_decay if hyper.fixed_decay else lr64 * weight_decay) + zero
     else:
         decay = zero + 1.0
     bias_correction1 = 1 - torch.pow(beta1, s)
     beta2_t = torch.pow(beta2, s)
     bias_correction2 = 1 - beta2_t
-    if not rectify:
+    if not hyper.rectify:
         adaptive = -lr64 / bias_correction1 + zero
         sgd = zero
     else:
@@ -203,11 +254,11 @@ def device_coefficients(
         step_size = torch.sqrt(torch.where(take, radicand, 1.0)) / bias_correction1
         adaptive = torch.where(take, -step_size * lr64, zero)
         fallback = torch.where(take, zero, -(1.0 / bias_correction1) * lr64)
-        sgd = fallback if degenerated_to_sgd else zero
+        sgd = fallback if hyper.degenerated_to_sgd else zero
     return torch.stack([decay, adaptive, sgd, torch.sqrt(bias_correction2)]).to(dtype)
 
 
-def _foreach_update_capturable(
+def foreach_update_capturable(
     params: list[Tensor],
     grads: list[Tensor],
     exp_avgs: list[Tensor],
@@ -215,15 +266,7 @@ def _foreach_update_capturable(
     max_exp_avg_vars: list[Tensor],
     *,
     coefs: Tensor,
-    amsgrad: bool,
-    beta1: float,
-    beta2: float,
-    weight_decay: float,
-    eps: float,
-    weight_decouple: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-    maximize: bool,
+    hyper: Hyper,
 ) -> None:
     """One step of same-device, same-dtype tensors with the device scalars of :func:`device_coefficients`.
 
@@ -231,31 +274,19 @@ def _foreach_update_capturable(
     ``addcdiv_(m, d, value=c)`` becomes ``p += (m / d) * c`` (the order of CUDA's addcdiv kernel).
     """
     decay, adaptive, sgd, sqrt_bc2 = (row.unbind(0) for row in coefs)
-    low = params[0].dtype in _LOW_PRECISION
-    work = [p.float() for p in params] if low else params
-    if maximize:
-        grads = torch._foreach_neg(grads)
-    if grads[0].dtype != work[0].dtype:
-        grads = [g.to(work[0].dtype) for g in grads]
-    if weight_decouple:
-        if weight_decay != 0:
-            torch._foreach_mul_(work, decay)
-    elif weight_decay != 0:
-        grads = torch._foreach_add(grads, work, alpha=weight_decay)
-
-    _update_moments(grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, beta1, beta2, eps, amsgrad)
-
-    if not rectify:
-        denom = torch._foreach_sqrt(max_exp_avg_vars if amsgrad else exp_avg_vars)
+    work, grads = _working_copies(params, grads, hyper, decay)
+    _update_moments(grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, hyper)
+    if not hyper.rectify:
+        denom = torch._foreach_sqrt(max_exp_avg_vars if hyper.amsgrad else exp_avg_vars)
         torch._foreach_div_(denom, sqrt_bc2)
     else:
         denom = torch._foreach_sqrt(exp_avg_vars)
-    torch._foreach_add_(denom, eps)
+    torch._foreach_add_(denom, hyper.eps)
     update = torch._foreach_div(exp_avgs, denom)
     torch._foreach_mul_(update, adaptive)
     torch._foreach_add_(work, update)
-    if rectify and degenerated_to_sgd:
+    if hyper.rectify and hyper.degenerated_to_sgd:
         fallback = torch._foreach_mul(exp_avgs, sgd)
         torch._foreach_add_(work, fallback)
-    if low:
+    if work is not params:
         torch._foreach_copy_(params, work)

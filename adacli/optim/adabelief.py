@@ -3,14 +3,21 @@
 Why this exists: the official release is a per-parameter Python loop that prints on construction, keeps its
 flags global and shares one rectification buffer across every param group, and gives bf16 parameters bf16
 state. adacli's comparisons are only as trustworthy as this optimizer, so it reproduces the official update
-arithmetic exactly (DESIGN.md section 2) while fixing those defects, and runs it on three paths modelled on
+arithmetic exactly (DESIGN.md section 2) while fixing those defects, and runs it on paths modelled on
 ``torch/optim/adam.py``:
 
-* ``_single_tensor_adabelief``: the readable reference, one parameter at a time, op for op the official code.
-* ``_multi_tensor_adabelief``: the same ops as ``torch._foreach_*`` calls over every tensor of a param group
-  that shares a device and dtype (on CPU, cut into cache-sized chunks so that consecutive ops hit the cache).
-* fused: one pass over memory per element (``adacli.optim._fused``): a C++/OpenMP kernel on CPU, a Triton
-  kernel on CUDA.
+* ``single``: ``_single_tensor_adabelief``, the readable reference, one parameter at a time, op for op the
+  official code.
+* ``foreach``: ``_multi_tensor_adabelief``, the same ops as ``torch._foreach_*`` calls over every tensor of a
+  param group that shares a device and dtype (on CPU, cut into cache-sized chunks so that consecutive ops
+  hit the cache; a group's many small CPU tensors go through one flat bucket, ``adacli.optim._flat``).
+* ``fused``: one pass over memory per element (``adacli.optim._fused``): a C++/OpenMP kernel on CPU, a
+  Triton kernel on CUDA.
+* ``capturable`` / ``capturable-fused``: the foreach ops or the Triton kernel with the step-dependent
+  scalars computed on the device (CUDA graphs).
+
+:func:`choose_path` is the one place a path is chosen (from the device and the ``foreach``, ``fused`` and
+``capturable`` settings); every path takes the group's hyperparameters as one :class:`Hyper` record.
 
 The step counter is a float32 CPU tensor per parameter, as in torch's Adam with ``capturable=False``: bias
 corrections and the RAdam rectification term are computed on the host from it, so ``step()`` never reads a
@@ -21,7 +28,6 @@ learning rate live on the parameters' device and those scalars are computed ther
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -32,16 +38,17 @@ from torch.optim.optimizer import Optimizer
 
 from adacli.optim import _flat, _fused, _math
 from adacli.optim._math import (
-    _LOW_PRECISION,
-    _foreach_update,
-    _foreach_update_capturable,
-    _step_value,
+    LOW_PRECISION,
+    Hyper,
     device_coefficients,
+    foreach_update,
+    foreach_update_capturable,
     rectification,
+    step_value,
     steps_by_value,
 )
 
-__all__ = ["AdaBelief", "adabelief", "default_path", "rectification"]
+__all__ = ["AdaBelief", "Hyper", "adabelief", "choose_path", "default_path", "rectification"]
 
 # Per-group keys the official release does not store in its param groups; an official checkpoint's groups
 # get them from this optimizer's constructor arguments when loaded.
@@ -56,15 +63,41 @@ _FLAG_KEYS = (
     "capturable",
 )
 
+#: the paths whose step scalars are computed on the device (no host read of the lr or the step)
+_DEVICE_SCALAR_PATHS = ("capturable", "capturable-fused")
+
 
 def default_path(device: torch.device | str) -> str:
-    """The path ``foreach=None, fused=None`` selects on a device: ``"fused"``, ``"foreach"`` or ``"single"``.
+    """The path ``foreach=None, fused=None`` selects on a device: ``"fused"`` or ``"foreach"``.
 
-    Chosen from measurements (README, AdaBelief section): see ``adacli.optim._fused.fused_is_default``.
+    Chosen from measurements (docs/adabelief.md), and on CUDA from what has run on a GPU: see
+    ``adacli.optim._fused.fused_is_default``.
     """
     if _fused.fused_is_default(torch.device(device)):
         return "fused"
     return "foreach"
+
+
+def choose_path(device: torch.device, *, foreach: bool | None, fused: bool | None, capturable: bool) -> str:
+    """The path a param group on ``device`` takes: ``"single"``, ``"foreach"``, ``"fused"``,
+    ``"capturable"`` (foreach ops with device scalars) or ``"capturable-fused"`` (Triton, device scalars).
+
+    The one place a path is decided. ``foreach=None, fused=None`` takes :func:`default_path`. With
+    ``capturable`` every path but the CPU fused kernel computes its step scalars on the device; the CPU
+    kernel reads the CPU counters directly (there is no device to synchronise with). ``fused=True`` on
+    CUDA selects the Triton kernel, with a one-time warning while it is unverified on GPUs.
+    """
+    if foreach and fused:
+        raise ValueError("foreach and fused cannot both be True: choose one path")
+    if foreach is None and fused is None:
+        path = default_path(device)
+    else:
+        path = "fused" if fused else "foreach" if foreach else "single"
+    if path == "fused" and device.type == "cuda":
+        _fused.warn_unverified_cuda_kernel()
+    if capturable and not (path == "fused" and device.type == "cpu"):
+        return "capturable-fused" if path == "fused" else "capturable"
+    return path
 
 
 class AdaBelief(Optimizer):
@@ -174,23 +207,18 @@ class AdaBelief(Optimizer):
                     p_state[key] = value.to(device=p.device, dtype=_state_dtype(p), copy=True)
         self._place_steps()
 
-    def _init_group(
-        self,
-        group: dict[str, Any],
-        params: list[Tensor],
-        grads: list[Tensor],
-        exp_avgs: list[Tensor],
-        exp_avg_vars: list[Tensor],
-        max_exp_avg_vars: list[Tensor],
-        state_steps: list[Tensor],
-    ) -> None:
-        """Collect the group's parameters that have gradients, creating state lazily (fp32 for half).
+    def _init_group(self, group: dict[str, Any]) -> list[list[Tensor]]:
+        """The group's parameters that have gradients, with their gradients and state, as the parallel
+        lists ``[params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps]`` (the max list
+        empty without amsgrad), creating state lazily (fp32 for half parameters).
 
         This loop runs every step over every parameter: on the CPU with a hundred small tensors its cost
         is a visible part of the step, so it does only what each step needs.
         """
         amsgrad = group["amsgrad"]
         group_params = group["params"]
+        lists: list[list[Tensor]] = [[], [], [], [], [], []]
+        params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps = lists
         # the parameters' state dicts, looked up once (a tensor's hash is a Python call) and reused while
         # the group's parameters and the optimizer's state mapping are the same objects
         refs = self.__dict__.setdefault("_state_refs", {})
@@ -219,12 +247,17 @@ class AdaBelief(Optimizer):
             if amsgrad:
                 max_exp_avg_vars.append(state["max_exp_avg_var"])
             state_steps.append(state["step"])
+        return lists
 
     @staticmethod
     def _new_state(group: dict[str, Any], p: Tensor, state: dict[str, Tensor]) -> None:
         """Zero moments (fp32 for half parameters) and a step counter (on the device when capturable)."""
         if torch.is_complex(p):
-            raise RuntimeError("AdaBelief does not support complex parameters")
+            raise RuntimeError(
+                "AdaBelief does not support complex parameters: the official update squares the complex "
+                "residual, so its 'variance' is complex and the step is not AdaBelief's; keep the parameter "
+                "real (torch.view_as_real) and use torch.view_as_complex in the model"
+            )
         dtype = _state_dtype(p)
         if len(state) == 0:
             step_device = p.device if group["capturable"] else None
@@ -243,57 +276,33 @@ class AdaBelief(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for index, group in enumerate(self.param_groups):
-            params: list[Tensor] = []
-            grads: list[Tensor] = []
-            exp_avgs: list[Tensor] = []
-            exp_avg_vars: list[Tensor] = []
-            max_exp_avg_vars: list[Tensor] = []
-            state_steps: list[Tensor] = []
-            self._init_group(group, params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps)
-            lists = [params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps]
-            params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps = self._flat_small(
-                index, group, lists
-            )
-            rest = [params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps]
-            if self._fused_cpu_fast(index, group, rest):
-                continue
-            beta1, beta2 = group["betas"]
-            adabelief(
-                params,
-                grads,
-                exp_avgs,
-                exp_avg_vars,
-                max_exp_avg_vars,
-                state_steps,
-                foreach=group["foreach"],
-                fused=group["fused"],
-                amsgrad=group["amsgrad"],
-                beta1=beta1,
-                beta2=beta2,
-                lr=group["lr"],
-                weight_decay=group["weight_decay"],
-                eps=group["eps"],
-                weight_decouple=group["weight_decouple"],
-                fixed_decay=group["fixed_decay"],
-                rectify=group["rectify"],
-                degenerated_to_sgd=group["degenerated_to_sgd"],
-                maximize=group["maximize"],
-                capturable=group["capturable"],
-                cache=self.__dict__.setdefault("_fused_cache", {}),
-            )
+            lists = self._init_group(group)
+            if lists[0]:
+                self._step_group(index, group, lists)
         return loss
 
-    def _flat_small(self, index: int, group: dict[str, Any], lists: list[list[Tensor]]) -> list[list[Tensor]]:
+    def _step_group(self, index: int, group: dict[str, Any], lists: list[list[Tensor]]) -> None:
+        """One group on the path :func:`choose_path` picks, through the CPU shortcuts where they apply:
+        the flat bucket of small tensors (foreach) and the direct kernel call (fused)."""
+        device = lists[0][0].device
+        path = choose_path(
+            device, foreach=group["foreach"], fused=group["fused"], capturable=group["capturable"]
+        )
+        hyper = Hyper.from_group(group)
+        if path not in _DEVICE_SCALAR_PATHS:
+            hyper = hyper.on_host()
+        if device.type == "cpu" and path == "foreach":
+            lists = self._flat_small(index, hyper, lists)
+        elif device.type == "cpu" and path == "fused" and not group["capturable"]:  # noqa: SIM102
+            if self._fused_cpu_fast(index, hyper, lists):  # False: the general fused path below
+                return
+        cache = self.__dict__.setdefault("_fused_cache", {})
+        _run_path(path, *lists, hyper, cache)  # type: ignore[call-arg]
+
+    def _flat_small(self, index: int, hyper: Hyper, lists: list[list[Tensor]]) -> list[list[Tensor]]:
         """Update the group's small fp32 CPU tensors as one flat bucket (``adacli.optim._flat``) on the
-        foreach path; returns the lists of the tensors left for the regular paths."""
+        foreach path; returns the lists of the tensors left for the per-tensor foreach ops."""
         params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps = lists
-        foreach = group["foreach"] or (group["foreach"] is None and group["fused"] is None)
-        if group["capturable"] or group["fused"] or not foreach or not params:
-            return lists
-        if params[0].device.type != "cpu":
-            return lists
-        if group["foreach"] is None and default_path("cpu") != "foreach":
-            return lists
         buckets = self.__dict__.setdefault("_flat_buckets", {})
         bucket = buckets.get(index)
         idx = bucket.idx if bucket is not None and _flat.same(params, bucket.all_params) else None
@@ -302,13 +311,15 @@ class AdaBelief(Optimizer):
             if not idx:
                 buckets.pop(index, None)
                 return lists
-        keys = ("exp_avg", "exp_avg_var", *(("max_exp_avg_var",) if group["amsgrad"] else ()))
+        keys = ("exp_avg", "exp_avg_var", *(("max_exp_avg_var",) if hyper.amsgrad else ()))
         current = {
             "exp_avg": exp_avgs, "exp_avg_var": exp_avg_vars, "max_exp_avg_var": max_exp_avg_vars,
             "step": state_steps,
         }  # fmt: skip
-        if bucket is None or bucket.idx is not idx or not bucket.matches(
-            {k: [current[k][i] for i in idx] for k in (*keys, "step")}
+        if (
+            bucket is None
+            or bucket.idx is not idx
+            or not bucket.matches({k: [current[k][i] for i in idx] for k in (*keys, "step")})
         ):
             steps = [state_steps[i] for i in idx]
             if not bool(torch.stack(steps).eq(steps[0]).all()):  # other step counts: no bucket
@@ -317,20 +328,13 @@ class AdaBelief(Optimizer):
             bucket = buckets[index] = _flat.build(params, idx, self.state, keys)
         counters = bucket.flats["step"]
         counters.add_(1.0)
-        lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
-        beta1, beta2 = group["betas"]
-        _flat.update(
-            bucket, [grads[i] for i in idx], step=counters[0].item(), amsgrad=group["amsgrad"], beta1=beta1,
-            beta2=beta2, lr=lr, weight_decay=group["weight_decay"], eps=group["eps"],
-            weight_decouple=group["weight_decouple"], fixed_decay=group["fixed_decay"],
-            rectify=group["rectify"], degenerated_to_sgd=group["degenerated_to_sgd"],
-            maximize=group["maximize"],
-        )  # fmt: skip
+        _flat.update(bucket, [grads[i] for i in idx], step=counters[0].item(), hyper=hyper)
         rest = bucket.rest
         return [[lst[i] for i in rest] if lst else lst for lst in lists]
 
-    def _fused_cpu_fast(self, index: int, group: dict[str, Any], lists: list[list[Tensor]]) -> bool:
-        """The fused CPU kernel called directly for a group whose counters all agree (the usual case).
+    def _fused_cpu_fast(self, index: int, hyper: Hyper, lists: list[list[Tensor]]) -> bool:
+        """The fused CPU kernel called directly for a group whose counters all agree (the usual case);
+        False when the group needs the general fused path (mixed dtypes, counters that differ).
 
         Why: for a model of a hundred small tensors the per-step host work around the kernel (grouping by
         device and dtype, advancing a hundred counters, checking that they agree) costs as much as the
@@ -338,16 +342,13 @@ class AdaBelief(Optimizer):
         group's layout is checked once per parameter set. Same kernel, same scalars: same results.
         """
         params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps = lists
-        fused = group["fused"] or (group["foreach"] is None and group["fused"] is None)
-        if group["capturable"] or not fused or not params or params[0].device.type != "cpu":
-            return False
         cache = self.__dict__.setdefault("_step_flats", {})
         entry = cache.get(index)
         if entry is None or not _flat.same(entry[0], state_steps):
             dtype = params[0].dtype
             if dtype not in (torch.float32, torch.float64) or any(p.dtype != dtype for p in params):
                 return False
-            if any(p.device.type != "cpu" for p in params) or default_path("cpu") != "fused":
+            if any(p.device.type != "cpu" for p in params) or not _fused.cpu_kernel_available():
                 return False
             counters = torch.stack(state_steps)
             if not bool(counters.eq(counters[0]).all()):
@@ -358,15 +359,8 @@ class AdaBelief(Optimizer):
             entry = cache[index] = (views, counters)
         counters = entry[1]
         counters.add_(1.0)
-        beta1, beta2 = group["betas"]
-        lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
-        scalars, flags = _fused._scalars(
-            counters[0].item(), amsgrad=group["amsgrad"], beta1=beta1, beta2=beta2, lr=lr,
-            weight_decay=group["weight_decay"], eps=group["eps"], weight_decouple=group["weight_decouple"],
-            fixed_decay=group["fixed_decay"], rectify=group["rectify"],
-            degenerated_to_sgd=group["degenerated_to_sgd"], maximize=group["maximize"],
-        )  # fmt: skip
-        _fused._run_cpu(params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, scalars=scalars, flags=flags)
+        scalars, flags = _fused.kernel_scalars(counters[0].item(), hyper)
+        _fused.run_cpu(params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, scalars=scalars, flags=flags)
         return True
 
     def _check_capture(self) -> None:
@@ -398,7 +392,7 @@ _CONSTRUCTOR_DEFAULTS: dict[str, Any] = dict(
 
 def _state_dtype(p: Tensor) -> torch.dtype:
     """Optimizer state dtype for a parameter: fp32 for fp16/bf16 (half-precision state loses the EMA)."""
-    return torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
+    return torch.float32 if p.dtype in LOW_PRECISION else p.dtype
 
 
 def _as_step_tensor(step: Any, device: torch.device | None = None) -> Tensor:
@@ -418,87 +412,57 @@ def adabelief(
     exp_avg_vars: list[Tensor],
     max_exp_avg_vars: list[Tensor],
     state_steps: list[Tensor],
+    hyper: Hyper,
     *,
     foreach: bool | None = None,
     fused: bool | None = None,
-    amsgrad: bool,
-    beta1: float,
-    beta2: float,
-    lr: float | Tensor,
-    weight_decay: float,
-    eps: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-    maximize: bool,
     capturable: bool = False,
     cache: dict | None = None,
 ) -> None:
-    """Functional AdaBelief: update ``params`` and the state lists in place, on the chosen path.
+    """Functional AdaBelief: update ``params`` and the state lists in place, on :func:`choose_path`'s path.
 
     ``state_steps`` are float32 tensors (on the CPU, or on the parameters' device when ``capturable``); each
-    is incremented by one. ``foreach=None, fused=None`` picks :func:`default_path` for the parameters'
-    device. ``cache``: a dict the caller keeps across steps (the fused CUDA path caches its address tables
-there). ``capturable``: the step-dependent scalars are computed on the device (foreach ops, or the
-    Triton kernel on CUDA); on the CPU the fused kernel reads the CPU counters directly (no device to sync).
+    is incremented by one. ``hyper``: the hyperparameters (:class:`Hyper`). ``foreach=None, fused=None``
+    picks :func:`default_path` for the parameters' device. ``cache``: a dict the caller keeps across steps
+    (the fused CUDA path caches its address tables there). ``capturable``: the step-dependent scalars are
+    computed on the device (foreach ops, or the Triton kernel on CUDA); on the CPU the fused kernel reads
+    the CPU counters directly (no device to sync).
     """
     if not params:
         return
-    if foreach and fused:
-        raise ValueError("foreach and fused cannot both be True: choose one path")
-    if foreach is None and fused is None:
-        path = default_path(params[0].device)
-    elif fused:
-        path = "fused"
-    elif foreach:
-        path = "foreach"
-    else:
-        path = "single"
-    on_cpu = params[0].device.type == "cpu"
-    if capturable and not (path == "fused" and on_cpu):
-        if path == "fused":
-            _fused.fused_adabelief(
-                params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps,
-                amsgrad=amsgrad, beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps,
-                weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
-                degenerated_to_sgd=degenerated_to_sgd, maximize=maximize, capturable=True, cache=cache,
-            )  # fmt: skip
-        else:
-            _capturable_adabelief(
-                params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps,
-                amsgrad=amsgrad, beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps,
-                weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
-                degenerated_to_sgd=degenerated_to_sgd, maximize=maximize,
-            )  # fmt: skip
+    path = choose_path(params[0].device, foreach=foreach, fused=fused, capturable=capturable)
+    if path not in _DEVICE_SCALAR_PATHS:
+        hyper = hyper.on_host()
+    _run_path(path, params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps, hyper, cache)
+
+
+def _run_path(
+    path: str,
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_vars: list[Tensor],
+    max_exp_avg_vars: list[Tensor],
+    state_steps: list[Tensor],
+    hyper: Hyper,
+    cache: dict | None,
+) -> None:
+    """Run the named path (``hyper`` with a host lr unless the path computes its scalars on the device)."""
+    if not params:
         return
-    if isinstance(lr, Tensor):
-        lr = lr.item()  # free for a CPU tensor; capturable=True avoids this read for a CUDA one
+    lists = (params, grads, exp_avgs, exp_avg_vars, max_exp_avg_vars, state_steps)
     if path == "fused":
-        func = functools.partial(_fused.fused_adabelief, cache=cache)
+        _fused.fused_adabelief(*lists, hyper, cache=cache)
+    elif path == "capturable-fused":
+        _fused.fused_adabelief(*lists, hyper, capturable=True, cache=cache)
+    elif path == "capturable":
+        _capturable_adabelief(*lists, hyper)
     elif path == "foreach":
-        func = _multi_tensor_adabelief
+        _multi_tensor_adabelief(*lists, hyper)
+    elif path == "single":
+        _single_tensor_adabelief(*lists, hyper)
     else:
-        func = _single_tensor_adabelief
-    func(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_vars,
-        max_exp_avg_vars,
-        state_steps,
-        amsgrad=amsgrad,
-        beta1=beta1,
-        beta2=beta2,
-        lr=lr,
-        weight_decay=weight_decay,
-        eps=eps,
-        weight_decouple=weight_decouple,
-        fixed_decay=fixed_decay,
-        rectify=rectify,
-        degenerated_to_sgd=degenerated_to_sgd,
-        maximize=maximize,
-    )
+        raise ValueError(f"unknown AdaBelief path {path!r}")
 
 
 def _single_tensor_adabelief(
@@ -508,36 +472,27 @@ def _single_tensor_adabelief(
     exp_avg_vars: list[Tensor],
     max_exp_avg_vars: list[Tensor],
     state_steps: list[Tensor],
-    *,
-    amsgrad: bool,
-    beta1: float,
-    beta2: float,
-    lr: float,
-    weight_decay: float,
-    eps: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-    maximize: bool,
+    hyper: Hyper,
 ) -> None:
-    """The reference path: the official update, op for op, one parameter at a time."""
+    """The reference path: the official update, op for op, one parameter at a time (``hyper``: host lr)."""
+    lr: float = hyper.lr  # type: ignore[assignment]
+    beta1, beta2, eps, weight_decay = hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay
     for i, param in enumerate(params):
-        grad = -grads[i] if maximize else grads[i]
+        grad = -grads[i] if hyper.maximize else grads[i]
         exp_avg, exp_avg_var = exp_avgs[i], exp_avg_vars[i]
         step_t = state_steps[i]
         step_t += 1
-        step = _step_value(step_t)
+        step = step_value(step_t)
 
-        low = param.dtype in _LOW_PRECISION
+        low = param.dtype in LOW_PRECISION
         p = param.float() if low else param
         if grad.dtype != p.dtype:
             grad = grad.to(p.dtype)
 
         # 1. weight decay: decoupled (p *= 1 - lr*wd, or 1 - wd when fixed) or L2 (out of place on grad)
-        if weight_decouple:
+        if hyper.weight_decouple:
             if weight_decay != 0:
-                p.mul_(1.0 - (weight_decay if fixed_decay else lr * weight_decay))
+                p.mul_(1.0 - (weight_decay if hyper.fixed_decay else lr * weight_decay))
         elif weight_decay != 0:
             grad = grad.add(p, alpha=weight_decay)
 
@@ -549,17 +504,17 @@ def _single_tensor_adabelief(
         grad_residual = grad - exp_avg
         exp_avg_var.mul_(beta2).addcmul_(grad_residual, grad_residual, value=1 - beta2)
         exp_avg_var.add_(eps)
-        if amsgrad:
+        if hyper.amsgrad:
             torch.maximum(max_exp_avg_vars[i], exp_avg_var, out=max_exp_avg_vars[i])
 
         # 3. update
-        if not rectify:
-            var = max_exp_avg_vars[i] if amsgrad else exp_avg_var
+        if not hyper.rectify:
+            var = max_exp_avg_vars[i] if hyper.amsgrad else exp_avg_var
             denom = (var.sqrt() / math.sqrt(bias_correction2)).add_(eps)
             p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
         else:
             # the official rectified update normalises by exp_avg_var (not the amsgrad max), as here
-            kind, step_size = _math.rectification(step, beta1, beta2, degenerated_to_sgd)
+            kind, step_size = _math.rectification(step, beta1, beta2, hyper.degenerated_to_sgd)
             if kind == "adaptive":
                 denom = exp_avg_var.sqrt().add_(eps)
                 p.addcdiv_(exp_avg, denom, value=-step_size * lr)
@@ -577,59 +532,34 @@ def _multi_tensor_adabelief(
     exp_avg_vars: list[Tensor],
     max_exp_avg_vars: list[Tensor],
     state_steps: list[Tensor],
-    *,
-    amsgrad: bool,
-    beta1: float,
-    beta2: float,
-    lr: float,
-    weight_decay: float,
-    eps: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-    maximize: bool,
+    hyper: Hyper,
 ) -> None:
     """The foreach path: the reference ops as ``torch._foreach_*`` calls per (device, dtype) group."""
     if not params:
         return
+    amsgrad = hyper.amsgrad
     lists: list[list[Tensor]] = [params, grads, exp_avgs, exp_avg_vars]
     if amsgrad:
         lists.append(max_exp_avg_vars)
     lists.append(state_steps)
     grouped = Optimizer._group_tensors_by_device_and_dtype(lists)  # type: ignore[arg-type]
     for device_lists, _ in grouped.values():
-        d_params, d_grads, d_exp_avgs, d_exp_avg_vars = device_lists[:4]
-        d_max = device_lists[4] if amsgrad else []
+        d_lists = [*device_lists[:4], device_lists[4] if amsgrad else []]
         d_steps = device_lists[-1]
         torch._foreach_add_(d_steps, torch.tensor(1.0), alpha=1.0)
         # parameters whose step counters differ (e.g. added to the group later) take different scalars
         by_step = steps_by_value(d_steps)
         for step, idx in by_step.items():
-            sub = [d_params, d_grads, d_exp_avgs, d_exp_avg_vars, d_max]
-            if len(idx) != len(d_params):
-                sub = [[lst[j] for j in idx] if lst else [] for lst in sub]
+            sub = d_lists
+            if len(idx) != len(d_steps):
+                sub = [[lst[j] for j in idx] if lst else [] for lst in d_lists]
             if sub[0][0].device.type == "cpu":
                 # each of n threads works on 1/n of every tensor: the per-thread working set stays the same
                 pieces = _cpu_chunks(sub, _CPU_CHUNK * max(1, torch.get_num_threads()))
             else:
                 pieces = [sub]
             for piece in pieces:
-                _foreach_update(
-                    *piece,
-                    step=step,
-                    amsgrad=amsgrad,
-                    beta1=beta1,
-                    beta2=beta2,
-                    lr=lr,
-                    weight_decay=weight_decay,
-                    eps=eps,
-                    weight_decouple=weight_decouple,
-                    fixed_decay=fixed_decay,
-                    rectify=rectify,
-                    degenerated_to_sgd=degenerated_to_sgd,
-                    maximize=maximize,
-                )
+                foreach_update(*piece, step=step, hyper=hyper)
 
 
 # On CPU a foreach op is a loop over its tensors, so running each op over a whole model streams every tensor
@@ -688,18 +618,7 @@ def _capturable_adabelief(
     exp_avg_vars: list[Tensor],
     max_exp_avg_vars: list[Tensor],
     state_steps: list[Tensor],
-    *,
-    amsgrad: bool,
-    beta1: float,
-    beta2: float,
-    lr: float | Tensor,
-    weight_decay: float,
-    eps: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-    maximize: bool,
+    hyper: Hyper,
 ) -> None:
     """The capturable foreach path: device step counters, device scalars, no host read of either.
 
@@ -707,7 +626,7 @@ def _capturable_adabelief(
     each tensor's scalars), so parameters that joined later still get their own bias corrections.
     """
     lists: list[list[Tensor]] = [params, grads, exp_avgs, exp_avg_vars]
-    if amsgrad:
+    if hyper.amsgrad:
         lists.append(max_exp_avg_vars)
     lists.append(state_steps)
     grouped = Optimizer._group_tensors_by_device_and_dtype(lists)  # type: ignore[arg-type]
@@ -717,14 +636,7 @@ def _capturable_adabelief(
         if any(st.device != d_params[0].device for st in d_steps):
             raise RuntimeError("capturable=True needs every step counter on its parameter's device")
         torch._foreach_add_(d_steps, 1.0)
-        work_dtype = torch.float32 if d_params[0].dtype in _LOW_PRECISION else d_params[0].dtype
-        coefs = device_coefficients(
-            d_steps, lr, dtype=work_dtype, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
-            weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
-            degenerated_to_sgd=degenerated_to_sgd,
-        )  # fmt: skip
-        _foreach_update_capturable(
-            *device_lists[:4], device_lists[4] if amsgrad else [], coefs=coefs, amsgrad=amsgrad,
-            beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, weight_decouple=weight_decouple,
-            rectify=rectify, degenerated_to_sgd=degenerated_to_sgd, maximize=maximize,
-        )  # fmt: skip
+        work_dtype = torch.float32 if d_params[0].dtype in LOW_PRECISION else d_params[0].dtype
+        coefs = device_coefficients(d_steps, hyper, dtype=work_dtype)
+        d_max = device_lists[4] if hyper.amsgrad else []
+        foreach_update_capturable(*device_lists[:4], d_max, coefs=coefs, hyper=hyper)

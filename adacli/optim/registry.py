@@ -53,7 +53,7 @@ import torch
 from adacli.errors import InputError, closest
 
 if TYPE_CHECKING:
-    from adacli.recipe import OptimizerSpec
+    pass
 
 Source = Literal["adacli", "torch", "timm", "pytorch_optimizer", "import"]
 
@@ -460,65 +460,3 @@ def resolve_optimizer(name: str, hparams: dict[str, Any] | None = None) -> Resol
 
 
 # --- labels -----------------------------------------------------------------------------------------
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, (list, tuple)):
-        return ",".join(_fmt(x) for x in v)
-    return str(v)
-
-
-def assign_labels(specs: Sequence[OptimizerSpec]) -> list[str]:
-    """Unique labels for a recipe's optimizers, in order.
-
-    ``label`` if given; else the name, and where several entries share a name, the name plus the
-    hyperparameters that differ among them (``adam(lr=0.01)`` vs ``adam(lr=0.001)``): the label alone
-    must tell the rows of a table apart. Explicit labels must be unique (InputError otherwise).
-    """
-    explicit = [s.label for s in specs if s.label]
-    dup = next((lbl for lbl in explicit if explicit.count(lbl) > 1), None)
-    if dup is not None:
-        raise InputError(f"two optimizers have the label {dup!r}; labels must be unique", field="optimizers")
-
-    labels: list[str | None] = [s.label for s in specs]
-    by_name: dict[str, list[int]] = {}
-    for i, s in enumerate(specs):
-        if not s.label:
-            by_name.setdefault(s.name, []).append(i)
-    taken = set(explicit)
-    for name, idx in by_name.items():
-        if len(idx) == 1 and name not in taken:
-            labels[idx[0]] = name
-            continue
-        keys: list[str] = []
-        for i in idx:
-            for k in specs[i].hparams:
-                if k not in keys:
-                    keys.append(k)
-
-        def shown(i: int, k: str) -> str | None:
-            hp = specs[i].hparams
-            return json.dumps(hp[k], default=repr, sort_keys=True) if k in hp else None
-
-        differ = [k for k in keys if len({shown(i, k) for i in idx}) > 1]
-        for i in idx:
-            parts = [f"{k}={_fmt(specs[i].hparams[k])}" for k in differ if k in specs[i].hparams]
-            labels[i] = f"{name}({', '.join(parts)})" if parts else name
-    # Whatever still collides (identical entries, or a derived label equal to an explicit one) gets
-    # -2, -3 ...; the first occurrence keeps the plain label.
-    out: list[str] = []
-    used = set(explicit)
-    for i, lbl in enumerate(labels):
-        assert lbl is not None
-        if specs[i].label:
-            out.append(lbl)
-            continue
-        candidate, n = lbl, 1
-        while candidate in used:
-            n += 1
-            candidate = f"{lbl}-{n}"
-        used.add(candidate)
-        out.append(candidate)
-    return out

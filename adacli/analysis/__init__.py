@@ -1,0 +1,1 @@
+"""The analysis stage: metrics, paired statistics, verdicts and suite statistics (pure functions)."""

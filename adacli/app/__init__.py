@@ -1,0 +1,1 @@
+"""Workflows: compare, suite, gate and report, one call each, returning a result the CLI prints."""

@@ -1,0 +1,390 @@
+"""The recipe: pydantic models of the YAML file a user writes (DESIGN.md section 3).
+
+Every model forbids unknown keys, because a typo silently ignored (``weight_decy: 0.1``) makes a
+comparison quietly wrong. Reading YAML with line numbers is :mod:`adacli.recipe.source`'s. This module
+is the data model only: the checks that need data, models or optimizers live in
+:mod:`adacli.run.preflight`, so the lower stages (data, models, the optimizer registry) can import the
+recipe without a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from adacli.errors import InputError
+from adacli.recipe.source import MAX_RECIPE_BYTES, KeyPath, line_at, parse_yaml, validation_error
+
+DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "imagefolder")
+DEVICES_HELP = "auto | cpu | cuda | cuda:N | mps"
+MAX_SEEDS = 1000  # far beyond any comparison; keeps ``seeds: 1e9`` from building a billion-item plan
+
+
+class StrictModel(BaseModel):
+    """A model that refuses unknown keys: a typo silently ignored makes a comparison quietly wrong."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class ModelSpec(StrictModel):
+    """A timm model by name; num_classes, in_chans and img_size come from the dataset."""
+
+    name: str = Field(description="any timm model name, e.g. test_resnet, resnet18, vit_tiny_patch16_224")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to timm.create_model")
+    channels_last: bool = Field(False, description="use the channels_last memory format")
+    compile: bool | Literal["graph"] = Field(
+        False,
+        description="true: wrap the model in torch.compile; graph: capture forward, backward and "
+        "optimizer step in one CUDA graph (CUDA only; elsewhere, or for an optimizer that cannot be "
+        "captured, the trial runs eagerly with a one-line note)",
+    )
+
+
+class DatasetSpec(StrictModel):
+    """The images to train and test on, and how they are prepared (splits are fixed whatever the seed)."""
+
+    name: str = Field(description="one of: " + ", ".join(DATASETS))
+    image_size: int | None = Field(None, ge=4, le=1024, description="resize images to this size")
+    augment: bool = Field(False, description="random crop + horizontal flip for natural images")
+    root: str | None = Field(None, description="folder of a downloadable dataset or an imagefolder")
+    download: bool = Field(False, description="download a torchvision dataset when files are missing")
+    # synthetic only
+    num_classes: int | None = Field(None, ge=2, description="synthetic: number of classes")
+    channels: int | None = Field(None, ge=1, le=4, description="synthetic: image channels")
+    train_size: int | None = Field(None, ge=1, description="synthetic: training images (others: a cap)")
+    test_size: int | None = Field(None, ge=1, description="synthetic: test images (others: a cap)")
+    difficulty: float | None = Field(None, ge=0.0, description="synthetic: noise relative to signal")
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="held out of train for sweep selection")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in DATASETS:
+            raise ValueError(f"unknown dataset {v!r}; allowed: {', '.join(DATASETS)}")
+        return v
+
+
+class BudgetSpec(StrictModel):
+    """Exactly one of steps | epochs | seconds: the same for every optimizer."""
+
+    steps: int | None = Field(None, ge=1, description="training steps per trial")
+    epochs: float | None = Field(None, gt=0, description="passes over train (rounded up)")
+    seconds: float | None = Field(None, gt=0, description="training-clock seconds (no evals)")
+    batch_size: int = Field(64, ge=1, description="training batch size")
+    eval_every: int | None = Field(None, ge=1, description="steps between evaluations (default: 10 per run)")
+    eval_batch_size: int = Field(512, ge=1, description="evaluation batch size")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BudgetSpec:
+        given = [k for k in ("steps", "epochs", "seconds") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"exactly one of steps | epochs | seconds must be given, got {given or 'none'}")
+        return self
+
+
+class TargetSpec(StrictModel):
+    """The level that steps- and seconds-to-target measure the time to."""
+
+    metric: Literal["train_loss"] = Field("train_loss", description="smoothed training loss (EMA, beta 0.9)")
+    value: float | None = Field(
+        None,
+        description="default: the highest final smoothed training loss "
+        "among the non-diverged trials (the level every one reached)",
+    )
+
+
+class ScheduleSpec(StrictModel):
+    """The learning-rate schedule, built alike for every optimizer (a time budget schedules on the clock)."""
+
+    name: Literal["constant", "cosine", "step", "linear"] = Field("constant", description="lr curve")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps, lr/N to lr")
+    step_size: int | None = Field(None, ge=1, description="step: steps between decays")
+    gamma: float = Field(0.1, gt=0, description="step: decay factor")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine/linear: final lr / initial lr")
+
+
+class OptimizerSpec(BaseModel):
+    """An optimizer by name plus its hyperparameters; the hyperparameters are checked by the registry."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(
+        description="adabelief | any torch.optim name (lowercase) | a timm optimizer name | "
+        "package.module:Class"
+    )
+    label: str | None = Field(None, description="name in tables and results (default: derived)")
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SweepSpec(StrictModel):
+    """How a hyperparameter sweep picks each optimizer's configuration (see docs/scale-out.md).
+
+    A sweep is any optimizer hyperparameter written as a grid (a list, or ``{grid: [...]}``) or as
+    ``{log_range: [lo, hi], n: N}``; this section only says how the winner is chosen.
+    """
+
+    metric: Literal["val_accuracy", "val_loss"] = Field(
+        "val_accuracy",
+        description="selection metric on the validation split at the end of the budget "
+        "(val_accuracy: highest wins, ties by lower val loss; val_loss: lowest wins, ties by accuracy)",
+    )
+    seeds: Literal["first", "all"] = Field(
+        "first", description="select on the first seed only, or on the mean over every seed"
+    )
+    equal_budget: bool = Field(
+        True,
+        description="every optimizer must get the same number of configurations; false allows "
+        "different counts (the tables then say so)",
+    )
+
+
+class GateSpec(StrictModel):
+    """Tolerances of the regression gate (adacli gate / compare --baseline)."""
+
+    accuracy_drop: float = Field(1.0, ge=0, description="allowed drop of final test accuracy, points")
+    sigma_k: float = Field(2.0, ge=0, description="also allow k x the seed std of the baseline")
+    gap_growth: float = Field(2.0, ge=0, description="allowed growth of the generalization gap, points")
+    steps_growth: float = Field(0.25, ge=0, description="allowed relative growth of steps-to-target")
+    step_time_growth: float | None = Field(None, ge=0, description="opt-in: allowed relative slowdown")
+
+
+class Recipe(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="used for the run folder")
+    model: ModelSpec
+    dataset: DatasetSpec
+    budget: BudgetSpec
+    seeds: (
+        Annotated[int, Field(ge=1, le=MAX_SEEDS)]
+        | Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(min_length=1, max_length=MAX_SEEDS)]
+    ) = Field(1, description=f"a count (1..{MAX_SEEDS}) or an explicit list of distinct seeds >= 0")
+    device: str = Field("auto", description=DEVICES_HELP)
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast")
+    target: TargetSpec = Field(default_factory=TargetSpec)
+    schedule: ScheduleSpec | None = None
+    optimizers: list[OptimizerSpec] = Field(min_length=1)
+    gate: GateSpec = Field(default_factory=GateSpec)
+    sweep: SweepSpec = Field(default_factory=SweepSpec)
+    reference: str | None = Field(
+        None, description="label of the reference optimizer: the table gains a 'Δ vs ref' column"
+    )
+
+    # Where the recipe came from (set by load_recipe): for error messages of later checks.
+    _file: str | None = PrivateAttr(None)
+    _lines: dict[KeyPath, int] = PrivateAttr(default_factory=dict)
+
+    @field_validator("optimizers", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        """``optimizers: [adabelief, adam]``: a bare name is an optimizer with its defaults."""
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        """The name becomes a folder under runs/: ``..``, ``.`` or a hidden name would escape or hide it."""
+        if v.startswith("."):
+            raise ValueError("a run name cannot start with '.': it names a folder under runs/")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v: int | list[int]) -> int | list[int]:
+        if isinstance(v, list) and len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct (got {v}): a repeated seed repeats the same trial")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+            raise ValueError(f"unknown device {v!r}; allowed: {DEVICES_HELP}")
+        return v
+
+    @property
+    def labels(self) -> list[str]:
+        """The optimizers' unique labels, in order (see :func:`assign_labels`; InputError for duplicates)."""
+        return assign_labels(self.optimizers)
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def source_file(self) -> str | None:
+        """The file load_recipe read this recipe from (None when built in Python)."""
+        return self._file
+
+    def with_overrides(
+        self, *, device: str | None = None, seeds: int | None = None, steps: int | None = None
+    ) -> Recipe:
+        """This recipe with the command line's ``--device``, ``--seeds`` and ``--steps`` applied (``--steps``
+        replaces any steps/epochs/seconds budget); itself when there is nothing to override.
+
+        Re-validated through the models, so a bad value is one InputError naming the option; the copy
+        keeps the file and line numbers of the original for later messages.
+        """
+        if device is None and seeds is None and steps is None:
+            return self
+        data = self.model_dump()
+        if device is not None:
+            data["device"] = device
+        if seeds is not None:
+            data["seeds"] = seeds
+        if steps is not None:
+            data["budget"].update(steps=steps, epochs=None, seconds=None)
+        from pydantic import ValidationError
+
+        try:
+            new = Recipe.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            option = {"device": "--device", "seeds": "--seeds"}.get(str(err["loc"][0]), "--steps")
+            msg = err["msg"].removeprefix("Value error, ")
+            raise InputError(f"{msg} (got {_short(err.get('input'))})", field=option) from None
+        new._file, new._lines = self._file, self._lines
+        return new
+
+    def line_of(self, *path: str | int) -> int | None:
+        """The line of a key in the recipe file (or of its nearest enclosing key), e.g.
+        ``line_of("optimizers", 1, "lr")``; None when unknown."""
+        return line_at(self._lines, tuple(path))
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(_fmt_value(x) for x in v)
+    return str(v)
+
+
+def assign_labels(specs: Sequence[OptimizerSpec]) -> list[str]:
+    """Unique labels for a recipe's optimizers, in order.
+
+    ``label`` if given; else the name, and where several entries share a name, the name plus the
+    hyperparameters that differ among them (``adam(lr=0.01)`` vs ``adam(lr=0.001)``): the label alone
+    must tell the rows of a table apart. Explicit labels must be unique (InputError otherwise).
+    """
+    explicit = [s.label for s in specs if s.label]
+    dup = next((lbl for lbl in explicit if explicit.count(lbl) > 1), None)
+    if dup is not None:
+        raise InputError(f"two optimizers have the label {dup!r}; labels must be unique", field="optimizers")
+
+    labels: list[str | None] = [s.label for s in specs]
+    by_name: dict[str, list[int]] = {}
+    for i, s in enumerate(specs):
+        if not s.label:
+            by_name.setdefault(s.name, []).append(i)
+    taken = set(explicit)
+    for name, idx in by_name.items():
+        if len(idx) == 1 and name not in taken:
+            labels[idx[0]] = name
+            continue
+        keys: list[str] = []
+        for i in idx:
+            for k in specs[i].hparams:
+                if k not in keys:
+                    keys.append(k)
+
+        def shown(i: int, k: str) -> str | None:
+            hp = specs[i].hparams
+            return json.dumps(hp[k], default=repr, sort_keys=True) if k in hp else None
+
+        differ = [k for k in keys if len({shown(i, k) for i in idx}) > 1]
+        for i in idx:
+            parts = [f"{k}={_fmt_value(specs[i].hparams[k])}" for k in differ if k in specs[i].hparams]
+            labels[i] = f"{name}({', '.join(parts)})" if parts else name
+    # Whatever still collides (identical entries, or a derived label equal to an explicit one) gets
+    # -2, -3 ...; the first occurrence keeps the plain label.
+    out: list[str] = []
+    used = set(explicit)
+    for i, lbl in enumerate(labels):
+        assert lbl is not None
+        if specs[i].label:
+            out.append(lbl)
+            continue
+        candidate, n = lbl, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{lbl}-{n}"
+        used.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def recipe_validation_error(e: Any, data: Any, lines: dict[KeyPath, int], file: str) -> InputError:
+    """A pydantic error of a recipe (or of a suite's inline workload) as one InputError."""
+    seeds = f"seeds is a count (1..{MAX_SEEDS}) or a list of 1 to {MAX_SEEDS} distinct integers >= 0"
+    return validation_error(
+        e,
+        data,
+        lines,
+        file,
+        root=Recipe,
+        choices={("dataset", "name"): DATASETS},
+        messages={("seeds",): seeds},
+    )
+
+
+def load_recipe(path: str | os.PathLike[str]) -> Recipe:
+    """Read and validate a recipe file; every problem is one InputError naming file, line and field.
+
+    The returned recipe remembers its file and the line of every key (``recipe.line_of(...)``), so later
+    checks (``adacli.run.preflight.check_environment``) can point at the line too.
+    """
+    from pydantic import ValidationError
+
+    file = str(path)
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(
+            "recipe file not found" if not p.exists() else "recipe path is not a file", file=file
+        )
+    try:
+        size = p.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise InputError(f"{size} bytes: a recipe is at most {MAX_RECIPE_BYTES // 1024} KiB", file=file)
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read recipe: {e}", file=file) from None
+    data, lines = parse_yaml(text, file)
+    if data is None:
+        raise InputError("empty recipe; see `adacli schema` or recipes/quickstart.yaml", file=file)
+    if not isinstance(data, dict):
+        raise InputError(
+            f"a recipe is a mapping of keys (name, model, ...), not a {type(data).__name__}", file=file
+        )
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as e:
+        raise recipe_validation_error(e, data, lines, file) from None
+    recipe._file = file
+    recipe._lines = lines
+    return recipe
+
+
+def recipe_schema() -> dict[str, Any]:
+    """The recipe's JSON Schema (for editor completion and validation of YAML files)."""
+    schema = Recipe.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": "adacli recipe",
+        "description": "An adacli optimizer-comparison recipe (YAML); see docs/recipes.md.",
+    }

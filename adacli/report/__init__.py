@@ -1,0 +1,1 @@
+"""The report stage: tables, plots, HTML and Markdown pages, live progress (no file is read here)."""

@@ -1,0 +1,130 @@
+"""GitHub-flavoured Markdown of a run's verdict and of a gate's verdict, short enough for a PR comment or
+``$GITHUB_STEP_SUMMARY``.
+
+Short on purpose: a CI summary is read at a glance, so the run table keeps the columns that decide
+(accuracy, gap, speed to target, final loss, step time) and the gate table lists one row per optimizer
+plus the failed checks; everything else is in ``report.html`` and ``results.json``. Like
+:mod:`adacli.report.html` this reads plain dicts (results.json, the gate's ``to_dict()``) and imports no
+other report module.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from adacli.report.html import delta_vs_reference, format_stat
+from adacli.results import decode
+
+# header, summary key, format: the columns that decide a comparison
+RUN_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("test acc %", "final_test_accuracy", ".1f"),
+    ("gap pts", "generalization_gap", ".1f"),
+    ("steps to target", "steps_to_target", ".0f"),
+    ("secs to target", "seconds_to_target", ".2f"),
+    ("final loss", "final_train_loss", ".3f"),
+    ("step ms", "step_time_ms", ".2f"),
+)
+
+
+def cell(value: Any) -> str:
+    """One table cell: pipes escaped (``\\|``) and line breaks flattened, so the row keeps its columns;
+    a ``<`` that could open an HTML tag and an ``&`` that could start an entity are escaped, so a label
+    is text, never markup."""
+    text = "–" if value is None else str(value)
+    # GitHub renders raw HTML: what could open a tag or an entity becomes text ("<=" stays readable)
+    text = re.sub(r"&(?=#?\w+;)", "&amp;", text)
+    text = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip() or " "
+
+
+def md_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str] | None = None
+) -> str:
+    """A GFM table: header row, delimiter row (``---``, ``---:`` for right-aligned), one line per row."""
+    align = align or ["l"] * len(headers)
+    delim = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "| " + " | ".join(delim) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _run_cell(data: dict[str, Any], s: dict[str, Any], key: str, fmt: str) -> str:
+    """mean ± std; ``>budget (k/n)`` when no seed reached the target; **bold** = shared best; Δ vs the
+    reference (with * when significant) when results.json has the statistics."""
+    st = s.get(key) or {}
+    text = format_stat(st, fmt)
+    if key in ("steps_to_target", "seconds_to_target"):
+        reached, n = st.get("n", 0), s.get("n_trials", 0)
+        text = f">budget (0/{n})" if text == "–" else text + (f" ({reached}/{n})" if reached < n else "")
+    best = (data.get("best") or {}).get(key)
+    if isinstance(best, list) and s.get("optimizer") in best:
+        text = f"**{text}**"
+    d = delta_vs_reference(data, s.get("optimizer", ""), key)
+    if d is not None and isinstance(d["diff"], (int, float)):
+        text += f" (Δ {d['diff']:+{fmt}}{'*' if d['significant'] else ''})"
+    return text
+
+
+def run_markdown(data: dict[str, Any], *, title: str | None = None) -> str:
+    """The verdict of a run (results.json's dict) as a heading, one GFM table and a line on the target."""
+    data = decode(data)
+    name = (data.get("recipe") or {}).get("name") or "run"
+    heading = title or f"adacli: {name} ({data.get('status', '?')})"
+    rows = []
+    for s in data.get("summary") or []:
+        label = s.get("optimizer", "?")
+        bad = [f"{s[k]} {w}" for k, w in (("n_diverged", "diverged"), ("n_failed", "failed")) if s.get(k)]
+        label += f" ({', '.join(bad)})" if bad else ""
+        label += " (reference)" if data.get("reference") == s.get("optimizer") else ""
+        rows.append([label, s.get("n_trials"), *(_run_cell(data, s, k, f) for _h, k, f in RUN_COLUMNS)])
+    headers = ["optimizer", "seeds", *(h for h, *_ in RUN_COLUMNS)]
+    notes = [str((data.get("target") or {}).get("description") or "target: none")]
+    notes.append("mean ± std over seeds")
+    if data.get("best") is not None:
+        notes.append("**bold** = best or not significantly worse (paired by seed, Holm, α = 0.05)")
+    if data.get("reference"):
+        ref = data["reference"]
+        notes.append(f"Δ = paired difference to {ref} [95% CI], * = significant (Holm-adjusted)")
+    power = data.get("power")
+    if isinstance(power, dict) and power.get("text"):
+        notes.append(str(power["text"]))
+    table = md_table(headers, rows, ["l", "r", *("r" for _ in RUN_COLUMNS)])
+    return f"### {cell(heading)}\n\n{table}\n\n" + cell("; ".join(notes)).replace("\\|", "|") + "\n"
+
+
+def gate_markdown(gate: dict[str, Any], *, title: str = "regression gate") -> str:
+    """A gate verdict (``GateResult.to_dict()``): the outcome, one row per optimizer, the failed checks."""
+    gate = decode(gate)
+    checks = gate.get("checks") or []
+    n_fail = int(gate.get("n_failed") or 0)
+    outcome = "no regression" if gate.get("passed") else f"{n_fail} regression{'s' if n_fail != 1 else ''}"
+    mark = "✅" if gate.get("passed") else "❌"
+    per_label: dict[str, list[dict[str, Any]]] = {}
+    for c in checks:
+        per_label.setdefault(str(c.get("optimizer")), []).append(c)
+    rows = []
+    for label, cs in per_label.items():
+        failed = [c for c in cs if c.get("verdict") == "fail"]
+        infos = [f"{c.get('check')}: {c.get('detail')}" for c in cs if c.get("verdict") == "info"]
+        verdict = "FAIL" if failed else "pass"
+        rows.append(
+            [label, verdict, ", ".join(str(c.get("check")) for c in failed) or "–", "; ".join(infos) or ""]
+        )
+    parts = [
+        f"### {mark} {cell(title)}: {outcome}",
+        "",
+        md_table(["optimizer", "verdict", "failed checks", "notes"], rows),
+    ]
+    failed = [c for c in checks if c.get("verdict") == "fail"]
+    if failed:
+        frows = [
+            [c.get(k) for k in ("optimizer", "check", "baseline", "current", "allowed", "detail")]
+            for c in failed
+        ]
+        parts += ["", md_table(["optimizer", "check", "baseline", "current", "allowed", "detail"], frows)]
+    notes = gate.get("notes") or []
+    if notes:
+        parts += ["", *(f"- {n}" for n in notes)]
+    return "\n".join(parts) + "\n"

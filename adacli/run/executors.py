@@ -1,0 +1,791 @@
+"""Where trials run: in this process (serial), in N local worker processes, or as Ray tasks.
+
+Every executor runs the same function on a :class:`TrialTask` (:class:`TrialRunner.run`), so a trial
+computes the same numbers wherever it runs: the worker loads the data itself (the splits are fixed), builds
+the seed's initial model with ``torch.manual_seed(seed)`` exactly as ``adacli compare`` does, and
+``run_trial`` re-seeds everything else. What may differ between executors is only the number of torch
+threads (float reduction order, far below seed noise; pin ``threads`` to compare bit for bit).
+
+Why a hand-written local pool instead of ``ProcessPoolExecutor``: a worker killed by the OOM killer
+breaks a ``ProcessPoolExecutor`` for good and hides which task it held; here the parent knows each
+worker's task, so a dead worker's trial is retried once on a fresh worker (then recorded as ``failed``)
+and the others go on. Workers use the ``spawn`` context (no forked CUDA or thread state), ignore SIGINT
+(the parent decides what a Ctrl-C means and terminates them), and send progress and results through one
+``multiprocessing`` queue that the parent renders.
+
+Interface (used by the run loop, :mod:`adacli.run.loop`): ``start(on_progress)``, ``submit(task)``,
+``slots`` (how many tasks may be outstanding), ``wait(timeout) -> [(task, result)]``, ``close(cancel)``,
+``describe()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import queue as queue_mod
+import signal
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from adacli.errors import AdacliError, InputError
+from adacli.results import TrialResult
+from adacli.run.plan import TrialTask
+
+EXECUTORS = ("serial", "local", "ray")
+
+
+class ExecutorError(AdacliError):
+    """The executor itself cannot go on (workers that cannot start): exit 1, finished trials saved."""
+
+    exit_code = 1
+
+
+@dataclass
+class ProgressEvent:
+    """What a worker reports: a trial ``start``, a training ``step``, or a ``done`` trial."""
+
+    kind: str
+    worker: str
+    task_index: int
+    label: str = ""
+    seed: int = 0
+    step: int = 0
+    total: int | None = None
+    loss: float | None = None
+
+
+@dataclass
+class WorkerSetup:
+    """Everything a worker needs besides tasks (picklable: the recipe as JSON)."""
+
+    recipe: dict[str, Any]
+    device: str = "cpu"
+    threads: int | None = None
+    worker: str = "main"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# --- the trial, wherever it runs -------------------------------------------------------------------
+
+
+class TrialRunner:
+    """Runs tasks in one process: loads the data once and keeps the last seeds' initial models."""
+
+    MODELS_KEPT = 2
+
+    def __init__(self, setup: WorkerSetup, data: Any = None) -> None:
+        from adacli.recipe import Recipe
+        from adacli.train.data import load_data
+        from adacli.train.step import resolve_device
+        from adacli.train.trial import TrialConfig
+
+        recipe_json = {k: v for k, v in setup.recipe.items() if k != "path"}
+        self.recipe = Recipe.model_validate(recipe_json)
+        self.setup = setup
+        self.device = resolve_device(setup.device or self.recipe.device)
+        self.config = TrialConfig.from_recipe(self.recipe, self.device)
+        self.data = data if data is not None else load_data(self.recipe.dataset)
+        self._models: OrderedDict[int, tuple[Any, str]] = OrderedDict()
+
+    def _initial(self, seed: int) -> tuple[Any, str]:
+        from adacli.train.trial import initial_model, state_fingerprint
+
+        if seed not in self._models:
+            model = initial_model(self.recipe.model, self.data, seed)
+            self._models[seed] = (model, state_fingerprint(model))
+            while len(self._models) > self.MODELS_KEPT:
+                self._models.popitem(last=False)
+        self._models.move_to_end(seed)
+        return self._models[seed]
+
+    def run(
+        self, task: TrialTask, on_step: Callable[[int, int | None, float], None] | None = None
+    ) -> TrialResult:
+        """Train, evaluate the final model on ``val`` (what sweeps select on), and record the task."""
+        import torch
+
+        from adacli.optim.registry import resolve_optimizer
+        from adacli.train.step import evaluate
+        from adacli.train.trial import run_trial
+
+        resolved = resolve_optimizer(task.name, task.hparams)
+        init, fingerprint = self._initial(task.seed)
+        net = copy.deepcopy(init)
+        # copy_model=False: run_trial trains ``net`` itself, so the trained model is ours to evaluate
+        result = run_trial(
+            net,
+            self.data,
+            resolved,
+            self.config,
+            seed=task.seed,
+            label=task.label,
+            on_step=on_step,
+            copy_model=False,
+        )
+        result.extra["init_fingerprint"] = fingerprint
+        result.extra["trial_key"] = task.key
+        result.extra["role"] = task.role
+        result.extra["optimizer_label"] = task.optimizer_label
+        result.extra["config_index"] = task.config_index
+        result.extra["worker"] = {
+            "id": self.setup.worker,
+            "pid": os.getpid(),
+            "threads": torch.get_num_threads(),
+        }
+        if result.status != "failed" and self.data.split_size("val") > 0:
+            try:
+                loss, acc = evaluate(
+                    net,
+                    self.data,
+                    "val",
+                    batch_size=self.config.budget.eval_batch_size,
+                    device=self.device,
+                    precision=self.config.precision,
+                    channels_last=self.config.channels_last,
+                )
+                result.extra["val"] = {
+                    "split": "val",
+                    "size": self.data.split_size("val"),
+                    "step": result.steps_done,
+                    "loss": loss,
+                    "accuracy": acc,
+                }
+            except Exception as e:  # a model broken by divergence must not end the run
+                result.extra["val_error"] = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+        return result
+
+
+def failed_result(task: TrialTask, error: str) -> TrialResult:
+    """A trial that could not run (worker died, task raised): recorded, not fatal for the run."""
+    return TrialResult(
+        label=task.label,
+        optimizer=task.name,
+        optimizer_class="",
+        hparams=dict(task.hparams),
+        seed=task.seed,
+        status="failed",
+        error=error[:500],
+        extra={"trial_key": task.key, "role": task.role, "optimizer_label": task.optimizer_label},
+    )
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+# --- serial ----------------------------------------------------------------------------------------
+
+
+class SerialExecutor:
+    """Trials one after another in this process (``wait`` runs the next queued task). ``data``: the
+    dataset the caller already loaded (else the runner loads it)."""
+
+    kind = "serial"
+    slots = 1
+
+    def __init__(self, setup: WorkerSetup, data: Any = None) -> None:
+        self.setup = setup
+        self._data = data
+        self._queue: deque[TrialTask] = deque()
+        self._runner: TrialRunner | None = None
+        self._on_progress: ProgressFn = lambda e: None
+        self._threads_before: int | None = None
+
+    def start(self, on_progress: ProgressFn) -> None:
+        import torch
+
+        self._on_progress = on_progress
+        if self.setup.threads:
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(self.setup.threads)
+        self._runner = TrialRunner(self.setup, self._data)
+        self._data = None
+
+    def submit(self, task: TrialTask) -> None:
+        self._queue.append(task)
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._queue)
+
+    def wait(self, timeout: float) -> list[tuple[TrialTask, TrialResult]]:
+        if not self._queue:
+            return []
+        assert self._runner is not None
+        task = self._queue.popleft()
+        w = self.setup.worker
+        self._on_progress(ProgressEvent("start", w, task.index, task.label, task.seed))
+
+        def on_step(step: int, total: int | None, loss: float) -> None:
+            self._on_progress(ProgressEvent("step", w, task.index, task.label, task.seed, step, total, loss))
+
+        result = self._runner.run(task, on_step)  # KeyboardInterrupt propagates to the caller
+        return [(task, result)]
+
+    def close(self, cancel: bool = False) -> None:
+        import torch
+
+        self._queue.clear()
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        return {"kind": "serial", "jobs": 1, "threads": self.setup.threads or torch.get_num_threads()}
+
+
+# --- local worker processes ------------------------------------------------------------------------
+
+
+def _worker_main(setup: WorkerSetup, tasks: Any, events: Any) -> None:
+    """A local worker: set threads, build a runner, then run tasks until ``None`` arrives."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
+    w = setup.worker
+    try:
+        import torch
+
+        if setup.threads:
+            torch.set_num_threads(setup.threads)
+        runner = TrialRunner(setup)
+    except BaseException as e:
+        events.put(("fatal", w, f"{type(e).__name__}: {e}".splitlines()[0][:500]))
+        return
+    events.put(("ready", w, os.getpid()))
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        events.put(("progress", ProgressEvent("start", w, task.index, task.label, task.seed)))
+
+        def on_step(step: int, total: int | None, loss: float, task: TrialTask = task) -> None:
+            events.put(
+                ("progress", ProgressEvent("step", w, task.index, task.label, task.seed, step, total, loss))
+            )
+
+        try:
+            result = runner.run(task, on_step)
+        except BaseException as e:  # a user's optimizer raising anything, KeyboardInterrupt included
+            result = failed_result(task, f"{type(e).__name__}: {e}".splitlines()[0])
+        events.put(("result", w, task.index, result))
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Any:
+    """SIGINT ignored while a worker is spawned: an ignored signal stays ignored across ``exec``, so the
+    new interpreter is not killed by a Ctrl-C sent to the whole process group (``timeout -s INT``, a
+    terminal) while it is still importing torch; the parent decides what an interrupt means."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@dataclass
+class _Worker:
+    name: str
+    process: Any
+    tasks: Any
+    device: str
+    task: TrialTask | None = None
+    since: float = 0.0
+    ready: bool = False
+
+
+class LocalExecutor:
+    """``jobs`` worker processes on this machine (spawn), torch threads divided between them, GPUs
+    assigned round-robin (worker w uses ``devices[w % len(devices)]``: more jobs than GPUs puts several
+    workers on one device)."""
+
+    kind = "local"
+    MAX_ATTEMPTS = 2  # a task whose worker died is retried once on a fresh worker
+
+    def __init__(self, setup: WorkerSetup, jobs: int, devices: list[str], threads: int | None = None) -> None:
+        if jobs < 1:
+            raise InputError(f"--jobs must be >= 1 (got {jobs})", field="--jobs")
+        self.setup = setup
+        self.jobs = jobs
+        self.devices = devices or ["cpu"]
+        self.threads = threads or max(1, cpu_cores() // jobs)
+        self.slots = jobs
+        self._ctx: Any = None
+        self._events: Any = None
+        self._workers: list[_Worker] = []
+        self._queue: deque[TrialTask] = deque()
+        self._attempts: dict[int, int] = {}
+        self._on_progress: ProgressFn = lambda e: None
+        self._spawned = 0
+        self._startup_failures = 0
+        self.deaths: list[str] = []
+
+    def start(self, on_progress: ProgressFn) -> None:
+        import multiprocessing as mp
+
+        self._on_progress = on_progress
+        self._ctx = mp.get_context("spawn")
+        self._events = self._ctx.Queue()
+        for w in range(self.jobs):
+            self._workers.append(self._spawn(w))
+
+    def _spawn(self, slot: int) -> _Worker:
+        name = f"w{slot}"
+        device = self.devices[slot % len(self.devices)]
+        setup = WorkerSetup(self.setup.recipe, device=device, threads=self.threads, worker=name)
+        tasks = self._ctx.SimpleQueue()
+        proc = self._ctx.Process(
+            target=_worker_main, args=(setup, tasks, self._events), name=f"adacli-{name}"
+        )
+        with _sigint_ignored():  # inherited: a Ctrl-C to the process group while it imports is ours
+            proc.start()
+        self._spawned += 1
+        return _Worker(name=name, process=proc, tasks=tasks, device=device)
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers]
+
+    def submit(self, task: TrialTask) -> None:
+        self._queue.append(task)
+        self._dispatch()
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._queue) + sum(w.task is not None for w in self._workers)
+
+    def _dispatch(self) -> None:
+        for w in self._workers:
+            if not self._queue:
+                return
+            if w.task is None and w.process.is_alive():
+                w.task = self._queue.popleft()
+                w.since = time.monotonic()
+                self._attempts[w.task.index] = self._attempts.get(w.task.index, 0) + 1
+                w.tasks.put(w.task)
+
+    def _handle(self, msg: tuple[Any, ...], out: list[tuple[TrialTask, TrialResult]]) -> None:
+        kind = msg[0]
+        if kind == "progress":
+            self._on_progress(msg[1])
+        elif kind == "ready":
+            for w in self._workers:
+                if w.name == msg[1]:
+                    w.ready = True
+        elif kind == "result":
+            _, name, index, result = msg
+            for w in self._workers:
+                if w.name == name and w.task is not None and w.task.index == index:
+                    out.append((w.task, result))
+                    w.task = None
+        elif kind == "fatal":
+            raise InputError(f"a local worker could not start: {msg[2]}", field="--executor local")
+
+    def wait(self, timeout: float) -> list[tuple[TrialTask, TrialResult]]:
+        out: list[tuple[TrialTask, TrialResult]] = []
+        self._dispatch()
+        deadline = time.monotonic() + timeout
+        while not out:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                self._handle(self._events.get(timeout=min(remaining, 0.2)), out)
+            except queue_mod.Empty:
+                self._reap(out)
+        while True:  # whatever else is already there
+            try:
+                self._handle(self._events.get_nowait(), out)
+            except queue_mod.Empty:
+                break
+        self._reap(out)
+        self._dispatch()
+        return out
+
+    def _reap(self, out: list[tuple[TrialTask, TrialResult]]) -> None:
+        """Replace dead workers; their task is retried once, then recorded as failed."""
+        for i, w in enumerate(self._workers):
+            if w.process.is_alive():
+                continue
+            # a result it sent just before dying may still be in the queue
+            try:
+                while True:
+                    self._handle(self._events.get(timeout=0.3), out)
+            except queue_mod.Empty:
+                pass
+            code = w.process.exitcode
+            why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            task = w.task
+            if not w.ready:
+                self._startup_failures += 1
+                if self._startup_failures >= 2:
+                    raise ExecutorError(
+                        f"local worker processes die while starting ({why}); run with --executor serial "
+                        "to see the error"
+                    )
+            self._workers[i] = self._spawn(i)
+            if task is None:
+                continue
+            self.deaths.append(f"{w.name} ({why}) during {task.label} seed {task.seed}")
+            if self._attempts.get(task.index, 0) < self.MAX_ATTEMPTS:
+                self._queue.appendleft(task)
+            else:
+                out.append((task, failed_result(task, f"worker process died ({why}), twice; not retried")))
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the workers. They hold nothing worth waiting for (every result that arrived is already
+        saved; with ``cancel`` a trial in flight is abandoned), and an orderly exit of a process with torch
+        loaded takes seconds, so they get SIGTERM."""
+        self._queue.clear()
+        for w in self._workers:
+            if w.process.is_alive():
+                w.process.terminate()
+        deadline = time.monotonic() + 5.0
+        for w in self._workers:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(1.0)
+        self._workers = []
+        if self._events is not None:
+            self._events.close()
+            self._events.cancel_join_thread()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "local",
+            "jobs": self.jobs,
+            "threads_per_worker": self.threads,
+            "devices": [self.devices[w % len(self.devices)] for w in range(self.jobs)],
+            "start_method": "spawn",
+            "worker_restarts": self.deaths,
+        }
+
+
+# --- Ray -------------------------------------------------------------------------------------------
+
+_RAY_RUNNERS: dict[str, TrialRunner] = {}  # per Ray worker process: one runner per recipe
+
+
+def _ray_run(setup: WorkerSetup, task: TrialTask, progress_queue: Any) -> TrialResult:
+    """The body of a Ray task (a Ray worker process may run many: the runner is cached)."""
+    import hashlib
+    import json
+
+    import torch
+
+    if setup.threads:
+        torch.set_num_threads(setup.threads)
+    ident = hashlib.sha1(
+        json.dumps([setup.recipe, setup.device], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    if ident not in _RAY_RUNNERS:
+        _RAY_RUNNERS.clear()
+        _RAY_RUNNERS[ident] = TrialRunner(setup)
+    runner = _RAY_RUNNERS[ident]
+    runner.setup = WorkerSetup(setup.recipe, setup.device, setup.threads, worker=f"ray:{os.getpid()}")
+    w = runner.setup.worker
+
+    def send(ev: ProgressEvent) -> None:
+        with contextlib.suppress(Exception):  # progress is best effort; the result is what counts
+            progress_queue.put_nowait(ev)
+
+    send(ProgressEvent("start", w, task.index, task.label, task.seed))
+
+    def on_step(step: int, total: int | None, loss: float) -> None:
+        send(ProgressEvent("step", w, task.index, task.label, task.seed, step, total, loss))
+
+    return runner.run(task, on_step)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InputError(
+            'the Ray executor needs Ray, which is not installed: pip install "adacli[ray]"',
+            field="--executor",
+        ) from None
+    return ray
+
+
+def _init_local_ray(ray: Any, options: dict[str, Any]) -> None:
+    """A fresh single-machine Ray instance that listens on 127.0.0.1 only.
+
+    ``address="local"`` starts a new instance whatever ``RAY_ADDRESS`` or the cluster record of an
+    earlier ``ray start`` (``ray_current_cluster`` in Ray's temp folder, possibly of a dead cluster)
+    say; plain ``ray.init()`` would try to join that one and hang. Ray replaces a loopback node address
+    by the machine's network address unless its "cluster mode" is off: it is switched off for this call
+    (the environment variable reaches the processes Ray starts; the constant is what this process reads).
+    """
+    import importlib
+
+    constants = importlib.import_module("ray._private.ray_constants")
+    env_name = getattr(constants, "ENABLE_RAY_CLUSTERS_ENV_VAR", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    saved_env, saved_flag = os.environ.get(env_name), getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ[env_name] = "0"
+    if saved_flag is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", _node_ip_address="127.0.0.1", **options)
+    finally:
+        if saved_env is None:
+            os.environ.pop(env_name, None)
+        else:
+            os.environ[env_name] = saved_env
+        if saved_flag is not None:
+            constants.ENABLE_RAY_CLUSTER = saved_flag
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (ConnectionError) when nothing listens at ``host:port``: Ray itself retries for many
+    minutes. ``auto`` and addresses without a port are left to Ray."""
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {hostport} ({e.strerror or e})") from None
+
+
+class RayExecutor:
+    """Each trial is a Ray task with ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs; progress comes
+    back through a ``ray.util.queue.Queue`` (an actor) that workers ``put_nowait`` into."""
+
+    kind = "ray"
+
+    def __init__(
+        self,
+        setup: WorkerSetup,
+        *,
+        address: str | None = None,
+        cpus_per_trial: float = 1.0,
+        gpus_per_trial: float = 0.0,
+        max_concurrent: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.ray = _import_ray()
+        self.setup = setup
+        self.address = address
+        self.cpus = cpus_per_trial
+        self.gpus = gpus_per_trial
+        self.max_concurrent = max_concurrent
+        self.threads = threads or max(1, math.floor(cpus_per_trial))
+        self.slots = max_concurrent or 1
+        self._owns = False
+        self._refs: dict[Any, TrialTask] = {}
+        self._attempted: dict[int, int] = {}
+        self._on_progress: ProgressFn = lambda e: None
+        self._queue: Any = None
+        self._remote: Any = None
+        self.cluster: dict[str, Any] = {}
+
+    def start(self, on_progress: ProgressFn) -> None:
+        ray = self.ray
+        self._on_progress = on_progress
+        if not ray.is_initialized():
+            self._connect()
+            self._owns = True
+        from ray.util.queue import Queue
+
+        resources = ray.cluster_resources()
+        self.cluster = {k: resources.get(k) for k in ("CPU", "GPU")}
+        fit = int(resources.get("CPU", 1) // max(self.cpus, 1e-9)) if self.cpus else 10**6
+        if self.gpus:
+            gpus = resources.get("GPU", 0)
+            if gpus < self.gpus:
+                raise InputError(
+                    f"--gpus-per-trial {self.gpus:g}: the Ray cluster has {gpus:g} GPU(s)",
+                    field="--gpus-per-trial",
+                )
+            fit = min(fit, int(gpus // self.gpus))
+        if fit < 1:
+            raise InputError(
+                f"--cpus-per-trial {self.cpus:g}: the Ray cluster has {resources.get('CPU', 0):g} CPU(s)",
+                field="--cpus-per-trial",
+            )
+        self.slots = min(fit, self.max_concurrent) if self.max_concurrent else fit
+        self._queue = Queue(actor_options={"num_cpus": 0})
+        # a Ray task sees only the GPUs it was given (CUDA_VISIBLE_DEVICES), numbered from 0
+        device = "cuda" if self.setup.device.startswith("cuda") else self.setup.device
+        setup = WorkerSetup(self.setup.recipe, device=device, threads=self.threads, worker="ray")
+        self._setup_ref = ray.put(setup)
+        self._remote = ray.remote(_ray_run).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=1)
+
+    def _connect(self) -> None:
+        """Join ``address``, or start a fresh local instance; InputError (exit 2) when neither works."""
+        ray = self.ray
+        options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        try:
+            if self.address is None:
+                _init_local_ray(ray, options)
+            else:
+                _check_reachable(self.address)
+                ray.init(address=self.address, **options)
+        except (ConnectionError, ValueError, RuntimeError, OSError) as e:
+            where = self.address or "a new local instance"
+            why = " ".join(str(e).split())[:300]
+            if e.__cause__ is not None:  # e.g. the cluster's token authentication (Ray >= 2.52)
+                why += f" ({' '.join(str(e.__cause__).split())[:300]})"
+            raise InputError(f"cannot start or reach Ray ({where}): {why}", field="--ray-address") from None
+
+    def submit(self, task: TrialTask) -> None:
+        ref = self._remote.remote(self._setup_ref, task, self._queue)
+        self._refs[ref] = task
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._refs)
+
+    def _drain(self) -> None:
+        try:
+            events = self._queue.get_nowait_batch(self._queue.qsize())
+        except Exception:
+            events = []
+        for ev in events:
+            self._on_progress(ev)
+
+    def wait(self, timeout: float) -> list[tuple[TrialTask, TrialResult]]:
+        ray = self.ray
+        self._drain()
+        if not self._refs:
+            return []
+        ready, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=timeout)
+        self._drain()
+        out = []
+        for ref in ready:
+            task = self._refs.pop(ref)
+            try:
+                result = ray.get(ref)
+            except Exception as e:  # the task raised, or its worker died twice (max_retries=1)
+                msg = " ".join(str(e).split())
+                result = failed_result(task, f"Ray task failed: {type(e).__name__}: {msg}")
+            out.append((task, result))
+        return out
+
+    def close(self, cancel: bool = False) -> None:
+        ray = self.ray
+        if cancel:
+            for ref in list(self._refs):
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+        self._refs.clear()
+        if self._queue is not None:
+            with contextlib.suppress(Exception):
+                self._queue.shutdown()
+        if self._owns:
+            ray.shutdown()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "ray",
+            "address": self.address or ("local instance" if self._owns else "already initialized"),
+            "cpus_per_trial": self.cpus,
+            "gpus_per_trial": self.gpus,
+            "threads_per_trial": self.threads,
+            "concurrent_trials": self.slots,
+            "cluster": self.cluster,
+            "ray": getattr(self.ray, "__version__", None),
+        }
+
+
+def local_devices(recipe_device: str, jobs: int) -> list[str]:
+    """Devices for local workers: every visible GPU round-robin for ``auto``/``cuda``; an explicit
+    ``cuda:N`` (or ``cpu``/``mps``) for all of them."""
+    import torch
+
+    if recipe_device in ("auto", "cuda") and torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if recipe_device == "auto":
+        from adacli.train.step import resolve_device
+
+        return [str(resolve_device("auto"))]
+    return [recipe_device]
+
+
+def make_executor(
+    kind: str,
+    setup: WorkerSetup,
+    *,
+    jobs: int = 1,
+    threads: int | None = None,
+    ray_address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float | None = None,
+    data: Any = None,
+) -> SerialExecutor | LocalExecutor | RayExecutor:
+    """The executor for ``--executor KIND``; InputError for bad combinations. ``data``: the dataset
+    already loaded in this process (used by the serial executor; other executors load their own)."""
+    if kind not in EXECUTORS:
+        from adacli.errors import closest
+
+        raise InputError(
+            f"unknown executor {kind!r}",
+            field="--executor",
+            allowed=EXECUTORS,
+            suggestion=closest(kind, EXECUTORS),
+        )
+    if jobs < 1:
+        raise InputError(f"--jobs must be >= 1 (got {jobs})", field="--jobs")
+    if ray_address and kind != "ray":
+        raise InputError("--ray-address needs --executor ray", field="--ray-address")
+    if kind == "serial":
+        if jobs > 1:
+            raise InputError(
+                "--executor serial runs one trial at a time; drop --jobs or use local", field="--jobs"
+            )
+        return SerialExecutor(WorkerSetup(setup.recipe, setup.device, threads, "main"), data)
+    if kind == "local":
+        return LocalExecutor(setup, jobs, local_devices(setup.device, jobs), threads)
+    if gpus_per_trial is None:
+        import torch
+
+        dev = setup.device
+        gpus_per_trial = (
+            1.0 if dev.startswith("cuda") or (dev == "auto" and torch.cuda.is_available()) else 0.0
+        )
+    return RayExecutor(
+        setup,
+        address=ray_address,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        max_concurrent=jobs if jobs > 1 else None,
+        threads=threads,
+    )
+
+
+__all__ = [
+    "EXECUTORS",
+    "LocalExecutor",
+    "ProgressEvent",
+    "RayExecutor",
+    "SerialExecutor",
+    "TrialRunner",
+    "TrialTask",
+    "WorkerSetup",
+    "cpu_cores",
+    "failed_result",
+    "local_devices",
+    "make_executor",
+]

@@ -1,0 +1,295 @@
+"""One run of a recipe: plan -> run -> save, for every executor, sweeps and resume alike.
+
+:func:`run_recipe` is the entry point (``adacli compare`` calls it; so can any code that needs a whole
+recipe run). It composes the stages, each in its own module:
+
+1. **plan** (:mod:`adacli.run.plan`): the recipe's trial tasks with content keys; bad optimizers fail here.
+2. **folder** (:mod:`adacli.run.folder`): the run folder chosen, checked (same setup when resuming, no
+   foreign content) and locked; the finished trials it already holds (:mod:`adacli.run.cache`).
+3. **executor** (:mod:`adacli.run.executors`): ``serial`` (in this process), ``local`` (worker processes)
+   or ``ray``, started; the dataset loaded once here (and handed to the serial executor).
+4. **run loop** (:mod:`adacli.run.loop`): tasks to the executor, results to ``trials/`` as they arrive,
+   sweep choices as soon as their trials are in.
+5. **save** (:mod:`adacli.run.save`): summary, target, sweep record -> ``results.json`` and friends.
+
+Interrupts (:mod:`adacli.run.interrupts`): the first SIGINT or SIGTERM stops the loop, the executor is
+closed (workers stopped), what finished is saved with status ``interrupted`` and :class:`RunInterrupted`
+carries the outcome and the exit code (130 or 143). A later signal during that save is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adacli.errors import InputError
+from adacli.recipe import Recipe
+from adacli.results import TrialResult
+from adacli.run import store
+from adacli.run.environment import environment_info
+from adacli.run.executors import WorkerSetup, make_executor
+from adacli.run.folder import RunFolder, open_run_folder, setup_of
+from adacli.run.interrupts import Interrupted, InterruptGuard, signum_of
+from adacli.run.loop import Progress, Scheduler, drive
+from adacli.run.plan import Plan, TrialTask, build_plan
+from adacli.run.save import Judge, RunOutcome, save_run_folder
+
+
+class RunInterrupted(Interrupted):
+    """Ctrl-C or SIGTERM during a run: the finished trials are saved in ``outcome.run_dir``;
+    ``exit_code`` is 130 (SIGINT) or 143 (SIGTERM)."""
+
+    def __init__(self, outcome: RunOutcome, signum: int) -> None:
+        super().__init__(signum)
+        self.outcome = outcome
+
+
+@dataclass
+class ExecutorOptions:
+    """Where trials run (the CLI's ``--executor``, ``--jobs``, ``--threads``, ``--ray-address``, ...)."""
+
+    executor: str = "serial"
+    jobs: int = 1
+    threads: int | None = None
+    ray_address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None
+
+
+def executor_options(
+    *,
+    jobs: int = 1,
+    executor: str | None = None,
+    ray_address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """The command line's --jobs/--executor/--ray-address/--threads/... as :func:`run_recipe`'s executor
+    keyword arguments (bad combinations: InputError, exit 2, before any training)."""
+    from adacli.errors import closest
+    from adacli.run.executors import EXECUTORS
+
+    if jobs < 1:
+        raise InputError(f"must be >= 1 (got {jobs})", field="--jobs")
+    if executor is not None and executor not in EXECUTORS:
+        msg = f"unknown executor {executor!r}"
+        raise InputError(msg, field="--executor", allowed=EXECUTORS, suggestion=closest(executor, EXECUTORS))
+    if threads is not None and threads < 1:
+        raise InputError(f"must be >= 1 (got {threads})", field="--threads")
+    if cpus_per_trial <= 0 or (gpus_per_trial is not None and gpus_per_trial < 0):
+        raise InputError("must be > 0 (GPUs: >= 0)", field="--cpus-per-trial/--gpus-per-trial")
+    if ray_address and executor is None:
+        executor = "ray"
+    return {
+        "executor": executor or ("local" if jobs > 1 else "serial"),
+        "jobs": jobs,
+        "threads": threads,
+        "ray_address": ray_address,
+        "cpus_per_trial": cpus_per_trial,
+        "gpus_per_trial": gpus_per_trial,
+    }
+
+
+@dataclass
+class _Run:
+    """Everything the stages share once the run is set up."""
+
+    plan: Plan
+    recipe_json: dict[str, Any]
+    folder: RunFolder
+    executor: Any
+    environment: dict[str, Any]
+    progress: Progress | None
+    judge: Judge | None = None
+    scheduler: Scheduler | None = None
+    closed: bool = False
+
+    def close_executor(self, cancel: bool) -> None:
+        """Stop the executor once (workers terminated, Ray disconnected); errors while stopping after
+        another error are not allowed to hide that one."""
+        if not self.closed:
+            self.closed = True
+            self.executor.close(cancel=cancel)
+
+
+def _recipe_json(recipe: Recipe, recipe_path: str | Path | None) -> dict[str, Any]:
+    data = recipe.model_dump(mode="json")
+    return {"path": str(recipe_path), **data} if recipe_path is not None else data
+
+
+def _load_data(plan: Plan, data: Any = None) -> Any:
+    """The dataset (once, here, unless the preflight already loaded it); a sweep needs a validation split
+    to select on."""
+    from adacli.train.data import load_data
+
+    recipe = plan.recipe
+    data = data if data is not None else load_data(recipe.dataset)
+    if plan.swept and data.split_size("val") == 0:
+        raise InputError(
+            "a sweep selects on the validation split, which is empty here: raise dataset.val_fraction",
+            file=recipe.source_file,
+            line=recipe.line_of("dataset"),
+            field="dataset.val_fraction",
+        )
+    return data
+
+
+def _start_executor(
+    plan: Plan, setup: WorkerSetup, opts: ExecutorOptions, on_progress: Any, data: Any
+) -> tuple[Any, Any]:
+    """Start the executor and load the data (``data``: the preflight's, when it loaded it): (executor,
+    data). Local workers are spawned first, so their imports overlap the parent's data loading; the
+    serial executor gets the parent's data."""
+    kw = {k: v for k, v in vars(opts).items() if k != "executor"}
+    ex = None
+    try:
+        if opts.executor == "local":
+            ex = make_executor("local", setup, **kw)
+            ex.start(on_progress)
+            return ex, _load_data(plan, data)
+        data = _load_data(plan, data)
+        ex = make_executor(opts.executor, setup, **kw, data=data)
+        ex.start(on_progress)
+        return ex, data
+    except BaseException:
+        if ex is not None:
+            with contextlib.suppress(Exception):
+                ex.close(cancel=True)
+        raise
+
+
+def _environment(device: Any, data: Any, folder: RunFolder) -> dict[str, Any]:
+    environment = environment_info(device)
+    environment["data"] = data.describe()
+    if folder.resumed:
+        environment["resumed_from"] = str(folder.path)
+    return environment
+
+
+def _on_record(run: _Run) -> Any:
+    def on_record(task: TrialTask, result: TrialResult, reused: bool) -> None:
+        run.folder.write_trial(result, task.index)
+        if run.progress is not None:
+            run.progress.finished(task, result, reused)
+
+    return on_record
+
+
+def _begin(run: _Run) -> None:
+    """Announce the plan (and any resume or damage notes), mark the folder as being written, and set
+    up the scheduler with the finished trials the folder already holds."""
+    folder, progress = run.folder, run.progress
+    if progress is not None:
+        progress.plan(run.plan.planned)
+        if folder.resumed:
+            progress.note(f"resume: {len(folder.scan.finished)} finished trial(s) in {folder.path}")
+        for line in folder.warnings():
+            progress.note(line)
+    # a resumed folder keeps its results.json until the save: a crash before then loses nothing
+    if not (folder.resumed and folder.scan.recipe):
+        store.start_run(folder.path, recipe=run.recipe_json, environment=run.environment)
+    notes = progress.note if progress is not None else None
+    run.scheduler = Scheduler(run.plan, folder.scan.finished, _on_record(run), notes)
+
+
+def _save(run: _Run, status: str) -> RunOutcome:
+    """The save step: executor and counts into the environment, then :func:`save.save_run_folder`."""
+    sched = run.scheduler
+    assert sched is not None
+    run.environment["executor"] = run.executor.describe()
+    run.environment["trials_run"] = sched.ran
+    run.environment["trials_reused"] = sched.reused
+    return save_run_folder(
+        run.folder.path,
+        plan=run.plan,
+        recipe_json=run.recipe_json,
+        environment=run.environment,
+        records=sched.ordered(),
+        choices=sched.choices,
+        status=status,
+        ran=sched.ran,
+        reused=sched.reused,
+        judge=run.judge,
+    )
+
+
+def _execute(run: _Run, guard: InterruptGuard) -> RunOutcome:
+    """The run loop and the save. An interrupt stops the loop and saves what finished (then raises
+    RunInterrupted); any other error saves too and propagates."""
+    assert run.scheduler is not None
+    stopped: int | None = None
+    try:
+        drive(run.scheduler, run.executor)
+    except KeyboardInterrupt as e:
+        guard.hold()
+        stopped = signum_of(e)
+    except BaseException:
+        guard.hold()
+        with contextlib.suppress(Exception):
+            run.close_executor(cancel=True)
+        _save(run, "interrupted")
+        raise
+    guard.hold()  # from here on a signal cannot cut the stop or the save short
+    run.close_executor(cancel=stopped is not None)
+    outcome = _save(run, "complete" if stopped is None else "interrupted")
+    if stopped is not None:
+        raise RunInterrupted(outcome, stopped)
+    return outcome
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    recipe_path: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    executor: str = "serial",
+    jobs: int = 1,
+    threads: int | None = None,
+    ray_address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float | None = None,
+    resume: str | Path | None = None,
+    progress: Progress | None = None,
+    data: Any = None,
+    judge: Judge | None = None,
+) -> RunOutcome:
+    """Run every trial of ``recipe`` (its sweep, if any, then the chosen configurations on every seed)
+    and save the run folder; return what was measured.
+
+    ``executor``: ``serial`` (this process) | ``local`` (``jobs`` worker processes) | ``ray``.
+    ``threads``: torch threads per trial. ``resume``: a run folder of the same recipe setup whose finished
+    trials are reused (and which receives the results); ``out_dir`` may also name such a folder.
+    ``data``: the dataset the preflight already loaded (else it is loaded here). ``judge``: the regression
+    gate, run on a complete run before its files are written (see :func:`adacli.run.save.save_run_folder`).
+    The command line's overrides are the caller's (``recipe.with_overrides``). Raises ``InputError`` for
+    bad input (nothing written), :class:`RunInterrupted` on SIGINT/SIGTERM (finished trials saved).
+    """
+    from adacli.train.step import resolve_device
+
+    opts = ExecutorOptions(executor, jobs, threads, ray_address, cpus_per_trial, gpus_per_trial)
+    recipe_json = _recipe_json(recipe, recipe_path)
+    with InterruptGuard() as guard:
+        dev = resolve_device(recipe.device)
+        plan = build_plan(recipe, dev)
+        folder = open_run_folder(recipe, setup_of(recipe_json, dev), out_dir=out_dir, resume=resume)
+        run = None
+        try:
+            setup = WorkerSetup(recipe=recipe_json, device=recipe.device, threads=threads)
+            on_progress = progress.event if progress is not None else (lambda ev: None)
+            ex, data = _start_executor(plan, setup, opts, on_progress, data)
+            guard.arm()  # Ray installs a SIGTERM handler of its own
+            run = _Run(plan, recipe_json, folder, ex, _environment(dev, data, folder), progress, judge)
+            del data  # the workers hold their own copy
+            _begin(run)
+            return _execute(run, guard)
+        finally:
+            if run is not None:
+                with contextlib.suppress(Exception):
+                    run.close_executor(cancel=True)
+            folder.close(wrote=run is not None or folder.resumed)
+
+
+__all__ = ["ExecutorOptions", "RunInterrupted", "RunOutcome", "executor_options", "run_recipe"]
