@@ -55,6 +55,16 @@ def sig(x: float | None, digits: int = 3, *, signed: bool = False) -> str:
     return fixed(x, decimals_for(x, digits), signed=signed)
 
 
+def short(x: float | None, digits: int = 3) -> str:
+    """At most ``digits`` significant digits, trailing zeros dropped (a margin: ``0.5``, ``5``, ``0.02``)."""
+    if _bad(x) or not math.isfinite(x):  # type: ignore[arg-type]
+        return sig(x)
+    text = f"{x:.{digits}g}"
+    if "e" in text:
+        text = fixed(x, decimals_for(x, digits))
+    return "0" if float(text) == 0 else text
+
+
 def interval_decimals(lo: float | None, hi: float | None, digits: int = 2) -> int:
     """Decimals for an estimate and its interval: ``digits`` significant digits of the half-width."""
     if _bad(lo) or _bad(hi) or not math.isfinite(lo) or not math.isfinite(hi):  # type: ignore[arg-type]

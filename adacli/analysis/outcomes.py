@@ -218,27 +218,29 @@ def _result(p: _Pair, test: stats.TTest, i: int, half: float, level: float, rule
     better = None
     if significant:
         better = "a" if outcome == "better" else "b"
+    clipped = None
     if p.scale == "ratio":
         estimate, ci = math.exp(mean), [math.exp(lo), math.exp(hi)]
         margin = rule.margin
     else:
-        estimate, ci, margin = mean, _clip_difference(lo, hi, rule), p.margin
+        iv = _clip_difference(lo, hi, rule)
+        estimate, ci, margin = mean, [iv.lo, iv.hi], p.margin
+        clipped = list(iv.clipped) if any(iv.clipped) else None
     return PairedResult(
         metric=metric, a=p.a, b=p.b, n=int(p.x.size), mean_diff=_clean(float((p.x - p.y).mean())),
         ci95=[_clean(ci[0]), _clean(ci[1])], p_value=pval, p_adjusted=min(1.0, pval * alpha / level),
         significant=significant, test="paired-t", wilcoxon_p=_wilcoxon(p), censored=p.censored,
         better=better, outcome=outcome, scale=p.scale, estimate=_clean(estimate), margin=margin,
-        ci_level=1.0 - level, identical=bool((p.x == p.y).all()),
+        ci_level=1.0 - level, identical=bool((p.x == p.y).all()), ci_clipped=clipped,
     )  # fmt: skip
 
 
-def _clip_difference(lo: float, hi: float, rule: MetricRule) -> list[float]:
+def _clip_difference(lo: float, hi: float, rule: MetricRule) -> stats.Interval:
     """A difference of two values in ``[lower, upper]`` lies in ``[lower - upper, upper - lower]``."""
     if rule.lower is None or rule.upper is None:
-        return [lo, hi]
+        return stats.Interval(lo, hi)
     span = rule.upper - rule.lower
-    iv = stats.clip_interval(lo, hi, -span, span)
-    return [iv.lo, iv.hi]
+    return stats.clip_interval(lo, hi, -span, span)
 
 
 def _clean(x: float) -> float:

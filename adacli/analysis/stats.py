@@ -35,8 +35,7 @@ Assumptions, stated once because every function here relies on them:
   Wilcoxon signed-rank test (:func:`wilcoxon_exact`, the permutation distribution with ties) is reported
   as a cross-check from ``WILCOXON_MIN_N = 6`` seeds up.
 * **Two-sided tests at** ``ALPHA = 0.05``; a family of comparisons is corrected together (Bonferroni in
-  :mod:`adacli.analysis.outcomes`, whose simultaneous intervals agree with the adjusted test;
-  :func:`holm` kept for p-value-only uses).
+  :mod:`adacli.analysis.outcomes`, whose simultaneous intervals agree with the adjusted test).
 """
 
 from __future__ import annotations
@@ -44,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -54,8 +52,7 @@ import numpy as np
 ALPHA = 0.05
 CONFIDENCE = 0.95
 WILCOXON_MIN_N = 6
-CONSTANT_RTOL = 1e-9  # legacy test: differences this close (relative) count as constant
-TestName = Literal["paired-t", "sign", "identical", "none"]
+TestName = Literal["paired-t", "none"]
 Outcome = Literal["better", "worse", "equivalent", "undecided", "untested"]
 
 
@@ -96,6 +93,7 @@ class PairedResult:
     family_size: int | None = None
     seeds_to_decide: int | None = None
     identical: bool = False
+    ci_clipped: list[bool] | None = None  # [low, high] ends of ci95 cut at the range of a difference
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -114,17 +112,6 @@ def finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-_finite = finite
-
-
-def pairs_of(a: Sequence[float | None], b: Sequence[float | None]) -> list[tuple[float, float]]:
-    """The seeds where both values are finite, as (a, b) pairs (position = seed)."""
-    if len(a) != len(b):
-        raise ValueError(f"paired samples need equal lengths (one value per seed), got {len(a)} and {len(b)}")
-    return [(float(x), float(y)) for x, y in zip(a, b, strict=True) if _finite(x) and _finite(y)]
-
-
-_pairs = pairs_of
 
 
 def sd(values: Sequence[float]) -> float:
@@ -132,12 +119,6 @@ def sd(values: Sequence[float]) -> float:
     n = len(values)
     mean = math.fsum(values) / n
     return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-
-
-def diff_sd(a: Sequence[float | None], b: Sequence[float | None]) -> float | None:
-    """Standard deviation of the paired differences ``a - b`` (None with fewer than two pairs)."""
-    diffs = [x - y for x, y in _pairs(a, b)]
-    return sd(diffs) if len(diffs) >= 2 else None
 
 
 # --- the floored paired t-test ---------------------------------------------------------------------------
@@ -248,7 +229,7 @@ def interval_from_stats(
     docstring), so three seeds at exactly 100 % get an interval below 100, not the point [100, 100].
     None when ``n < 2`` or a figure is missing.
     """
-    if n < 2 or not _finite(mean) or not _finite(sd):
+    if n < 2 or not finite(mean) or not finite(sd):
         return None
     se = math.sqrt((float(sd) ** 2 + float(resolution) ** 2 / 12.0) / n)
     half = t_quantile(0.5 + confidence / 2.0, n - 1) * se
@@ -264,7 +245,7 @@ def mean_interval(
     upper: float | None = None,
 ) -> Interval | None:
     """:func:`interval_from_stats` of the finite values (None for fewer than two)."""
-    vals = [float(v) for v in values if _finite(v)]
+    vals = [float(v) for v in values if finite(v)]
     if len(vals) < 2:
         return None
     m = math.fsum(vals) / len(vals)
@@ -375,255 +356,4 @@ def seeds_to_decide(
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if decision_power(mean, sd, margin, mid, alpha) >= power else (mid, hi)
-    return hi if hi <= max_n else None
-
-
-# --- the legacy fixed-sample test (Student t with a sign-test fallback), used by the verdict until it ----
-# --- switches to adacli.outcomes; kept so that every caller keeps working meanwhile -----------------------
-
-
-def mean_ci(values: Sequence[float | None], confidence: float = CONFIDENCE) -> list[float] | None:
-    """Student-t confidence interval of the mean of the finite values: ``mean ± t(n-1) * sd / sqrt(n)``.
-
-    None for fewer than two values (no spread to estimate). Assumes the values are independent draws
-    (seeds) from a roughly normal distribution; for a handful of seeds the t quantile (4.30 for n = 3,
-    2.78 for n = 5) makes the interval honestly wide.
-    """
-    vals = [float(v) for v in values if _finite(v)]
-    n = len(vals)
-    if n < 2:
-        return None
-    return ci_from_stats(math.fsum(vals) / n, sd(vals), n, confidence)
-
-
-def ci_from_stats(
-    mean: float | None, sd: float | None, n: int, confidence: float = CONFIDENCE
-) -> list[float] | None:
-    """The same interval from a stored mean, sample standard deviation (ddof=1) and count.
-
-    Lets a saved summary (mean, std, n) gain its interval without the raw values, e.g. when an old run
-    folder is re-rendered. None when ``n < 2`` or a figure is missing.
-    """
-    if n < 2 or not _finite(mean) or not _finite(sd):
-        return None
-    half = t_quantile(0.5 + confidence / 2.0, n - 1) * sd / math.sqrt(n)
-    return [mean - half, mean + half]
-
-
-def paired_test(
-    a: Sequence[float | None],
-    b: Sequence[float | None],
-    *,
-    metric: str = "",
-    labels: tuple[str, str] = ("a", "b"),
-    higher_is_better: bool = True,
-    censored: int = 0,
-) -> PairedResult:
-    """Paired comparison of ``a`` and ``b`` (same position = same seed): mean of ``a - b``, its 95% CI,
-    the two-sided paired t-test p-value and, from ``WILCOXON_MIN_N`` pairs up, the Wilcoxon signed-rank
-    p-value as a cross-check.
-
-    Parameters
-    ----------
-    a, b : sequences of float or None, equal length
-        One value per seed. A position where either value is missing or not finite is dropped.
-    metric, labels : str, (str, str)
-        Recorded in the result (``labels`` become its ``a`` and ``b``).
-    higher_is_better : bool
-        Direction of the metric, used only to say which side is ``better`` when significant.
-    censored : int
-        How many of the paired seeds carry a censored value (e.g. "never reached the target", counted
-        as budget + 1 by the caller); recorded, not used by the test.
-
-    Returns
-    -------
-    PairedResult
-        With ``p_adjusted = p_value`` (a single test); correct a family with :func:`holm_adjust`.
-
-    Notes
-    -----
-    The paired t-test (``scipy.stats.ttest_rel``, its ``confidence_interval``) assumes independent seeds
-    and normally distributed differences; the Wilcoxon test (``scipy.stats.wilcoxon``, zero differences
-    discarded; exact without ties, else the normal approximation with tie correction) assumes
-    differences symmetric about their median. All-zero and constant differences are handled as
-    described in the module docstring.
-    """
-    return paired_tests(
-        [(a, b)], metric=metric, labels=[labels], higher_is_better=higher_is_better, censored=[censored]
-    )[0]
-
-
-def paired_tests(
-    pairs: Sequence[tuple[Sequence[float | None], Sequence[float | None]]],
-    *,
-    metric: str = "",
-    labels: Sequence[tuple[str, str]] | None = None,
-    higher_is_better: bool = True,
-    censored: Sequence[int] | None = None,
-) -> list[PairedResult]:
-    """:func:`paired_test` for many pairs at once, with identical results.
-
-    Why a batch form: scipy's tests cost about half a millisecond per call whatever the size, so the 45
-    pairs x several metrics of a ten-optimizer comparison would take a noticeable fraction of a second
-    one by one; pairs with the same number of paired seeds are stacked and tested in one vectorised
-    ``ttest_rel`` / ``wilcoxon`` call along ``axis=1``.
-    """
-    labels = list(labels) if labels is not None else [("a", "b")] * len(pairs)
-    censored = list(censored) if censored is not None else [0] * len(pairs)
-    compact = [_pairs(a, b) for a, b in pairs]
-    by_n: dict[int, list[int]] = {}
-    for i, p in enumerate(compact):
-        by_n.setdefault(len(p), []).append(i)
-    out: list[PairedResult | None] = [None] * len(pairs)
-    for n, idx in by_n.items():
-        for i, (mean, ci, p, test, wp) in zip(idx, _test_group(n, [compact[i] for i in idx]), strict=True):
-            result = PairedResult(
-                metric=metric, a=labels[i][0], b=labels[i][1], n=n, mean_diff=mean, ci95=ci, p_value=p,
-                p_adjusted=p, significant=False, test=test, wilcoxon_p=wp, censored=censored[i],
-            )  # fmt: skip
-            out[i] = _judge(result, higher_is_better)
-    return [r for r in out if r is not None]
-
-
-_Row = tuple[float | None, list[float] | None, float | None, TestName, float | None]
-
-
-def _test_group(n: int, groups: Sequence[list[tuple[float, float]]]) -> list[_Row]:
-    """(mean, ci95, p, test, wilcoxon_p) for pairs that all have ``n`` paired seeds, tested at once."""
-    from scipy import stats as st  # imported on use: `adacli gate` and `report` stay fast
-    if n < 2:
-        return [(g[0][0] - g[0][1] if g else None, None, None, "none", None) for g in groups]
-    x = np.array([[u for u, _ in g] for g in groups])
-    y = np.array([[v for _, v in g] for g in groups])
-    d = x - y
-    identical = (d == 0.0).all(axis=1)
-    spread = d.max(axis=1) - d.min(axis=1)
-    constant = (spread <= CONSTANT_RTOL * np.maximum(1.0, np.abs(d).max(axis=1))) & ~identical
-    regular = ~(identical | constant)
-    sign_p = float(st.binomtest(n, n, 0.5).pvalue)  # every seed agrees in sign: 2 / 2**n
-    rows: list[_Row] = []
-    for i in range(len(groups)):
-        if identical[i]:
-            rows.append((0.0, [0.0, 0.0], 1.0, "identical", 1.0 if n >= WILCOXON_MIN_N else None))
-        else:  # zero variance, non-zero mean: the t-test has no spread to work with; the sign test
-            mean = math.fsum(d[i]) / n
-            rows.append((mean, [mean, mean], sign_p, "sign", None))
-    if regular.any():
-        with warnings.catch_warnings():  # spreads near the rounding level
-            warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
-            res = st.ttest_rel(x[regular], y[regular], axis=1)
-            low, high = res.confidence_interval(CONFIDENCE)
-        for j, i in enumerate(np.flatnonzero(regular)):
-            mean = math.fsum(d[i]) / n
-            rows[i] = (mean, [float(low[j]), float(high[j])], float(res.pvalue[j]), "paired-t", None)
-    if n >= WILCOXON_MIN_N:
-        for i, p in _wilcoxon(d, ~identical).items():
-            rows[i] = (*rows[i][:4], p)
-    return rows
-
-
-def _wilcoxon(d: np.ndarray, rows: np.ndarray) -> dict[int, float]:
-    """Two-sided Wilcoxon p-values of the selected rows of ``d``: exact where the absolute differences
-    have no ties or zeros and n <= 50, else the normal approximation with tie correction.
-
-    The method is chosen here rather than by scipy's ``auto`` because for small samples with ties
-    ``auto`` runs a permutation test, which took seconds per call on censored times (many seeds tied at
-    budget + 1); the normal approximation is what the literature uses for ties and costs microseconds.
-    """
-    from scipy import stats as st  # imported on use: `adacli gate` and `report` stay fast
-    s = np.sort(np.abs(d), axis=1)
-    tied = (s[:, 1:] == s[:, :-1]).any(axis=1) | (s[:, 0] == 0.0) | (d.shape[1] > 50)
-    out: dict[int, float] = {}
-    for mask, method in ((rows & ~tied, "exact"), (rows & tied, "asymptotic")):
-        if mask.any():
-            pvalues = st.wilcoxon(d[mask], axis=1, method=method).pvalue
-            out.update(zip(np.flatnonzero(mask).tolist(), map(float, pvalues), strict=True))
-    return out
-
-
-def _judge(result: PairedResult, higher_is_better: bool) -> PairedResult:
-    """Set ``significant`` and ``better`` from ``p_adjusted`` and the sign of the mean difference."""
-    p = result.p_adjusted
-    result.significant = p is not None and p < ALPHA and bool(result.mean_diff)
-    result.better = None
-    if result.significant:
-        a_higher = (result.mean_diff or 0.0) > 0.0
-        result.better = "a" if a_higher == higher_is_better else "b"
-    return result
-
-
-def holm(pvalues: Sequence[float | None]) -> list[float | None]:
-    """Holm's step-down adjusted p-values, in the input order (None entries stay None and do not count).
-
-    With ``m`` p-values sorted ascending, ``p_adj(i) = max_{j <= i} min(1, (m - j + 1) * p(j))``;
-    rejecting ``p_adj < alpha`` controls the family-wise error rate at ``alpha`` under any dependence
-    between the tests (Holm 1979), and is uniformly more powerful than Bonferroni. scipy has no Holm
-    adjustment (only Benjamini-Hochberg, which controls a different error rate), hence these few lines.
-    """
-    present = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
-    m = len(present)
-    out: list[float | None] = [None] * len(pvalues)
-    running = 0.0
-    for rank, (p, i) in enumerate(present):
-        running = max(running, min(1.0, (m - rank) * float(p)))
-        out[i] = running
-    return out
-
-
-def holm_adjust(results: Sequence[PairedResult], higher_is_better: bool = True) -> list[PairedResult]:
-    """Holm-correct one family (the pairs of one metric) in place: sets ``p_adjusted``, ``significant``
-    and ``better`` of each result. Returns the same list for chaining."""
-    for r, p in zip(results, holm([r.p_value for r in results]), strict=True):
-        r.p_adjusted = p
-        _judge(r, higher_is_better)
-    return list(results)
-
-
-def sign_test_seeds(alpha: float = ALPHA) -> int:
-    """The fewest seeds for which the exact two-sided sign test can be significant at ``alpha``: the
-    smallest ``n`` with ``2 / 2**n < alpha`` (every seed agreeing in sign), 6 at 0.05."""
-    return max(1, math.floor(math.log2(2.0 / alpha)) + 1)
-
-
-def paired_power(effect: float, n: int, alpha: float = ALPHA) -> float:
-    """Power of the two-sided paired t-test with ``n`` seeds for a standardized effect
-    ``effect = mean_diff / sd_diff`` (Cohen's d of the differences).
-
-    Under the alternative the t statistic follows a noncentral t distribution (``scipy.stats.nct``) with
-    ``n - 1`` degrees of freedom and noncentrality ``effect * sqrt(n)``; power is the probability that it
-    falls beyond either critical value ``±t(1 - alpha/2, n - 1)``.
-    """
-    from scipy import stats as st  # imported on use: `adacli gate` and `report` stay fast
-    if n < 2:
-        return 0.0
-    df = n - 1
-    crit = float(st.t.ppf(1.0 - alpha / 2.0, df))
-    nc = abs(effect) * math.sqrt(n)
-    return float(st.nct.sf(crit, df, nc) + st.nct.cdf(-crit, df, nc))
-
-
-def seeds_needed(
-    mean_diff: float, sd_diff: float, power: float = 0.8, alpha: float = ALPHA, max_n: int = 100_000
-) -> int | None:
-    """The smallest number of seeds at which the paired t-test detects ``mean_diff`` with ``power``,
-    assuming the differences keep the observed standard deviation ``sd_diff``.
-
-    A planning figure: the observed difference and spread are themselves estimates from few seeds. 2 for
-    a zero-spread, non-zero difference; None when there is no difference to detect (``mean_diff == 0``)
-    or it would take more than ``max_n`` seeds. Power grows with ``n``, so a doubling search followed
-    by bisection finds the answer in a few dozen evaluations of the noncentral t.
-    """
-    if not _finite(mean_diff) or not _finite(sd_diff) or mean_diff == 0.0:
-        return None
-    if sd_diff == 0.0:
-        return 2
-    effect = mean_diff / sd_diff
-    lo, hi = 1, 2  # power(lo) < target <= power(hi) once the loop ends
-    while paired_power(effect, hi, alpha) < power:
-        lo, hi = hi, hi * 2
-        if lo > max_n:
-            return None
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if paired_power(effect, mid, alpha) >= power else (mid, hi)
     return hi if hi <= max_n else None

@@ -103,9 +103,9 @@ def speedups(
 ) -> dict[str, tuple[float | None, int]]:
     """(geometric-mean speed-up ``t_ref / t`` vs the reference, workloads reached) per optimizer.
 
-    With ``censor`` (workload -> budget + 1, in the suite's measure) a miss counts as that value on every
-    workload, AlgoPerf's rule, and the count is the workloads the optimizer reached. Without it (older
-    callers) only the workloads both reached count, and the count is those workloads.
+    A miss counts as its workload's ``censor`` value (budget + 1 in the suite's measure), AlgoPerf's rule,
+    so missing a workload costs instead of vanishing from the mean; the count is the workloads the
+    optimizer reached. A workload without a censor value (or a time of 0) is left out of the mean.
     """
     out: dict[str, tuple[float | None, int]] = {}
     for label in _labels(times):
@@ -114,7 +114,7 @@ def speedups(
             if label not in row or reference not in row:
                 continue
             mine, ref = _censored(row[label], workload, censor), _censored(row[reference], workload, censor)
-            reached += math.isfinite(row[label]) if censor is not None else math.isfinite(mine + ref)
+            reached += math.isfinite(row[label])
             if math.isfinite(mine) and math.isfinite(ref) and mine > 0 and ref > 0:
                 logs.append(math.log(ref / mine))
         out[label] = (math.exp(sum(logs) / len(logs)) if logs else None, reached)
@@ -122,9 +122,9 @@ def speedups(
 
 
 def _censored(t: float, workload: str, censor: Mapping[str, float] | None) -> float:
-    if math.isfinite(t) or censor is None:
+    if math.isfinite(t):
         return t
-    return float(censor.get(workload, math.inf))
+    return float((censor or {}).get(workload, math.inf))
 
 
 def mean_ranks(times: Times) -> dict[str, float]:
@@ -148,18 +148,13 @@ TIME_RULE = outcomes.DEFAULT_RULES["steps_to_target"]
 
 
 def workload_verdicts(
-    per_seed: Mapping[str, Sequence[float]], rule: outcomes.MetricRule | None = None
+    per_seed: Mapping[str, Sequence[float]], rule: outcomes.MetricRule = TIME_RULE
 ) -> dict[tuple[str, str], str]:
-    """One workload: for every ordered pair (a, b), a's result against b.
-
-    The per-seed lists are paired by position (the same seed) and lower is better (censored seeds carry
-    the budget + 1). With a ``rule`` (phase-in: the suite passes :data:`TIME_RULE` with its resolution):
-    "win" | "tie" | "loss" | "undecided" | "untested" from the four outcomes of
-    :mod:`adacli.analysis.outcomes` over this workload's pairs (one Bonferroni family). Without it, the
-    older paired t-test with Holm: "win" | "tie" | "loss".
-    """
-    if rule is None:
-        return _legacy_verdicts(per_seed)
+    """One workload: for every ordered pair (a, b), a's result against b: "win" | "tie" | "loss" |
+    "undecided" | "untested", from the four outcomes of :mod:`adacli.analysis.outcomes` over this
+    workload's pairs (one Bonferroni family). The per-seed lists are paired by position (the same seed)
+    and lower is better (censored seeds carry the budget + 1). ``rule``: :data:`TIME_RULE` with the
+    workload's resolution (one step, or one step's seconds)."""
     results = outcomes.compare_pairs(
         {k: list(v) for k, v in per_seed.items()}, rule, metric="time_to_target", plan_seeds=False
     )
@@ -170,39 +165,15 @@ def workload_verdicts(
     return out
 
 
-def _legacy_verdicts(per_seed: Mapping[str, Sequence[float]]) -> dict[tuple[str, str], str]:
-    from itertools import combinations
-
-    from adacli.analysis.stats import holm_adjust, paired_test
-
-    pairs = list(combinations(per_seed, 2))
-    tests = holm_adjust(
-        [
-            paired_test(list(per_seed[a]), list(per_seed[b]), labels=(a, b), higher_is_better=False)
-            for a, b in pairs
-        ],
-        higher_is_better=False,
-    )
-    out: dict[tuple[str, str], str] = {}
-    for (a, b), t in zip(pairs, tests, strict=True):
-        verdict = {"a": "win", "b": "loss"}.get(t.better or "", "tie")
-        out[(a, b)] = verdict
-        out[(b, a)] = {"win": "loss", "loss": "win", "tie": "tie"}[verdict]
-    return out
-
-
 def win_tie_loss(
     per_seed: PerSeed, rules: Mapping[str, outcomes.MetricRule] | None = None
 ) -> dict[str, dict[str, dict[str, int]]]:
-    """``wins[a][b] = {"win": n, "tie": n, "loss": n, ...}``: a against b, counted over the workloads.
-
-    ``rules`` (workload -> rule) switches to the four outcomes; the counts then also hold ``undecided``
-    and ``untested``."""
+    """``wins[a][b] = {"win": n, "tie": n, "loss": n, "undecided": n, "untested": n}``: a against b,
+    counted over the workloads (``rules``: workload -> its rule, :data:`TIME_RULE` by default)."""
     labels = list(dict.fromkeys(label for row in per_seed.values() for label in row))
-    kinds = WTL if rules is not None else WTL[:3]
-    wins = {a: {b: dict.fromkeys(kinds, 0) for b in labels if b != a} for a in labels}
+    wins = {a: {b: dict.fromkeys(WTL, 0) for b in labels if b != a} for a in labels}
     for workload, row in per_seed.items():
-        rule = rules.get(workload, TIME_RULE) if rules is not None else None
+        rule = (rules or {}).get(workload, TIME_RULE)
         for (a, b), verdict in workload_verdicts(row, rule).items():
             wins[a][b][verdict] += 1
     return wins

@@ -120,6 +120,9 @@ DeviceOption = Annotated[
 SeedsOption = Annotated[
     int | None, typer.Option("--seeds", min=1, help="override the recipe: run seeds 0..N-1")
 ]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="every column of the table (default: the key ones, within 100 columns)")
+]
 StepsOption = Annotated[
     int | None, typer.Option("--steps", min=1, help="override the budget: N training steps")
 ]
