@@ -326,7 +326,8 @@ def _sequential_levels(sv: SeedValues, metric: str, settings: Settings) -> dict[
 
 def _sequential_record(settings: Settings, sv: SeedValues) -> dict[str, Any]:
     assert settings.design is not None
-    return {**settings.design.describe(), "looks": list(settings.looks or [len(sv.seeds)])}
+    design = dataclasses.replace(settings.design, pairs=max(1, len(_pairs(sv.labels))))
+    return {**design.describe(), "looks": list(settings.looks or [len(sv.seeds)])}
 
 
 def seeds_record(settings: Settings, sv: SeedValues) -> dict[str, Any]:

@@ -6,6 +6,7 @@ computes, reads and writes nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,6 +94,8 @@ def _rank_key(s: OptimizerSummary, name: str, better: str) -> Any:
     if name == "state_bytes":
         return s.state_bytes
     st: Stat = getattr(s, name)
+    if name in _TO_TARGET and st.mean is None and s.n_trials:
+        return (0.0, math.inf)  # never reached: behind every row that did
     if st.mean is None:
         return None
     if name in _TO_TARGET:

@@ -227,11 +227,15 @@ def _drive_rounds(run: _Run) -> None:
         plan = run.rounds.next_plan(run.scheduler.ordered(), run.recipe_json, run.environment)
         if plan is None:
             return
+        before = run.rounds.looks[-2]
         run.plan = plan
         run.scheduler.extend(plan)
         if run.progress is not None:
             run.progress.plan(plan.planned)
-            run.progress.note(f"seeds until decided: undecided, round of {len(plan.seeds)} seeds")
+            run.progress.note(
+                f"seeds until decided: {run.rounds.undecided} comparison(s) undecided at {before} seeds; "
+                f"running seeds {before}..{len(plan.seeds) - 1}"
+            )
         drive(run.scheduler, run.executor)
 
 

@@ -29,6 +29,7 @@ class Rounds:
     design: sequential.Design
     looks: list[int] = field(default_factory=list)
     stopped: str | None = None  # decided | max | interrupted
+    undecided: int = 0  # primary comparisons still undecided at the last look
 
     @classmethod
     def of(cls, recipe: Recipe, device: Any) -> Rounds | None:
@@ -57,7 +58,8 @@ class Rounds:
         finals = [r for t, r in records if t.role == "final"]
         settings = verdict.Settings.of_run(recipe_json, environment, self.record())
         target = metrics.resolve_target(finals, self.recipe.target, reference=self.recipe.reference)
-        if not verdict.undecided_pairs(finals, target, settings):
+        self.undecided = len(verdict.undecided_pairs(finals, target, settings))
+        if not self.undecided:
             self.stopped = "decided"
             return None
         if self.looks[-1] >= self.design.n_max:
