@@ -451,8 +451,8 @@ def recipe_validation_error(e: Any, data: Any, lines: dict[KeyPath, int], file: 
     err = validation_error(
         e, data, lines, file, root=Recipe, choices={("dataset", "name"): DATASETS}, messages=messages
     )
-    if (err.field or "").startswith("verdict.margins.") and err.allowed is None:
-        key = err.field.removeprefix("verdict.margins.")
+    key = (err.field or "").removeprefix("verdict.margins.")
+    if (err.field or "").startswith("verdict.margins.") and key not in VERDICT_METRICS:
         err = InputError(
             f"unknown metric {key!r}", file=file, line=err.line, field=err.field,
             allowed=list(VERDICT_METRICS), suggestion=closest(key, VERDICT_METRICS),
