@@ -98,9 +98,14 @@ class Settings:
         return out
 
 
-def rules_for(settings: Settings, trials: Sequence[TrialResult]) -> dict[str, outcomes.MetricRule]:
-    """Each metric's rule: the default direction, scale and range, the recipe's margin, the resolution."""
-    step_times = [t.train_seconds / t.steps_done for t in trials if metrics.usable(t) and t.steps_done]
+def rules_for(
+    settings: Settings, trials: Sequence[TrialResult], ok: Sequence[bool] | None = None
+) -> dict[str, outcomes.MetricRule]:
+    """Each metric's rule: the default direction, scale and range, the recipe's margin, the resolution.
+    ``ok``: :func:`adacli.analysis.metrics.usable` of each trial, when the caller has it already."""
+    ok = ok if ok is not None else [metrics.usable(t) for t in trials]
+    pairs = zip(trials, ok, strict=True)
+    step_times = [t.train_seconds / t.steps_done for t, u in pairs if u and t.steps_done]
     resolution = {
         **dict.fromkeys(_IMAGE_METRICS, 100.0 / settings.test_size if settings.test_size else 0.0),
         "steps_to_target": 1.0,
@@ -136,16 +141,19 @@ class SeedValues:
         return {i for i, s in enumerate(self.seeds) if s in self.censored.get(label, set())}
 
 
-def seed_values(trials: Sequence[TrialResult], target: Target | None) -> SeedValues:
-    """The paired values of every metric (see the module docstring for which trial gives what)."""
+def seed_values(
+    trials: Sequence[TrialResult], target: Target | None, usable: Sequence[bool] | None = None
+) -> SeedValues:
+    """The paired values of every metric (see the module docstring for which trial gives what);
+    ``usable``: :func:`adacli.analysis.metrics.usable` of each trial, when the caller has it already."""
+    usable = usable if usable is not None else [metrics.usable(t) for t in trials]
     labels = list(dict.fromkeys(t.label for t in trials))
     seeds = sorted({t.seed for t in trials})
     values: dict[str, dict[str, dict[int, float]]] = {m: {} for m in METRICS}
     censored: dict[str, set[int]] = {label: set() for label in labels}
     budget_steps, budget_secs = metrics.censor_values(trials)
     tgt = target or Target(metric="train_loss", value=None, source="default", description="")
-    for t in trials:
-        ok = metrics.usable(t)
+    for t, ok in zip(trials, usable, strict=True):
         if ok:
             for name, fn in _PER_TRIAL.items():
                 v = fn(t)
@@ -270,11 +278,13 @@ def analyze(
     settings = settings or Settings()
     if reference is not None:
         settings = dataclasses.replace(settings, reference=reference)
-    rules = rules_for(settings, trials)
+    usable = [metrics.usable(t) for t in trials]  # read every loss curve once
+    rules = rules_for(settings, trials, usable)
     add_ci95(summaries, rules)
-    sv = seed_values(trials, target)
+    sv = seed_values(trials, target, usable)
     by_metric = {metric: compare_metric(sv, metric, rules[metric], settings) for metric in METRICS}
-    top = set(best_labels(trials, by_metric[settings.primary], sv.labels))
+    ok = eligible(trials, usable)
+    top = set(best_labels(ok, by_metric[settings.primary], sv.labels))
     best: dict[str, list[str]] = {}
     families: list[dict[str, Any]] = []
     for metric, family in by_metric.items():
@@ -282,7 +292,7 @@ def analyze(
         seq = _sequential_record(settings, sv) if primary and settings.design is not None else None
         role = "primary" if primary else "secondary"
         families.append(outcomes.describe_family(metric, family, role=role, sequential=seq))
-        best[metric] = best_labels(trials, family, sv.labels, among=None if primary else top)
+        best[metric] = best_labels(ok, family, sv.labels, among=None if primary else top)
     comparisons = [r for family in by_metric.values() for r in family]
     seeds = seeds_record(settings, sv)
     v = Verdict(comparisons, best, settings.reference, settings.primary, "", families, seeds)
@@ -347,32 +357,33 @@ def seeds_record(settings: Settings, sv: SeedValues) -> dict[str, Any]:
 # --- best ---------------------------------------------------------------------------------------------
 
 
-def eligible(trials: Sequence[TrialResult]) -> set[str]:
+def eligible(trials: Sequence[TrialResult], ok: Sequence[bool] | None = None) -> set[str]:
     """Labels that may be best: at least 2 usable seeds, and usable on more than half of their seeds
     (a label that diverged or failed on most seeds is never best, whatever its surviving seeds say)."""
+    ok = ok if ok is not None else [metrics.usable(t) for t in trials]
     counts: dict[str, list[int]] = {}
-    for t in trials:
+    for t, u in zip(trials, ok, strict=True):
         c = counts.setdefault(t.label, [0, 0])
-        c[0] += metrics.usable(t)
+        c[0] += u
         c[1] += 1
     return {label for label, (ok, n) in counts.items() if ok >= 2 and 2 * ok > n}
 
 
 def best_labels(
-    trials: Sequence[TrialResult],
+    ok: set[str],
     family: Sequence[PairedResult],
     labels: Sequence[str],
     among: set[str] | None = None,
 ) -> list[str]:
-    """The eligible labels decided not worse than any other: ``better`` or ``equivalent`` against every
-    other eligible label, ``worse`` than none at all ([] when none qualifies, or with a single label).
+    """The eligible labels (``ok``, :func:`eligible`) decided not worse than any other: ``better`` or
+    ``equivalent`` against every other eligible label, ``worse`` than none at all ([] when none qualifies,
+    or with a single label).
 
     ``among``: for a secondary metric, the labels best in the primary one; only they may be best here
     ("best" is a recommendation, and it comes from the primary metric: an optimizer that never learned
     has the smallest generalization gap and the cheapest step, which makes it no one's best choice, and
     neither is one that may still turn out worse in test accuracy). They are still compared with every
     eligible label."""
-    ok = eligible(trials)
     if len(labels) < 2:
         return []
     outcome: dict[tuple[str, str], str | None] = {}

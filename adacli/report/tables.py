@@ -171,10 +171,10 @@ def summary_table(
                 cells.append(Text(outcome_cell(verdict, s.optimizer, ref)))
         table.add_row(*cells)
     caption = [target.description if target is not None else "target: none"]
+    plain = "; best per column in bold green" if verdict is None else ""
     caption.append(
-        "mean ± std over seeds (diverged trials excluded from the means); to target: first step (training "
-        "seconds) where the smoothed loss reaches the target, (k/n) = seeds that reached it, >budget = none"
-        + ("; best per column in bold green" if verdict is None else "")
+        "mean ± std over seeds (diverged trials excluded); to target: first step where the smoothed loss "
+        f"reaches it, (k/n) = seeds that did, >budget = none{plain}"
     )
     if verdict is not None:
         caption += verdict_caption(verdict, len(summaries))
@@ -247,31 +247,28 @@ def outcome_cell(verdict: Any, label: str, reference: str) -> str:
 
 
 def verdict_caption(verdict: Any, n_rows: int) -> list[str]:
-    """The caption lines that explain the verdict: families, the Δ and outcome columns, the bold rule."""
+    """The caption lines that explain the verdict: the Δ and outcome columns, the families, the bold rule."""
     from adacli.analysis.headline import NAMES
 
     name = NAMES.get(verdict.primary, verdict.primary)
-    lines: list[str] = []
     if n_rows > 1 and not verdict.has_verdict:
-        lines.append("one seed: no verdict, only values (no row is marked best)")
-        return lines
-    lines.append(
-        f"paired by seed; each column's pairs are one family, adjusted together (Bonferroni: simultaneous "
-        f"95% intervals, all outcomes read off them); primary: {name} (headline, best, Δ), other columns "
-        "secondary"
-    )
+        return ["one seed: no verdict, only values (no row is marked best)"]
+    family = "every column's pairs adjusted together (Bonferroni)"
+    lines: list[str] = []
     if verdict.reference is not None:
-        margin = _margin_text(verdict)
+        ref = verdict.reference
+        clip = f"; {numfmt.CLIP_MARK} = cut at the range" if _any_clipped(verdict) else ""
         lines.append(
-            f"Δ vs {verdict.reference}: row − {verdict.reference} in {name} [simultaneous 95% interval]; "
-            f"vs {verdict.reference}: better/worse = the interval excludes 0, equivalent = inside the margin"
-            f"{margin}, undecided (n) = n seeds would decide it (80% power)"
-            + (f"; {numfmt.CLIP_MARK} = cut at the metric's range" if _any_clipped(verdict) else "")
+            f"Δ vs {ref}: row − {ref} in {name} [simultaneous 95% interval; {family}]; better/worse: "
+            f"the interval excludes 0; equivalent: inside{_margin_text(verdict)}; undecided (n): about n "
+            f"seeds would decide (80% power){clip}"
         )
+    else:
+        lines.append(f"paired by seed, {family}; primary: {name}")
     if n_rows > 1:
         lines.append(
-            f"bold green: best = decided not worse than any other row (in {name}; in another column only "
-            f"rows best in {name} may be); never with < 2 seeds or mostly diverged; none when every row is"
+            f"bold green: best = decided not worse than any row in {name} (other columns: only rows best "
+            f"in {name}); never with < 2 seeds or mostly diverged"
         )
     seeds = verdict.seeds or {}
     if seeds.get("mode") == "sequential":
