@@ -882,12 +882,11 @@ def scores_table(suite: dict[str, Any]) -> Html:
 
 
 def wtl_text(cell: Any) -> str:
-    """``2/1/0`` (wins/ties/losses), then ``1 undecided`` and ``2 untested`` when there are any."""
+    """``2/1/0/2``: wins / ties / losses / undecided, and ``(1 untested)`` for one-seed workloads."""
     if not isinstance(cell, dict):
         return "–" if cell is None else str(cell)
-    text = f"{cell.get('win', 0)}/{cell.get('tie', 0)}/{cell.get('loss', 0)}"
-    extra = [f"{cell[k]} {k}" for k in ("undecided", "untested") if cell.get(k)]
-    return text + (f" ({', '.join(extra)})" if extra else "")
+    text = "/".join(str(cell.get(k, 0)) for k in ("win", "tie", "loss", "undecided"))
+    return text + (f" ({cell['untested']} untested)" if cell.get("untested") else "")
 
 
 def wins_table(suite: dict[str, Any]) -> Html:
@@ -896,9 +895,9 @@ def wins_table(suite: dict[str, Any]) -> Html:
     labels = list(dict.fromkeys([*wins, *(b for row in wins.values() for b in row)]))
     rows = [[a, *("" if a == b else wtl_text((wins.get(a) or {}).get(b)) for b in labels)] for a in labels]
     caption = (
-        "cell = wins/ties/losses of the row's optimizer against the column's, over workloads: better / "
-        "equivalent (within 5 %) / worse time to target, paired by seed (one family per workload); "
-        "undecided = neither, untested = one seed"
+        "cell = wins/ties/losses/undecided of the row's optimizer against the column's, over workloads: "
+        "better / equivalent (within 5 %) / worse / undecided time to target, paired by seed (one family per "
+        "workload); untested = one seed"
     )
     return table(["row vs column", *labels], rows, cls="plain", tid="wins", caption=caption)
 

@@ -22,10 +22,9 @@ def _wtl(results: dict[str, Any], label: str, ref: str) -> str:
 
 
 def wtl_text(c: dict[str, int]) -> str:
-    """``2/1/0`` (wins/ties/losses), with ``(1 undecided)`` and ``(2 untested)`` when there are any."""
-    text = f"{c.get('win', 0)}/{c.get('tie', 0)}/{c.get('loss', 0)}"
-    extra = [f"{c[k]} {k}" for k in ("undecided", "untested") if c.get(k)]
-    return text + (f" ({', '.join(extra)})" if extra else "")
+    """``2/1/0/2``: wins / ties / losses / undecided, and ``(1 untested)`` when a workload had one seed."""
+    text = "/".join(str(c.get(k, 0)) for k in ("win", "tie", "loss", "undecided"))
+    return text + (f" ({c['untested']} untested)" if c.get("untested") else "")
 
 
 def suite_table(results: dict[str, Any], title: str | None = None) -> Table:
@@ -40,7 +39,7 @@ def suite_table(results: dict[str, Any], title: str | None = None) -> Table:
     table.add_column("score", justify="right")
     table.add_column(f"speed-up vs {ref}", justify="right")
     table.add_column("mean rank", justify="right")
-    table.add_column(f"W/T/L vs {ref}", justify="right")
+    table.add_column(f"W/T/L/U vs {ref}", justify="right")
     table.add_column("reached", justify="right")
     best_score = max(results["scores"].values(), default=None)
     for label in results["labels"]:
@@ -60,8 +59,8 @@ def suite_table(results: dict[str, Any], title: str | None = None) -> Table:
         "never); score = area under the performance profile over tau in [1, 4] / 3 (1 = fastest "
         f"everywhere); speed-up = geometric mean over every workload of t({ref}) / t, a miss counting as "
         "budget + 1; reached = workloads with a median time; rank 1 = fastest; "
-        f"W/T/L = workloads faster / equivalent within 5 % / slower than {ref}, paired by seed (one family "
-        "per workload, simultaneous 95% intervals), then undecided and untested (one seed)"
+        f"W/T/L/U = workloads faster / equivalent within 5 % / slower than {ref} / undecided, paired by seed "
+        "(one family per workload, simultaneous 95% intervals; untested: one seed)"
     )
     return table
 
@@ -98,7 +97,7 @@ def times_table(results: dict[str, Any]) -> Table:
 def wins_matrix(results: dict[str, Any]) -> Table:
     """Every pair: wins/ties/losses of the row against the column, over the workloads."""
     labels = results["labels"]
-    table = Table(title="win/tie/loss (row vs column, over workloads)", title_justify="left")
+    table = Table(title="win/tie/loss/undecided (row vs column, over workloads)", title_justify="left")
     table.add_column("")
     for label in labels:
         table.add_column(label, justify="right")

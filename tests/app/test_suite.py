@@ -223,7 +223,7 @@ def test_suite_runs_end_to_end(serial):
     assert run["recipe"]["seeds"] == 2 and {t["label"] for t in run["trials"]} == {"adam", "sgd-m"}
     assert (d / "profiles.png").stat().st_size > 10_000
     out = " ".join(serial["output"].split())
-    assert "speed-up vs adam" in out and "W/T/L vs adam" in out and "workload 2/2: vit" in out
+    assert "speed-up vs adam" in out and "W/T/L/U vs adam" in out and "workload 2/2: vit" in out
 
 
 def test_jobs_2_and_resume_give_the_same_suite_results(serial, tmp_path):
