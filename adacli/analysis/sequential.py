@@ -28,8 +28,9 @@ not be equal and a round that loses a seed (a failed trial) still gets a valid b
 Spending functions (two-sided, ``z = Phi^-1(1 - alpha/2)``):
 
 * ``"pocock"`` (default): ``alpha(t) = alpha * ln(1 + (e - 1) t)`` (Lan & DeMets 1983, Pocock-type). It
-  spends early, which is what lets a clear difference stop at the first rounds; seed rounds are cheap
-  relative to what a wrong "undecided" costs.
+  spends early, so a clear difference stops at the first rounds (simulated in docs/statistics.md: a
+  1-point difference at 0.3 points of noise is decided after 6.1 seeds on average, 8.7 with O'Brien-Fleming)
+  at the price of some power at ``n_max`` (0.71 against 0.82 for 1 point at 1 point of noise).
 * ``"obrien-fleming"``: ``alpha(t) = 2 - 2 Phi(z / sqrt(t))`` (Lan & DeMets 1983, O'Brien-Fleming-type):
   almost nothing early, nearly the full ``alpha`` at ``n_max``.
 

@@ -21,6 +21,7 @@ from adacli.cli.common import (
     StepsOption,
     TerminalUI,
     ThreadsOption,
+    UntilDecidedOption,
     WideOption,
     app,
     console,
@@ -62,12 +63,7 @@ def compare_cmd(
     reference: str | None = typer.Option(
         None, "--reference", metavar="LABEL", help="add a 'Δ vs LABEL' column (overrides the recipe's)"
     ),
-    seeds_until_decided: bool = typer.Option(
-        False,
-        "--seeds-until-decided",
-        help="add rounds of seeds until the comparisons with the reference are decided (from the recipe's "
-        "seed count, at most 20; the recipe's seeds: {min, max, until: decided} sets them)",
-    ),
+    seeds_until_decided: UntilDecidedOption = False,
     wide: WideOption = False,
 ) -> None:
     """Train every optimizer of a recipe on the same model, data and budget, and compare them."""
