@@ -89,6 +89,13 @@ def test_seeds_until_decided_from_the_command_line_and_bad_input(tmp_path):
     assert res.exit_code == 2 and "seeds: {until: decided} does not combine with a sweep" in one_line(
         res.output
     )
+    plan = write_recipe(tmp_path, BROKEN, seeds="{min: 3, max: 9, until: decided}", file="plan.yaml")
+    res = invoke("validate", str(plan))
+    assert (
+        res.exit_code == 0
+        and "6 trials first, then rounds of 3 seed(s) until decided, up to 9 seeds (18"
+        in (one_line(res.output))
+    )
     bad = write_recipe(tmp_path, BROKEN, seeds="{min: 5, max: 3, until: decided}", file="bad.yaml")
     res = invoke("compare", str(bad))
     assert res.exit_code == 2 and f"{bad}:5: seeds: min (5) must not exceed max (3)" in one_line(res.output)
