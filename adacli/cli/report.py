@@ -36,8 +36,8 @@ def report_cmd(
     except AdacliError as e:
         raise fail(e) from None
     report.rerender(loaded, run_dir, plots=not no_plot, html_file=html_file)
-    for problem in loaded.problems:
-        warn(problem)
+    for line in [*(loaded.run.notes if loaded.run is not None else []), *loaded.problems]:
+        warn(line)
     if loaded.suite is not None:
         _show_suite_folder(loaded, Path(run_dir), as_json)
         return

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from adacli.errors import InputError
+from adacli.files import WriteError
 from adacli.recipe import Recipe
 from adacli.results import TrialResult
 from adacli.run import store
@@ -192,13 +193,32 @@ def _begin(run: _Run) -> None:
             progress.note(line)
     # a resumed folder keeps its results.json until the save: a crash before then loses nothing
     if not (folder.resumed and folder.scan.recipe):
-        store.start_run(folder.path, recipe=run.recipe_json, environment=run.environment)
+        try:
+            store.start_run(folder.path, recipe=run.recipe_json, environment=run.environment)
+        except WriteError as e:  # before any training: the run folder cannot be written (exit 2)
+            raise InputError(f"cannot write the run folder: {e}", file=str(folder.path)) from None
     notes = progress.note if progress is not None else None
     run.scheduler = Scheduler(run.plan, folder.scan.finished, _on_record(run), notes)
 
 
 def _save(run: _Run, status: str) -> RunOutcome:
-    """The save step: executor and counts into the environment, then :func:`save.save_run_folder`."""
+    """The save step: executor and counts into the environment, then :func:`save.save_run_folder`. A
+    file the disk refuses is a WriteError (exit 1) that says where the finished trials are."""
+    try:
+        return _save_folder(run, status)
+    except WriteError as e:
+        raise _where_to_go_on(run, e) from None
+
+
+def _where_to_go_on(run: _Run, e: WriteError) -> WriteError:
+    where = run.folder.path
+    return e.with_hint(
+        f"the trials that finished are in {where / store.TRIALS_DIR}; once the disk has room, "
+        f"continue with --resume {where}"
+    )
+
+
+def _save_folder(run: _Run, status: str) -> RunOutcome:
     sched = run.scheduler
     assert sched is not None
     run.environment["executor"] = run.executor.describe()
@@ -239,6 +259,17 @@ def _drive_rounds(run: _Run) -> None:
         drive(run.scheduler, run.executor)
 
 
+def _save_what_finished(run: _Run, error: BaseException) -> None:
+    """After an error in the run loop: save what finished. When the error was the disk refusing a trial
+    file, the save will likely be refused too: then the first error is the one to tell (it is re-raised
+    with where the finished trials are by the caller)."""
+    try:
+        _save(run, "interrupted")
+    except WriteError:
+        if not isinstance(error, WriteError):
+            raise
+
+
 def _execute(run: _Run, guard: InterruptGuard) -> RunOutcome:
     """The run loop and the save. An interrupt stops the loop and saves what finished (then raises
     RunInterrupted); any other error saves too and propagates."""
@@ -251,11 +282,13 @@ def _execute(run: _Run, guard: InterruptGuard) -> RunOutcome:
         stopped = signum_of(e)
         if run.rounds is not None:
             run.rounds.stopped = "interrupted"
-    except BaseException:
+    except BaseException as e:
         guard.hold()
         with contextlib.suppress(Exception):
             run.close_executor(cancel=True)
-        _save(run, "interrupted")
+        _save_what_finished(run, e)
+        if isinstance(e, WriteError) and not e.hint:
+            raise _where_to_go_on(run, e) from None
         raise
     guard.hold()  # from here on a signal cannot cut the stop or the save short
     run.close_executor(cancel=stopped is not None)
@@ -316,7 +349,7 @@ def run_recipe(
             if run is not None:
                 with contextlib.suppress(Exception):
                     run.close_executor(cancel=True)
-            folder.close(wrote=run is not None or folder.resumed)
+            folder.close(wrote=(run is not None and run.scheduler is not None) or folder.resumed)
 
 
 __all__ = ["ExecutorOptions", "RunInterrupted", "RunOutcome", "executor_options", "run_recipe"]
