@@ -38,6 +38,7 @@ TRIAL_EXTRA_KEYS = {
     "device", "precision", "budget", "total_steps", "steps_per_epoch", "schedule", "stop_reason",
     "epochs", "init_fingerprint", "trial_key", "role", "optimizer_label", "config_index", "worker", "val",
 }  # fmt: skip
+TRIAL_FILE_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {"setup"}  # a trial file also says which setup it belongs to
 SWEEP_TRIAL_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {"sweep", "reused"}
 SWEEP_TRIAL_EXTRA_OPTIONAL = frozenset({"reused"})  # only on a final trial reused from the selection
 EVAL_KEYS = {"step", "seconds", "train_eval_loss", "train_eval_accuracy", "test_loss", "test_accuracy"}
@@ -175,7 +176,7 @@ def test_results_json_of_a_plain_run(plain):
         "000-adabelief-seed0.json", "001-sgd-seed0.json", "002-adabelief-seed1.json", "003-sgd-seed1.json"
     ]  # fmt: skip
     for f in files:
-        _check_trial(json.loads(f.read_text()), TRIAL_EXTRA_KEYS, f"trials/{f.name}")
+        _check_trial(json.loads(f.read_text()), TRIAL_FILE_EXTRA_KEYS, f"trials/{f.name}")
     # compare --json prints the run's summary (its own, smaller schema)
     _same(printed, COMPARE_JSON_KEYS, "compare --json")
     _check_summary(printed["summary"], "compare --json summary")
