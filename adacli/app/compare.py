@@ -46,6 +46,7 @@ class CompareRequest:
     save_baseline: str | None = None
     junit_xml: str | None = None
     executor: dict[str, Any] = field(default_factory=dict)  # adacli.run.pipeline.executor_options(...)
+    until_decided: bool = False  # --seeds-until-decided
 
 
 @dataclass
@@ -104,7 +105,9 @@ def prepare(request: CompareRequest, ui: CompareUI) -> _Prepared:
     recipe = load_recipe(request.recipe_file)  # before torch is imported: a bad recipe fails fast
     from adacli.run.preflight import check_environment, preflight
 
-    recipe = recipe.with_overrides(device=request.device, seeds=request.seeds, steps=request.steps)
+    recipe = recipe.with_overrides(
+        device=request.device, seeds=request.seeds, steps=request.steps, until_decided=request.until_decided
+    )
     check_environment(recipe, request.recipe_file)
     recipe = with_reference(recipe, request.reference)
     base = _baseline_for(request, recipe)
