@@ -46,6 +46,7 @@ class CompareRequest:
     save_baseline: str | None = None
     junit_xml: str | None = None
     executor: dict[str, Any] = field(default_factory=dict)  # adacli.run.pipeline.executor_options(...)
+    until_decided: bool = False  # --seeds-until-decided
 
 
 @dataclass
@@ -107,7 +108,9 @@ def prepare(request: CompareRequest, ui: CompareUI) -> _Prepared:
     # the static checks (keys, values, labels, the reference) before torch is imported: a bad recipe
     # fails in a fraction of a second
     recipe = load_recipe(request.recipe_file)
-    recipe = recipe.with_overrides(device=request.device, seeds=request.seeds, steps=request.steps)
+    recipe = recipe.with_overrides(
+        device=request.device, seeds=request.seeds, steps=request.steps, until_decided=request.until_decided
+    )
     recipe = with_reference(recipe, request.reference)
     from adacli.run.preflight import check_environment, preflight
 

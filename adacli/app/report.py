@@ -35,10 +35,14 @@ def load(folder: str | Path, reference: str | None = None) -> Rerendered:
         return Rerendered(suite=store.load_suite_results(Path(folder)))
     run = store.load_run(folder)
     if reference is not None and run.verdict is not None:
-        from adacli.analysis.verdict import check_reference
+        from adacli.analysis import verdict
 
-        check_reference(reference, [s.optimizer for s in run.summaries], field_name="--reference")
-        run.verdict.reference = reference
+        verdict.check_reference(reference, [s.optimizer for s in run.summaries], field_name="--reference")
+        # the comparisons are the same; the headline and the Δ column are about the new reference (the
+        # target stays the stored one: the figures of the run do not change with the reading)
+        settings = verdict.Settings.of_run(run.recipe, run.environment, run.verdict.seeds)
+        settings.reference = reference
+        run.verdict = verdict.analyze(run.trials, run.summaries, run.target, settings=settings)
     return Rerendered(run=run)
 
 

@@ -216,20 +216,27 @@ def _data_path(data: Any, loc: tuple, root: type[BaseModel]) -> KeyPath:
     plus a missing field's name (so 'model.name' is named even though the key is absent)."""
     path: list[str | int] = []
     cur = data
-    for part in loc:
-        in_dict = isinstance(cur, dict) and part in cur
-        in_list = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
-        if in_dict or in_list:
+    for i, part in enumerate(loc):
+        if _holds(cur, part):
             path.append(part)
             cur = cur[part]
             continue
+        if i + 1 < len(loc) and isinstance(cur, (dict, list)) and _holds(cur, loc[i + 1]):
+            continue  # a union member's tag ('SeedPlan', 'dict[str,...]') between a key and its sub-key
         model = _field_model(tuple(path), root)
         if isinstance(part, str) and model is not None and part in model.model_fields:
             path.append(part)  # a missing field
-        elif isinstance(part, str) and isinstance(cur, (dict, list)):
-            continue  # a union member's tag ('dict[str,...]'): the data goes on below it
+        elif model is not None and i + 1 < len(loc) and loc[i + 1] in model.model_fields:
+            path.append(loc[i + 1])  # a missing key of a union member: 'seeds', 'SeedPlan', 'until'
         break
     return tuple(path)
+
+
+def _holds(cur: Any, part: Any) -> bool:
+    """Whether ``part`` is a key of the mapping (or an index of the list) ``cur``."""
+    if isinstance(cur, dict):
+        return part in cur
+    return isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
 
 
 #: the errors of a value that matched none of a free-form value's types (see adacli.recipe.spec.FreeValue)

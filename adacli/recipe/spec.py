@@ -28,7 +28,7 @@ from pydantic import (
 )
 from typing_extensions import TypeAliasType
 
-from adacli.errors import InputError
+from adacli.errors import InputError, closest
 from adacli.recipe.source import MAX_RECIPE_BYTES, KeyPath, line_at, parse_yaml, validation_error
 
 DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "imagefolder")
@@ -218,12 +218,78 @@ class GateSpec(StrictModel):
     step_time_growth: float | None = Field(None, ge=0, description="opt-in: allowed relative slowdown")
 
 
+#: the metrics a verdict compares (adacli.analysis.verdict), in table order; the first is the default primary
+VERDICT_METRICS = (
+    "final_test_accuracy",
+    "generalization_gap",
+    "steps_to_target",
+    "seconds_to_target",
+    "final_train_loss",
+    "best_test_accuracy",
+    "loss_gap",
+    "mean_train_loss",
+    "step_time_ms",
+    "optimizer_step_ms",
+)
+VerdictMetric = Literal[
+    "final_test_accuracy",
+    "generalization_gap",
+    "steps_to_target",
+    "seconds_to_target",
+    "final_train_loss",
+    "best_test_accuracy",
+    "loss_gap",
+    "mean_train_loss",
+    "step_time_ms",
+    "optimizer_step_ms",
+]
+SPENDING = ("pocock", "obrien-fleming")
+
+
+class VerdictSpec(StrictModel):
+    """What the verdict decides on (docs/statistics.md): the primary metric, whose comparisons give the
+    headline and "best", and each metric's practical margin (the difference that does not matter)."""
+
+    primary: VerdictMetric = Field("final_test_accuracy", description="the metric of the headline and 'best'")
+    margins: dict[VerdictMetric, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict,
+        description="metric -> margin: points for accuracies and gaps, nats for loss_gap, a fraction "
+        "for times, step costs and losses (0.05 = within 5 %); defaults in docs/statistics.md",
+    )
+
+
+class SeedPlan(StrictModel):
+    """Seeds until decided: ``min`` seeds, then rounds of ``step`` more until the primary comparisons
+    with the reference are decided (better, worse or equivalent) or ``max`` seeds have run; the error
+    rates stay valid under this optional stopping (group-sequential design, docs/statistics.md)."""
+
+    min: int = Field(3, ge=2, le=MAX_SEEDS, description="seeds of the first round")
+    max: int = Field(20, ge=2, le=MAX_SEEDS, description="the most seeds a run may use")
+    step: int | None = Field(None, ge=1, le=MAX_SEEDS, description="seeds added per round (default: min)")
+    until: Literal["decided"] = Field(description="decided: stop once the primary comparisons are decided")
+    spending: Literal["pocock", "obrien-fleming"] = Field(
+        "pocock", description="alpha-spending function of the group-sequential design"
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> SeedPlan:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+    @property
+    def round_size(self) -> int:
+        return self.step or self.min
+
+
 class Recipe(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="used for the run folder")
     model: ModelSpec
     dataset: DatasetSpec
     budget: BudgetSpec
-    seeds: Seeds = Field(1, description=SEEDS_HELP)
+    seeds: Seeds | SeedPlan = Field(
+        1, description=SEEDS_HELP + ", or {min, max, until: decided}: add seeds until the verdict is decided"
+    )
     device: str = Field("auto", description=DEVICES_HELP)
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast")
     target: TargetSpec = Field(default_factory=TargetSpec)
@@ -234,6 +300,7 @@ class Recipe(StrictModel):
     reference: str | None = Field(
         None, description="label of the reference optimizer: the table gains a 'Δ vs ref' column"
     )
+    verdict: VerdictSpec = Field(default_factory=VerdictSpec)
 
     # Where the recipe came from (set by load_recipe): for error messages of later checks.
     _file: str | None = PrivateAttr(None)
@@ -276,7 +343,21 @@ class Recipe(StrictModel):
 
     @property
     def seed_list(self) -> list[int]:
+        """The seeds to run; with seeds until decided, those of the first round (the run adds the rest)."""
+        if isinstance(self.seeds, SeedPlan):
+            return list(range(self.seeds.min))
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def seed_plan(self) -> SeedPlan | None:
+        """The seeds-until-decided plan, or None for a fixed number of seeds."""
+        return self.seeds if isinstance(self.seeds, SeedPlan) else None
+
+    def with_seeds(self, seeds: int | list[int]) -> Recipe:
+        """A copy running exactly ``seeds`` (a round of a seeds-until-decided run), file and lines kept."""
+        new = self.model_copy(update={"seeds": seeds})
+        new._file, new._lines = self._file, self._lines
+        return new
 
     @property
     def source_file(self) -> str | None:
@@ -284,21 +365,31 @@ class Recipe(StrictModel):
         return self._file
 
     def with_overrides(
-        self, *, device: str | None = None, seeds: int | None = None, steps: int | None = None
+        self,
+        *,
+        device: str | None = None,
+        seeds: int | None = None,
+        steps: int | None = None,
+        until_decided: bool = False,
     ) -> Recipe:
-        """This recipe with the command line's ``--device``, ``--seeds`` and ``--steps`` applied (``--steps``
-        replaces any steps/epochs/seconds budget); itself when there is nothing to override.
+        """This recipe with the command line's ``--device``, ``--seeds``, ``--steps`` and
+        ``--seeds-until-decided`` applied (``--steps`` replaces any steps/epochs/seconds budget;
+        ``--seeds-until-decided`` turns a fixed count into ``{min: count (at least 2), max: max(20, count),
+        until: decided}``, or ``--seeds N`` into ``min: N``); itself when there is nothing to override.
 
         Re-validated through the models, so a bad value is one InputError naming the option; the copy
         keeps the file and line numbers of the original for later messages.
         """
-        if device is None and seeds is None and steps is None:
+        if device is None and seeds is None and steps is None and not until_decided:
             return self
         data = self.model_dump()
         if device is not None:
             data["device"] = device
         if seeds is not None:
             data["seeds"] = seeds
+        if until_decided and not isinstance(data["seeds"], dict):
+            count = data["seeds"] if isinstance(data["seeds"], int) else len(data["seeds"])
+            data["seeds"] = {"min": max(2, count), "max": max(20, count), "until": "decided"}
         if steps is not None:
             data["budget"].update(steps=steps, epochs=None, seconds=None)
         from pydantic import ValidationError
@@ -394,17 +485,39 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class _Errors:
+    """A pydantic error whose list is narrowed to some of its errors (``validation_error`` reads
+    ``errors()``)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self._errors = errors
+
+    def errors(self, include_url: bool = False) -> list[dict[str, Any]]:
+        return self._errors
+
+
 def recipe_validation_error(e: Any, data: Any, lines: dict[KeyPath, int], file: str) -> InputError:
-    """A pydantic error of a recipe (or of a suite's inline workload) as one InputError."""
-    return validation_error(
-        e,
-        data,
-        lines,
-        file,
-        root=Recipe,
-        choices={("dataset", "name"): DATASETS},
-        messages={("seeds",): "seeds is " + SEEDS_HELP},
+    """A pydantic error of a recipe (or of a suite's inline workload) as one InputError.
+
+    ``seeds`` written as a mapping is a seeds-until-decided plan: its own errors are reported
+    (``seeds.until: 'forever' is not allowed; allowed: decided``), not the union's summary."""
+    seeds = "seeds is " + SEEDS_HELP + ", or {min, max, until: decided}"
+    messages = {("seeds",): seeds}
+    if isinstance(data, dict) and isinstance(data.get("seeds"), dict):
+        errors = e.errors(include_url=False)
+        plan = [err for err in errors if err["loc"][:1] == ("seeds",) and "SeedPlan" in str(err["loc"][1:2])]
+        e = _Errors(plan + [err for err in errors if err["loc"][:1] != ("seeds",)]) if plan else e
+        messages = {}
+    err = validation_error(
+        e, data, lines, file, root=Recipe, choices={("dataset", "name"): DATASETS}, messages=messages
     )
+    key = (err.field or "").removeprefix("verdict.margins.")
+    if (err.field or "").startswith("verdict.margins.") and key not in VERDICT_METRICS:
+        err = InputError(
+            f"unknown metric {key!r}", file=file, line=err.line, field=err.field,
+            allowed=list(VERDICT_METRICS), suggestion=closest(key, VERDICT_METRICS),
+        )  # fmt: skip
+    return err
 
 
 def load_recipe(path: str | os.PathLike[str]) -> Recipe:

@@ -221,4 +221,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
             allowed=labels,
             suggestion=closest(spec.reference, labels),
         )
+    for w in workloads:  # every workload's table, and its default target, are about the suite's reference
+        if w.recipe.reference is None:
+            w.recipe.reference = spec.reference or labels[0]
     return Suite(spec, workloads, file, labels)

@@ -67,8 +67,16 @@ class Scheduler:
             self.choices = {sw.index: sweep.Choice(sw, 0, []) for sw in plan.sweeps}
 
     def start(self) -> None:
+        """Schedule the plan's first tasks that are not recorded yet (all of them, the first time)."""
         for task in self.plan.first_tasks():
-            self.schedule(task)
+            if task.index not in self.results:
+                self.schedule(task)
+
+    def extend(self, plan: Plan) -> None:
+        """Continue with a larger plan of the same run (seeds until decided: the next round of seeds).
+        Its tasks keep the indices of the smaller plan (seed-major order), so the next :func:`drive`
+        schedules only the new seeds; what is recorded stays."""
+        self.plan = plan
 
     def ordered(self) -> list[tuple[TrialTask, TrialResult]]:
         """Every recorded (task, result), in plan order."""

@@ -35,6 +35,7 @@ from adacli.run.folder import RunFolder, open_run_folder, setup_of
 from adacli.run.interrupts import Interrupted, InterruptGuard, signum_of
 from adacli.run.loop import Progress, Scheduler, drive
 from adacli.run.plan import Plan, TrialTask, build_plan
+from adacli.run.rounds import Rounds
 from adacli.run.save import Judge, RunOutcome, save_run_folder
 
 
@@ -105,6 +106,7 @@ class _Run:
     environment: dict[str, Any]
     progress: Progress | None
     judge: Judge | None = None
+    rounds: Rounds | None = None  # seeds until decided
     scheduler: Scheduler | None = None
     closed: bool = False
 
@@ -233,7 +235,28 @@ def _save_folder(run: _Run, status: str) -> RunOutcome:
         ran=sched.ran,
         reused=sched.reused,
         judge=run.judge,
+        seeds=run.rounds.record() if run.rounds is not None else None,
     )
+
+
+def _drive_rounds(run: _Run) -> None:
+    """The run loop; with seeds until decided, once per round until the design stops the run."""
+    assert run.scheduler is not None
+    drive(run.scheduler, run.executor)
+    while run.rounds is not None:
+        plan = run.rounds.next_plan(run.scheduler.ordered(), run.recipe_json, run.environment)
+        if plan is None:
+            return
+        before = run.rounds.looks[-2]
+        run.plan = plan
+        run.scheduler.extend(plan)
+        if run.progress is not None:
+            run.progress.plan(plan.planned)
+            run.progress.note(
+                f"seeds until decided: {run.rounds.undecided} comparison(s) undecided at {before} seeds; "
+                f"running seeds {before}..{len(plan.seeds) - 1}"
+            )
+        drive(run.scheduler, run.executor)
 
 
 def _save_what_finished(run: _Run, error: BaseException) -> None:
@@ -253,10 +276,12 @@ def _execute(run: _Run, guard: InterruptGuard) -> RunOutcome:
     assert run.scheduler is not None
     stopped: int | None = None
     try:
-        drive(run.scheduler, run.executor)
+        _drive_rounds(run)
     except KeyboardInterrupt as e:
         guard.hold()
         stopped = signum_of(e)
+        if run.rounds is not None:
+            run.rounds.stopped = "interrupted"
     except BaseException as e:
         guard.hold()
         with contextlib.suppress(Exception):
@@ -306,7 +331,8 @@ def run_recipe(
     recipe_json = _recipe_json(recipe, recipe_path)
     with InterruptGuard() as guard:
         dev = resolve_device(recipe.device)
-        plan = build_plan(recipe, dev)
+        rounds = Rounds.of(recipe, dev)
+        plan = rounds.first_plan() if rounds is not None else build_plan(recipe, dev)
         folder = open_run_folder(recipe, setup_of(recipe_json, dev), out_dir=out_dir, resume=resume)
         run = None
         try:
@@ -314,7 +340,8 @@ def run_recipe(
             on_progress = progress.event if progress is not None else (lambda ev: None)
             ex, data = _start_executor(plan, setup, opts, on_progress, data)
             guard.arm()  # Ray installs a SIGTERM handler of its own
-            run = _Run(plan, recipe_json, folder, ex, _environment(dev, data, folder), progress, judge)
+            env = _environment(dev, data, folder)
+            run = _Run(plan, recipe_json, folder, ex, env, progress, judge, rounds)
             del data  # the workers hold their own copy
             _begin(run)
             return _execute(run, guard)

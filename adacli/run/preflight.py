@@ -167,6 +167,12 @@ def check_environment(recipe: Recipe, path: str | os.PathLike[str] | None = None
             "dataset",
             "val_fraction" if ("dataset", "val_fraction") in at.lines else "name",
         )
+    if is_sweep(recipe) and recipe.seed_plan is not None:
+        raise at.error(
+            "seeds: {until: decided} does not combine with a sweep (the choice of configuration would "
+            "change with the rounds of seeds): give seeds a count",
+            "seeds",
+        )
 
 
 def _check_meta_model(recipe: Recipe, at: _Where) -> None:

@@ -302,7 +302,7 @@ def load_run(run_dir: str | Path) -> RunData:
     if status == "complete":
         _stored_statistics(run, data)
     else:
-        _recomputed_statistics(run)
+        _recomputed_statistics(run, data.get("seeds"))
     return run
 
 
@@ -325,16 +325,14 @@ def _stored_statistics(run: RunData, data: dict[str, Any]) -> None:
     except TypeError as e:
         where = str(run.run_dir / RESULTS_FILE)
         raise InputError(f"invalid summary ({e})", file=where, field="summary") from None
-    if "comparisons" in data:
+    if "comparisons" in data and "headline" in data:
         run.verdict = verdict.Verdict.from_dict(data)
-    else:
-        reference = run.recipe.get("reference")
-        run.verdict = verdict.analyze(
-            run.trials, run.summaries, run.target, reference if isinstance(reference, str) else None
-        )
+    else:  # written before adacli kept a verdict, or the four outcomes: judged now, from the trials
+        settings = verdict.Settings.of_run(run.recipe, run.environment, data.get("seeds"))
+        run.verdict = verdict.analyze(run.trials, run.summaries, run.target, settings=settings)
 
 
-def _recomputed_statistics(run: RunData) -> None:
+def _recomputed_statistics(run: RunData, seeds: Any = None) -> None:
     """A run that did not finish: its trial files merged in, target, summary and verdict recomputed."""
     from adacli.analysis import metrics, verdict
     from adacli.recipe import TargetSpec
@@ -350,12 +348,10 @@ def _recomputed_statistics(run: RunData) -> None:
         spec = TargetSpec(**tspec) if isinstance(tspec, dict) else TargetSpec()
     except ValueError:
         spec = TargetSpec()
-    run.target = metrics.resolve_target(run.trials, spec)
+    settings = verdict.Settings.of_run(run.recipe, run.environment, seeds)
+    run.target = metrics.resolve_target(run.trials, spec, reference=settings.reference)
     run.summaries = metrics.summarize(run.trials, run.target)
-    reference = run.recipe.get("reference")
-    run.verdict = verdict.analyze(
-        run.trials, run.summaries, run.target, reference if isinstance(reference, str) else None
-    )
+    run.verdict = verdict.analyze(run.trials, run.summaries, run.target, settings=settings)
     if run.status == "running":
         run.status = "interrupted"  # nobody is writing it any more when we read it back
 

@@ -89,6 +89,42 @@ def test_bad_enum_value(tmp_path):
     assert e.field == "device" and e.line == 13
 
 
+def test_verdict_and_seeds_until_decided_keys(tmp_path):
+    text = GOOD.replace("seeds: 2", "seeds: {min: 3, max: 12, until: decided}")
+    text += "verdict: {primary: steps_to_target, margins: {final_test_accuracy: 1.0}}\n"
+    r = load_recipe(_write(tmp_path, text))
+    plan = r.seed_plan
+    assert plan is not None and (plan.min, plan.max, plan.round_size) == (3, 12, 3)
+    assert r.seed_list == [0, 1, 2] and r.verdict.primary == "steps_to_target"
+    assert r.verdict.margins == {"final_test_accuracy": 1.0}
+    fixed = load_recipe(_write(tmp_path, GOOD)).with_overrides(until_decided=True)
+    assert fixed.seed_plan is not None and (fixed.seed_plan.min, fixed.seed_plan.max) == (2, 20)
+    cases = {
+        "seeds: {min: 3, max: 20}": ("seeds.until", "missing required key"),
+        "seeds: {min: 3, max: 20, until: forever}": (
+            "seeds.until",
+            "'forever' is not allowed; allowed: decided",
+        ),
+        "seeds: {min: 5, max: 3, until: decided}": ("seeds", "min (5) must not exceed max (3)"),
+        "seeds: {min: 1, max: 3, until: decided}": ("seeds.min", "greater than or equal to 2"),
+        "seeds: {min: 3, mx: 9, until: decided}": ("seeds.mx", "unknown key 'mx' (did you mean 'max'?)"),
+        "seeds: {min: 3, until: decided, spending: linear}": (
+            "seeds.spending",
+            "allowed: pocock, obrien-fleming",
+        ),
+    }
+    for text, (field, message) in cases.items():
+        e = _error(tmp_path, GOOD.replace("seeds: 2", text))
+        assert e.field == field and e.line == 7 and message in str(e), str(e)
+    e = _error(tmp_path, GOOD + "verdict: {primary: test_accuracy}\n")
+    assert e.field == "verdict.primary" and e.suggestion == "best_test_accuracy" and e.line == 13
+    e = _error(tmp_path, GOOD + "verdict: {margins: {accuracy: 1}}\n")
+    assert e.field == "verdict.margins.accuracy" and "unknown metric 'accuracy'" in str(e)
+    assert e.allowed is not None and "final_test_accuracy" in e.allowed
+    e = _error(tmp_path, GOOD + "verdict: {margins: {loss_gap: -1}}\n")
+    assert e.field == "verdict.margins.loss_gap" and "greater than or equal to 0" in str(e)
+
+
 def test_misspelt_names_suggest(tmp_path):
     e = _error(tmp_path, GOOD.replace("name: digits", "name: digts"))
     assert (e.line, e.field, e.suggestion) == (4, "dataset.name", "digits")
