@@ -243,11 +243,12 @@ def _check(request: SuiteRequest, ui: SuiteUI) -> tuple[Suite, dict[str, Any] | 
     """Read and check the suite before training (InputError, exit 2): every workload's preflight, the
     baselines."""
     from adacli.recipe.suite import load_suite
-    from adacli.run.preflight import check_suite
 
     suite = load_suite(request.suite_file).with_overrides(
         device=request.device, seeds=request.seeds, steps=request.steps
     )
+    from adacli.run.preflight import check_suite  # torch: after the suite file's static checks
+
     for warning in check_suite(suite):
         ui.warning(warning)
     if request.baseline is None:

@@ -20,13 +20,14 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
     try:
         recipe = load_recipe(recipe_file)  # a malformed recipe is rejected before torch is imported
         from adacli.app.compare import with_reference
+
+        with_reference(recipe, None)  # labels and the reference: static, also before torch
         from adacli.optim.registry import resolve_optimizer
         from adacli.recipe import assign_labels
         from adacli.run.preflight import check_environment, preflight
 
         check_environment(recipe, recipe_file)
         labels = assign_labels(recipe.optimizers)
-        with_reference(recipe, None)
         resolved = [resolve_optimizer(s.name, s.hparams) for s in recipe.optimizers]
         checked = preflight(recipe, recipe_file)
     except AdacliError as e:

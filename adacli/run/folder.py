@@ -113,8 +113,14 @@ def acquire_lock(run_dir: Path, option: str) -> RunLock:
         except OSError as e:
             why = e.strerror or str(e)
             raise InputError(f"cannot write here: {why}", file=str(run_dir), field=option) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()}\n")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError as e:  # a full disk takes the empty file but not its pid: no lock left behind
+            with contextlib.suppress(OSError):
+                path.unlink()
+            why = e.strerror or str(e)
+            raise InputError(f"cannot write here: {why}", file=str(run_dir), field=option) from None
         return RunLock(path, recovered)
     raise InputError("could not take the run folder's lock", file=str(run_dir), field=option)
 
@@ -275,7 +281,13 @@ def open_run_folder(
     else:
         path, option = default_run_dir(recipe), "--out"
     created = not path.exists()
-    lock = acquire_lock(path, option)
+    try:
+        lock = acquire_lock(path, option)
+    except InputError:
+        if created:  # nothing of this run may stay behind (a full disk took the folder, not the lock)
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
     try:
         resumed = resume is not None or _occupied(path)
         scan = store.scan_folder(path) if resumed else store.FolderScan()

@@ -72,17 +72,17 @@ def executor_options(
     """The command line's --jobs/--executor/--ray-address/--threads/... as :func:`run_recipe`'s executor
     keyword arguments (bad combinations: InputError, exit 2, before any training)."""
     from adacli.errors import closest
+    from adacli.recipe.options import RunOptions
     from adacli.run.executors import EXECUTORS
 
-    if jobs < 1:
-        raise InputError(f"must be >= 1 (got {jobs})", field="--jobs")
+    numbers = RunOptions.parse(
+        jobs=jobs, threads=threads, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial
+    )
     if executor is not None and executor not in EXECUTORS:
         msg = f"unknown executor {executor!r}"
         raise InputError(msg, field="--executor", allowed=EXECUTORS, suggestion=closest(executor, EXECUTORS))
-    if threads is not None and threads < 1:
-        raise InputError(f"must be >= 1 (got {threads})", field="--threads")
-    if cpus_per_trial <= 0 or (gpus_per_trial is not None and gpus_per_trial < 0):
-        raise InputError("must be > 0 (GPUs: >= 0)", field="--cpus-per-trial/--gpus-per-trial")
+    jobs, threads = numbers.jobs, numbers.threads
+    cpus_per_trial, gpus_per_trial = numbers.cpus_per_trial, numbers.gpus_per_trial
     if ray_address and executor is None:
         executor = "ray"
     return {

@@ -443,7 +443,7 @@ def scan_folder(run_dir: str | Path) -> FolderScan:
             scan.unchecked += 1
     for name, t in stored:
         try:
-            key = stored_key(t, scan.recipe, scan.environment) if t.status in FINISHED else None
+            key = stored_key(t) if t.status in FINISHED else None
         except Exception:  # hyperparameters that cannot be hashed: not reusable
             key = None
         if key is None:

@@ -159,6 +159,11 @@ def write_suite(folder: Path, text: str = GOOD, recipe: str = RECIPE) -> Path:
         (("  - name: vit", "  - name: digits"), "two workloads are named 'digits'"),
         (("{name: adam, lr", "{name: adma, lr"), "unknown optimizer 'adma'"),
         (("budget: {steps: 8, batch", "budget: {stepz: 8, batch"), "s.yaml:7: workloads[0].budget.stepz"),
+        # the suite's own seeds are blamed on the suite file (not on a workload's recipe)
+        (("seeds: 2", "seeds: [3, 3]"), "s.yaml:2: seeds: seeds must be distinct"),
+        (("seeds: 2", "seeds: [1, 4294967297]"), "s.yaml:2: seeds: seeds is a count"),
+        # a suite listed as its own workload is not "unknown key 'workloads'"
+        (("recipe: r.yaml", "recipe: s.yaml"), "workloads[0].recipe: 's.yaml' is this suite file itself"),
     ],
 )
 def test_suite_errors_exit_2_with_one_line(tmp_path, edit, expected):

@@ -37,10 +37,12 @@ TRIAL_KEYS = {
 TRIAL_EXTRA_KEYS = {
     "device", "precision", "budget", "total_steps", "steps_per_epoch", "schedule", "stop_reason",
     "epochs", "init_fingerprint", "trial_key", "role", "optimizer_label", "config_index", "worker", "val",
+    "code", "finished_at",
 }  # fmt: skip
 TRIAL_FILE_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {"setup"}  # a trial file also says which setup it belongs to
-SWEEP_TRIAL_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {"sweep", "reused"}
-SWEEP_TRIAL_EXTRA_OPTIONAL = frozenset({"reused"})  # only on a final trial reused from the selection
+SWEEP_TRIAL_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {"sweep", "reused", "earlier_run"}
+# only on a final trial reused from the selection (earlier_run: whether from an earlier run of the folder)
+SWEEP_TRIAL_EXTRA_OPTIONAL = frozenset({"reused", "earlier_run"})
 EVAL_KEYS = {"step", "seconds", "train_eval_loss", "train_eval_accuracy", "test_loss", "test_accuracy"}
 STAT_KEYS = {"mean", "std", "n", "ci95", "ci95_clipped"}
 STAT_METRICS = {

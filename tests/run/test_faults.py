@@ -115,3 +115,15 @@ def test_trial_files_without_a_setup_and_no_results_json_are_refused(finished_ru
     res = invoke("compare", str(recipe), "--resume", str(finished_run))
     assert res.exit_code == 2, res.output
     assert "4 trial file(s) that do not say which setup made them" in one_line(res.output)
+
+
+def test_a_trial_file_of_another_setup_copied_into_a_run_is_refused(finished_run, recipe):
+    """results.json says the setup matches, but one trial file says otherwise: refused (trials would mix)."""
+    stray = json.loads((finished_run / "trials" / "000-adam-seed0.json").read_text())
+    stray["extra"]["setup"]["budget"]["steps"] = 40
+    (finished_run / "trials" / "009-adam-seed9.json").write_text(json.dumps(stray))
+    res = invoke("compare", str(recipe), "--resume", str(finished_run))
+    assert res.exit_code == 2, res.output
+    assert "budget.steps: 40 -> 4" in one_line(res.output) and "trials/009-adam-seed9.json" in one_line(
+        res.output
+    )
