@@ -22,10 +22,15 @@ class WriteError(AdacliError):
 
     exit_code = 1
 
-    def __init__(self, path: Path, error: OSError) -> None:
+    def __init__(self, path: Path, error: OSError | str, hint: str = "") -> None:
         self.path = path
-        self.reason = error.strerror or str(error)
-        super().__init__(f"{path}: cannot write: {self.reason}")
+        self.reason = error if isinstance(error, str) else (error.strerror or str(error))
+        self.hint = hint
+        super().__init__(f"{path}: cannot write: {self.reason}" + (f"; {hint}" if hint else ""))
+
+    def with_hint(self, hint: str) -> WriteError:
+        """The same error, saying what it means for the work (where the finished part is, how to go on)."""
+        return WriteError(self.path, self.reason, hint)
 
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:

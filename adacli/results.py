@@ -83,14 +83,16 @@ class TrialResult:
 class Stat:
     """Mean and standard deviation over seeds (std is 0 for one seed); None when no seed has a value.
 
-    ``ci95`` is the 95% Student-t confidence interval of the mean (None for fewer than two seeds); the
-    statistics stage (:mod:`adacli.analysis.verdict`) fills it in.
+    ``ci95`` is the 95% Student-t confidence interval of the mean (None for fewer than two seeds), clipped
+    to the metric's range; ``ci95_clipped`` says which end was cut ([low, high], None when neither). The
+    statistics stage (:mod:`adacli.analysis.verdict`) fills both in.
     """
 
     mean: float | None
     std: float | None = None
     n: int = 0
     ci95: list[float] | None = None
+    ci95_clipped: list[bool] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -5,8 +5,10 @@
 #   OUT=/tmp/gpu-logs benchmarks/gpu_check.sh        # from the repository root, on a machine with CUDA
 #
 # Until it has passed on a real GPU, AdaBelief on CUDA defaults to torch's foreach kernels and
-# fused=True warns that the Triton kernel is unverified (docs/gpu.md). When every step passes, set
-# CUDA_KERNEL_VERIFIED = True in adacli/optim/_fused.py in the commit that records the figures.
+# fused=True warns that the Triton kernel is unverified, and model.compile: graph notes that whole-step
+# capture is (docs/gpu.md). When every step passes, set CUDA_KERNEL_VERIFIED = True in
+# adacli/optim/_fused.py and GRAPH_CAPTURE_VERIFIED = True in adacli/train/graph.py in the commit that
+# records the figures.
 #
 # Sized for about 6 minutes on one H200 (each step has its own timeout, so one hang cannot eat the
 # rest); every step runs even if an earlier one fails, and the exit status is the number of failed steps.
@@ -79,7 +81,7 @@ grep -E "steps/s|ratio|target" "$OUT/bench_loop.log" | sed 's/^/   /' >>"$OUT/su
 
 echo "failed steps: $failed" | tee -a "$OUT/summary.txt"
 if [ "$failed" -eq 0 ]; then
-  echo "all steps passed: set CUDA_KERNEL_VERIFIED = True in adacli/optim/_fused.py (docs/gpu.md)" \
+  echo "all steps passed: set CUDA_KERNEL_VERIFIED (adacli/optim/_fused.py) and GRAPH_CAPTURE_VERIFIED (adacli/train/graph.py) to True (docs/gpu.md)" \
     | tee -a "$OUT/summary.txt"
 fi
 exit "$failed"

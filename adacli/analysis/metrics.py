@@ -15,9 +15,14 @@ Definitions and constants, in one place because tables, files and the gate must 
   pulled towards zero. A window mean would do too; the EMA needs no window edge rule and is O(1) per step.
 * **Divergence**: a loss that is not finite, or larger than ``DIVERGENCE_FACTOR = 1e3`` times the initial
   loss.
-* **Target**: a smoothed training-loss level. From the recipe, or by default the highest final smoothed
-  training loss among the non-diverged (status ``ok``) trials: the level every one of them reached, so the
-  convergence-speed columns compare how *fast* each optimizer got to a level all of them got to.
+* **Target**: a smoothed training-loss level. From the recipe, or by default a level a *working*
+  optimizer reaches on every seed: each label's "level" is the highest final smoothed loss among its
+  usable trials (what it reached on all of them); the target is the reference's level when the run has a
+  reference, else the lower median of the labels' levels. One broken optimizer (a learning rate of 1e-6
+  that never learns) can no longer make the target trivial, as "the highest final loss of any trial" did.
+* **Censoring** (one rule for compare, suite and the gate): a trial that never reaches the target counts
+  as budget + 1 step in steps, and as the run's longest training time + one step of it in seconds
+  (:func:`censor_values`).
 * **Steps/seconds-to-target**: the first step at which the smoothed loss is ``<= target``; seconds are read
   from the trial's training clock (evaluation excluded). Never reached -> ``None`` (censored).
 * **Mean training loss**: the mean of the raw per-step training loss over the run, i.e. the area under the
@@ -108,12 +113,17 @@ def final_train_loss(trial: TrialResult) -> float | None:
     return smooth_losses(trial.losses)[-1]
 
 
-def resolve_target(trials: Iterable[TrialResult], spec: TargetSpec | None = None) -> Target:
+def resolve_target(
+    trials: Iterable[TrialResult], spec: TargetSpec | None = None, reference: str | None = None
+) -> Target:
     """The training-loss target of a run: the recipe's value, or the default level.
 
-    Default: the highest final smoothed training loss among the usable trials (status ``ok``, not
-    diverged): the level every one of them reached. ``value`` is None when there is no such trial (then
-    every steps-to-target is censored).
+    Default: each label's level is the highest final smoothed training loss among its usable trials
+    (status ``ok``, not diverged), the level it reached on every one of them; the target is the
+    ``reference`` label's level when it has one, else the lower median of the labels' levels (with two
+    labels the better one's: "how fast to where the better optimizer got"). So a broken optimizer, whose
+    final loss stays near the initial one, never sets the target unless half the labels are broken.
+    ``value`` is None when no trial finished without diverging (every steps-to-target is then censored).
     """
     trials = list(trials)
     spec = spec or TargetSpec()
@@ -125,26 +135,49 @@ def resolve_target(trials: Iterable[TrialResult], spec: TargetSpec | None = None
             description=f"target: smoothed training loss <= {spec.value:.4g} (from the recipe)"
             + _too_loose(trials, float(spec.value)),
         )
-    finals = [(f, t) for t in trials if usable(t) and (f := final_train_loss(t)) is not None]
-    finals = [(f, t) for f, t in finals if math.isfinite(f)]
-    if not finals:
+    levels = _label_levels(trials)
+    if not levels:
         return Target(
             metric=spec.metric,
             value=None,
             source="default",
             description="target: none (no trial finished without diverging)",
         )
-    value, worst = max(finals, key=lambda ft: ft[0])
+    if reference in levels:
+        value, rule = levels[reference], f"the level {reference} (the reference) reached on every seed"
+    else:
+        ordered = sorted(levels.items(), key=lambda kv: kv[1])
+        label, value = ordered[(len(ordered) - 1) // 2]
+        rule = f"the lower median of the levels each optimizer reached on every seed: {label}'s"
     return Target(
         metric=spec.metric,
         value=value,
         source="default",
-        description=(
-            f"target: smoothed training loss <= {value:.4g} (default: the highest final smoothed loss of "
-            f"the non-diverged trials, {worst.label} seed {worst.seed}; every one of them reached it)"
-            + _too_loose(trials, value)
-        ),
+        description=f"target: smoothed training loss <= {value:.4g} (default: {rule})"
+        + _too_loose(trials, value),
     )
+
+
+def _label_levels(trials: Sequence[TrialResult]) -> dict[str, float]:
+    """Per label, the highest final smoothed loss among its usable trials (the level it always reached)."""
+    levels: dict[str, float] = {}
+    for t in trials:
+        f = final_train_loss(t) if usable(t) else None
+        if f is not None and math.isfinite(f):
+            levels[t.label] = max(levels.get(t.label, -math.inf), f)
+    return levels
+
+
+def censor_values(trials: Sequence[TrialResult]) -> tuple[float, float]:
+    """What a trial that never reached the target counts as: (budget + 1 step, the run's longest training
+    time + one step of that trial). The budget is the most steps any trial of the run took. Used by the
+    paired comparisons of ``compare`` and by the suite alike (DESIGN.md section 4: one rule)."""
+    steps = max((t.steps_done for t in trials), default=0)
+    longest = max(trials, key=lambda t: t.train_seconds, default=None)
+    if longest is None or longest.train_seconds <= 0:
+        return float(steps + 1), 0.0
+    step = longest.train_seconds / longest.steps_done if longest.steps_done else 0.0
+    return float(steps + 1), float(longest.train_seconds + step)
 
 
 def _too_loose(trials: Sequence[TrialResult], value: float) -> str:

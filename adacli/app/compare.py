@@ -46,6 +46,7 @@ class CompareRequest:
     save_baseline: str | None = None
     junit_xml: str | None = None
     executor: dict[str, Any] = field(default_factory=dict)  # adacli.run.pipeline.executor_options(...)
+    until_decided: bool = False  # --seeds-until-decided
 
 
 @dataclass
@@ -69,7 +70,10 @@ def with_reference(recipe: Any, reference: str | None) -> Any:
     from adacli.analysis.verdict import check_reference
     from adacli.recipe import assign_labels
 
-    labels = assign_labels(recipe.optimizers)
+    try:
+        labels = assign_labels(recipe.optimizers)
+    except InputError as e:
+        raise e.located(file=recipe.source_file, line=recipe.line_of("optimizers")) from None
     if reference is not None:
         check_reference(reference, labels, field_name="--reference")
         return recipe.model_copy(update={"reference": reference})
@@ -101,15 +105,19 @@ def prepare(request: CompareRequest, ui: CompareUI) -> _Prepared:
     """Read and check everything before training (InputError, exit 2, for any problem)."""
     from adacli.recipe import load_recipe
 
-    recipe = load_recipe(request.recipe_file)  # before torch is imported: a bad recipe fails fast
-    recipe = recipe.with_overrides(device=request.device, seeds=request.seeds, steps=request.steps)
+    # the static checks (keys, values, labels, the reference) before torch is imported: a bad recipe
+    # fails in a fraction of a second
+    recipe = load_recipe(request.recipe_file)
+    recipe = recipe.with_overrides(
+        device=request.device, seeds=request.seeds, steps=request.steps, until_decided=request.until_decided
+    )
+    recipe = with_reference(recipe, request.reference)
     from adacli.run.pipeline import trial_threads, warm_up_workers
 
     warm_up_workers([recipe], request.executor)  # the workers' imports overlap ours and the checks
     from adacli.run.preflight import check_environment, preflight
 
     check_environment(recipe, request.recipe_file)
-    recipe = with_reference(recipe, request.reference)
     base = _baseline_for(request, recipe)
     with trial_threads([recipe], request.executor):  # the check runs as the trials will
         checked = preflight(recipe, request.recipe_file)

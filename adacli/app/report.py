@@ -3,7 +3,8 @@
 The run is read through the store; its plots and page are rendered from the run in memory by the same
 function the save step uses (:func:`adacli.run.save.rendered_files`), so a re-rendered folder looks like
 a fresh one. A read-only folder (a shared baseline run) only loses the re-drawn files: the caller gets
-the reason and the tables are shown anyway.
+the reason and the tables are shown anyway. A folder whose results.json was lost or damaged gets it back,
+rebuilt from its trial files.
 """
 
 from __future__ import annotations
@@ -34,10 +35,14 @@ def load(folder: str | Path, reference: str | None = None) -> Rerendered:
         return Rerendered(suite=store.load_suite_results(Path(folder)))
     run = store.load_run(folder)
     if reference is not None and run.verdict is not None:
-        from adacli.analysis.verdict import check_reference
+        from adacli.analysis import verdict
 
-        check_reference(reference, [s.optimizer for s in run.summaries], field_name="--reference")
-        run.verdict.reference = reference
+        verdict.check_reference(reference, [s.optimizer for s in run.summaries], field_name="--reference")
+        # the comparisons are the same; the headline and the Δ column are about the new reference (the
+        # target stays the stored one: the figures of the run do not change with the reading)
+        settings = verdict.Settings.of_run(run.recipe, run.environment, run.verdict.seeds)
+        settings.reference = reference
+        run.verdict = verdict.analyze(run.trials, run.summaries, run.target, settings=settings)
     return Rerendered(run=run)
 
 
@@ -48,10 +53,16 @@ def rerender(loaded: Rerendered, folder: str | Path, *, plots: bool, html_file: 
             _rerender_suite(loaded, Path(folder))
         return
     run = loaded.run
-    if not run.trials:
-        return
     from adacli.run import store
     from adacli.run.save import rendered_files
+
+    if run.rebuilt and run.trials:  # results.json was lost or damaged: the store writes it again
+        try:
+            loaded.written.append(store.write_results(run.run_dir, run.results()))
+        except AdacliError as e:
+            loaded.problems.append(f"{store.RESULTS_FILE} not rebuilt ({e})")
+    if not run.trials:
+        return
 
     files = rendered_files(run)
     for name, content in files.items():

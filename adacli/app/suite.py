@@ -285,11 +285,12 @@ def _check(request: SuiteRequest, ui: SuiteUI) -> tuple[Suite, dict[str, Any] | 
     """Read and check the suite before training (InputError, exit 2): every workload's preflight, the
     baselines."""
     from adacli.recipe.suite import load_suite
-    from adacli.run.pipeline import trial_threads, warm_up_workers
 
     suite = load_suite(request.suite_file).with_overrides(
         device=request.device, seeds=request.seeds, steps=request.steps
     )
+    from adacli.run.pipeline import trial_threads, warm_up_workers  # torch: after the static checks
+
     warm_up_workers([w.recipe for w in suite.workloads], request.executor)  # overlaps the checks
     from adacli.run.preflight import check_suite
 

@@ -172,6 +172,9 @@ def run_bench(
     ``threads`` sets ``torch.set_num_threads`` for the run (restored afterwards); ``include`` restricts the
     candidates to those labels.
     """
+    from adacli.recipe.options import BenchOptions
+
+    BenchOptions.parse(rounds=rounds, threads=threads)  # finite, in range; InputError naming the option
     dev = _bench_device(device, rounds, steps_per_round)
     shapes = {name: model_param_shapes(name) for name in models}
     cands, skipped = _candidates(dev)
@@ -205,8 +208,8 @@ def run_bench(
 
 def _bench_device(device: str, rounds: int, steps_per_round: int) -> torch.device:
     """The benchmark's device, after the arguments are checked (InputError, exit 2)."""
-    if rounds < 1 or steps_per_round < 1:
-        raise InputError("rounds and steps per round must be at least 1")
+    if steps_per_round < 1:
+        raise InputError("steps per round must be at least 1")
     if device.split(":")[0] not in ("cpu", "cuda"):
         raise InputError(f"unsupported device {device!r}: choose cpu or cuda")
     dev = torch.device(device)

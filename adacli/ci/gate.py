@@ -42,6 +42,7 @@ from adacli.ci.baselines import (
 )
 from adacli.errors import InputError
 from adacli.recipe import GateSpec, Recipe
+from adacli.results import TrialResult
 
 #: The current run's seed spread counts at most this many times the baseline's (see the module doc).
 SPREAD_CAP = 2.0
@@ -83,9 +84,15 @@ class Tolerances:
         for key, value in overrides.items():
             if key not in values:
                 raise TypeError(f"unknown tolerance {key!r}")
-            if value is not None:
-                if value < 0:
-                    raise InputError("must be >= 0", field="--" + key.replace("_", "-"))
+            if value is not None:  # a command-line flag: checked by the same model, named as the flag
+                from pydantic import ValidationError
+
+                from adacli.recipe.options import option_error
+
+                try:
+                    GateSpec.model_validate({key: value})
+                except ValidationError as e:
+                    raise option_error(e, GateSpec) from None
                 values[key] = float(value)
         return cls(**values)
 
@@ -512,6 +519,9 @@ def gate_run(
     """
     notes = check_setup(baseline, run.recipe, baseline_path=baseline_path)
     notes += environment_notes(baseline.environment, run.environment or {})
+    reuse = reuse_note(run.trials)
+    if reuse:
+        notes.insert(0, reuse)
     target = baseline.target_obj()
     if target.value is None:
         notes.append("the baseline has no target value: steps-to-target is not judged")
@@ -528,6 +538,24 @@ def gate_run(
         notes,
         baseline_path=str(baseline_path) if baseline_path is not None else None,
         run_dir=str(run_dir) if run_dir is not None else None,
+    )
+
+
+def reuse_note(trials: Sequence[TrialResult]) -> str | None:
+    """How many of the judged trials were not trained by this run but reused from an earlier one in the
+    same folder, and when those finished: a gate that passes on reused trials says so (the trial key
+    holds the code's fingerprint, so they were made by the same code, setup and hyperparameters)."""
+    reused = [t for t in trials if t.extra.get("reused") and t.extra.get("earlier_run")]
+    if not reused:
+        return None
+    when = sorted(str(t.extra["finished_at"]) for t in reused if t.extra.get("finished_at"))
+    span = ""
+    if when:
+        first, last = when[0].replace("T", " ")[:16], when[-1].replace("T", " ")[:16]
+        span = f", trained {first} UTC" if first == last else f", trained {first} to {last} UTC"
+    return (
+        f"{len(reused)} of {len(trials)} trials were reused from earlier runs in this folder{span} "
+        "(same setup, hyperparameters, seed and code fingerprint), not trained again"
     )
 
 

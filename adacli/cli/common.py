@@ -130,6 +130,17 @@ DeviceOption = Annotated[
 SeedsOption = Annotated[
     int | None, typer.Option("--seeds", min=1, help="override the recipe: run seeds 0..N-1")
 ]
+UntilDecidedOption = Annotated[
+    bool,
+    typer.Option(
+        "--seeds-until-decided",
+        help="add rounds of seeds until the comparisons with the reference are decided (from the recipe's "
+        "seed count, at most 20; the recipe's seeds: {min, max, until: decided} sets them)",
+    ),
+]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="every column of the table (default: the key ones, within 100 columns)")
+]
 StepsOption = Annotated[
     int | None, typer.Option("--steps", min=1, help="override the budget: N training steps")
 ]

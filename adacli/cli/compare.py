@@ -21,6 +21,8 @@ from adacli.cli.common import (
     StepsOption,
     TerminalUI,
     ThreadsOption,
+    UntilDecidedOption,
+    WideOption,
     app,
     console,
     err_console,
@@ -61,6 +63,8 @@ def compare_cmd(
     reference: str | None = typer.Option(
         None, "--reference", metavar="LABEL", help="add a 'Δ vs LABEL' column (overrides the recipe's)"
     ),
+    seeds_until_decided: UntilDecidedOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Train every optimizer of a recipe on the same model, data and budget, and compare them."""
     from adacli.app import compare
@@ -88,6 +92,7 @@ def compare_cmd(
             save_baseline,
             junit_xml,
             options,
+            until_decided=seeds_until_decided,
         )
         result = compare.compare(request, TerminalUI(out_console))
     except RunInterrupted as e:
@@ -97,7 +102,7 @@ def compare_cmd(
         raise typer.Exit(getattr(e, "exit_code", 130)) from None
     except AdacliError as e:
         raise fail(e) from None
-    show_run(result.outcome, result.name, as_json)
+    show_run(result.outcome, result.name, as_json, wide=wide)
     _finish(
         result,
         out_console,
@@ -106,6 +111,14 @@ def compare_cmd(
         save_baseline=save_baseline,
         gated=bool(baseline),
     )
+
+
+def show_headline(verdict: Any) -> None:
+    """The verdict in one or two sentences, first (wrapped at the terminal's width, between words)."""
+    from rich.text import Text
+
+    if verdict is not None and verdict.headline:
+        console.print(Text(verdict.headline, style="bold"))
 
 
 def _interrupted(e: Any, as_json: bool) -> None:
@@ -120,9 +133,9 @@ def _interrupted(e: Any, as_json: bool) -> None:
     raise typer.Exit(e.exit_code) from None
 
 
-def show_run(outcome: Any, name: str, as_json: bool) -> None:
-    """A run's result: the JSON summary on stdout (``--json``), else the sweep table (for a sweep), the
-    summary table, ``trials run: X, reused: Y`` and the run folder."""
+def show_run(outcome: Any, name: str, as_json: bool, *, wide: bool = False) -> None:
+    """A run's result: the JSON summary on stdout (``--json``), else the headline, the sweep table (for a
+    sweep), the summary table, ``trials run: X, reused: Y`` and the run folder."""
     from adacli.report.sweep import sweep_table
     from adacli.report.tables import summary_table
 
@@ -130,10 +143,12 @@ def show_run(outcome: Any, name: str, as_json: bool) -> None:
         typer.echo(json.dumps(outcome.run.summary_json(), indent=1))
         return
     title = name + (" (interrupted)" if outcome.status != "complete" else "")
+    show_headline(outcome.verdict)
     if outcome.sweep:
         console.print(sweep_table(outcome.sweep))
         title += " (chosen configurations)"
-    console.print(summary_table(outcome.summaries, outcome.target, title=title, verdict=outcome.verdict))
+    table = summary_table(outcome.summaries, outcome.target, title=title, verdict=outcome.verdict, wide=wide)
+    console.print(table)
     say(console, f"trials run: {outcome.ran}, reused: {outcome.reused}")
     say(console, f"run folder: {outcome.run_dir}")
 

@@ -103,7 +103,7 @@ def _table(section: dict[str, Any], anchors: dict[str, str], defs: dict[str, Any
             default = "its keys' defaults" if ref else "empty"
         cells = (f"`{key}`", _type(prop, anchors), default, _allowed(prop), _one_line(description))
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    if section.get("additionalProperties") is True:
+    if section.get("additionalProperties") not in (None, False):  # True, or the type of the extra values
         rows.append("| " + " | ".join(_cell(c) for c in _EXTRA_KEYS_ROW) + " |")
     return [*rows, ""]
 

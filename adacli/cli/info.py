@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from adacli.cli.common import app, console, err_console, fail, warn
@@ -18,13 +20,14 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
     try:
         recipe = load_recipe(recipe_file)  # a malformed recipe is rejected before torch is imported
         from adacli.app.compare import with_reference
+
+        with_reference(recipe, None)  # labels and the reference: static, also before torch
         from adacli.optim.registry import resolve_optimizer
         from adacli.recipe import assign_labels
         from adacli.run.preflight import check_environment, preflight
 
         check_environment(recipe, recipe_file)
         labels = assign_labels(recipe.optimizers)
-        with_reference(recipe, None)
         resolved = [resolve_optimizer(s.name, s.hparams) for s in recipe.optimizers]
         checked = preflight(recipe, recipe_file)
     except AdacliError as e:
@@ -44,7 +47,8 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
         f"[bold green]OK[/] {escape(recipe_file)}: {recipe.name}",
         f"  model {escape(recipe.model.name)}, dataset {d.name}{size}{', augment' if d.augment else ''}, "
         f"budget {budget}, device {recipe.device}, {recipe.precision}",
-        f"  {len(seeds)} seed(s) x {len(resolved)} optimizer(s) = {len(seeds) * len(resolved)} trials:",
+        f"  {len(seeds)} seed(s) x {len(resolved)} optimizer(s) = {len(seeds) * len(resolved)} trials"
+        + _rounds_text(recipe, len(resolved)),
     ]
     for label, spec, r in zip(labels, recipe.optimizers, resolved, strict=True):
         given = ", ".join(f"{k}={v}" for k, v in spec.hparams.items())
@@ -58,6 +62,17 @@ def validate_cmd(recipe_file: str = typer.Argument(..., metavar="RECIPE", help="
     )
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
+
+
+def _rounds_text(recipe: Any, n_optimizers: int) -> str:
+    """validate: what seeds until decided adds (``, then rounds of 3 seeds up to 20 (80 trials) ...``)."""
+    plan = recipe.seed_plan
+    if plan is None:
+        return ":"
+    return (
+        f" first, then rounds of {plan.round_size} seed(s) until decided, up to {plan.max} seeds "
+        f"({plan.max * n_optimizers} trials):"
+    )
 
 
 def _sweep_lines(recipe) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from adacli.cli.common import app, console, fail, say, warn, write_output
+from adacli.cli.common import WideOption, app, console, fail, say, warn, write_output
 from adacli.errors import AdacliError
 
 
@@ -26,6 +26,7 @@ def report_cmd(
     reference: str | None = typer.Option(
         None, "--reference", metavar="LABEL", help="add a 'Δ vs LABEL' column (overrides the stored one)"
     ),
+    wide: WideOption = False,
 ) -> None:
     """Re-render the summary table, curves.png and report.html from a saved run folder."""
     from adacli.app import report
@@ -35,8 +36,8 @@ def report_cmd(
     except AdacliError as e:
         raise fail(e) from None
     report.rerender(loaded, run_dir, plots=not no_plot, html_file=html_file)
-    for problem in loaded.problems:
-        warn(problem)
+    for line in [*(loaded.run.notes if loaded.run is not None else []), *loaded.problems]:
+        warn(line)
     if loaded.suite is not None:
         _show_suite_folder(loaded, Path(run_dir), as_json)
         return
@@ -46,10 +47,11 @@ def report_cmd(
         write_output(markdown, run_markdown(loaded.run))
         if markdown == "-":
             return
-    _show_run_folder(loaded, as_json)
+    _show_run_folder(loaded, as_json, wide)
 
 
-def _show_run_folder(loaded: Any, as_json: bool) -> None:
+def _show_run_folder(loaded: Any, as_json: bool, wide: bool = False) -> None:
+    from adacli.cli.compare import show_headline
     from adacli.report.sweep import sweep_table
     from adacli.report.tables import summary_table
 
@@ -58,9 +60,10 @@ def _show_run_folder(loaded: Any, as_json: bool) -> None:
         typer.echo(json.dumps(run.summary_json(), indent=1))
         return
     title = f"{run.recipe.get('name', run.run_dir.name)} ({run.status})"
+    show_headline(run.verdict)
     if isinstance(run.extra.get("sweep"), dict):  # a sweep run: the chosen configurations first
         console.print(sweep_table(run.extra["sweep"]))
-    console.print(summary_table(run.summaries, run.target, title=title, verdict=run.verdict))
+    console.print(summary_table(run.summaries, run.target, title=title, verdict=run.verdict, wide=wide))
     for path in loaded.written:
         say(console, f"wrote {path}")
 

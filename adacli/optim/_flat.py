@@ -138,70 +138,53 @@ def update(b: Bucket, grads: list[Tensor], *, step: float, hyper: _math.Hyper) -
     The work goes slice by slice (runs of whole parameters of about ``SLICE`` elements): gather the
     slice's gradients, update its moments, compute its denominator and update its parameters while the
     slice's arrays are still in the core's cache, so each array crosses the memory bus once per step.
-    ``hyper`` has a host lr.
+    ``hyper`` has a host lr. (One loop, no helper calls per slice: on small models a step is mostly this
+    Python code.)
     """
-    scalars = _math.step_scalars(step, hyper)
-    decay = hyper.decay_factor(hyper.lr) if hyper.weight_decouple else 1.0  # type: ignore[arg-type]
-    kind, value, denom_all = scalars.kind, scalars.value, b.scratch["denom"]
-    for item in b.slices:
-        a, e = item[0], item[1]
-        params, m_views, d_views, g = _slice_inputs(b, grads, hyper, item)
-        if hyper.maximize:
+    h, scalars = hyper, _math.step_scalars(step, hyper)
+    kind, value = scalars.kind, scalars.value
+    decay = h.decay_factor(h.lr) if h.weight_decouple else 1.0  # type: ignore[arg-type]
+    copy_grad = h.maximize or (h.weight_decay != 0 and not h.weight_decouple)  # the step modifies g
+    m_all, s_all = b.flats["exp_avg"], b.flats["exp_avg_var"]
+    smax_all = b.flats.get("max_exp_avg_var") if h.amsgrad else None
+    g_all, r_all, d_all = b.scratch["g"], b.scratch["r"], b.scratch["denom"]
+    for a, e, i, j, off in b.slices:
+        if off is None:  # a run of whole parameters
+            params, m_views, d_views = b.params[i:j], b.views["exp_avg"][i:j], b.scratch_views[i:j]
+            grad = grads[i]
+            if j == i + 1 and not h.maximize and h.weight_decay == 0 and grad.dtype == g_all.dtype:
+                g = grad.reshape(-1)  # a parameter alone in its slice: read its gradient in place
+            else:
+                g = g_all[a:e]
+                torch.cat([t.reshape(-1) for t in grads[i:j]], out=g)
+        else:  # a piece of one large parameter: flat views of it, its gradient and its state
+            params = [b.params[i].view(-1)[off : off + e - a]]
+            m_views, d_views = [m_all[a:e]], [d_all[a:e]]
+            g = grads[i].reshape(-1)[off : off + e - a]
+            if copy_grad or g.dtype != g_all.dtype:
+                g = g_all[a:e].copy_(g)  # our copy, modified below
+        if h.maximize:
             g.neg_()
-        if hyper.weight_decay != 0:
-            if hyper.weight_decouple:
+        if h.weight_decay != 0:
+            if h.weight_decouple:
                 torch._foreach_mul_(params, decay)
             else:
-                g.add_(torch.cat([p.reshape(-1) for p in params]), alpha=hyper.weight_decay)
-        v, vmax = _update_slice(b, a, e, g, hyper)
+                g.add_(torch.cat([p.reshape(-1) for p in params]), alpha=h.weight_decay)
+        m, v, r, d = m_all[a:e], s_all[a:e], r_all[a:e], d_all[a:e]
+        m.mul_(h.beta1).add_(g, alpha=1 - h.beta1)
+        torch.sub(g, m, out=r)
+        v.mul_(h.beta2).addcmul_(r, r, value=1 - h.beta2).add_(h.eps)
+        vmax = v
+        if smax_all is not None:
+            vmax = smax_all[a:e]
+            torch.maximum(vmax, v, out=vmax)
         if kind == "sgd":  # torch's add_ fuses the multiply-add: left to add_
             torch._foreach_add_(params, m_views, alpha=value)
         elif kind != "none":
-            d = denom_all[a:e]
             if kind == "adaptive":  # rectified: sqrt(s) + eps
                 torch.sqrt(v, out=d)
             else:  # unrectified: sqrt(s or max s) / sqrt(bc2) + eps
                 torch.sqrt(vmax, out=d)
                 d.div_(scalars.sqrt_bc2)
-            d.add_(hyper.eps)
+            d.add_(h.eps)
             torch._foreach_addcdiv_(params, m_views, d_views, value=value)
-
-
-def _slice_inputs(
-    b: Bucket, grads: list[Tensor], hyper: _math.Hyper, item: tuple[int, int, int, int, int | None]
-) -> tuple[list[Tensor], list[Tensor], list[Tensor], Tensor]:
-    """One slice's parameters, first-moment and denominator views, and its flat gradient (a copy in the
-    bucket's scratch wherever the step modifies it; the gradient itself when it is read only)."""
-    a, e, i, j, off = item
-    g_all = b.scratch["g"]
-    if off is None:
-        params, m_views, d_views = b.params[i:j], b.views["exp_avg"][i:j], b.scratch_views[i:j]
-        grad = grads[i]
-        if j == i + 1 and not hyper.maximize and hyper.weight_decay == 0 and grad.dtype == g_all.dtype:
-            g = grad.reshape(-1)  # a parameter alone in its slice: read its gradient in place
-        else:
-            g = g_all[a:e]
-            torch.cat([t.reshape(-1) for t in grads[i:j]], out=g)
-        return params, m_views, d_views, g
-    # a piece of one large parameter: flat views of it, its gradient and its state
-    params = [b.params[i].view(-1)[off : off + e - a]]
-    m_views, d_views = [b.flats["exp_avg"][a:e]], [b.scratch["denom"][a:e]]
-    g = grads[i].reshape(-1)[off : off + e - a]
-    l2 = hyper.weight_decay != 0 and not hyper.weight_decouple
-    if hyper.maximize or l2 or g.dtype != g_all.dtype:
-        g = g_all[a:e].copy_(g)  # our copy, modified by the step
-    return params, m_views, d_views, g
-
-
-def _update_slice(b: Bucket, a: int, e: int, g: Tensor, hyper: _math.Hyper) -> tuple[Tensor, Tensor]:
-    """The moments of elements ``a:e``: ``m``, the residual ``r = g - m``, ``s`` with eps, the amsgrad max.
-    Returns the slices of ``s`` and of what the unrectified update normalises by (``s`` or its max)."""
-    m, v, r = b.flats["exp_avg"][a:e], b.flats["exp_avg_var"][a:e], b.scratch["r"][a:e]
-    m.mul_(hyper.beta1).add_(g, alpha=1 - hyper.beta1)
-    torch.sub(g, m, out=r)
-    v.mul_(hyper.beta2).addcmul_(r, r, value=1 - hyper.beta2).add_(hyper.eps)
-    if not hyper.amsgrad:
-        return v, v
-    smax = b.flats["max_exp_avg_var"][a:e]
-    torch.maximum(smax, v, out=smax)
-    return v, smax

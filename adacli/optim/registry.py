@@ -38,8 +38,11 @@ only where timm passes them through (where it would drop them silently, we rejec
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import inspect
+import io
 import json
 import math
 import os
@@ -150,8 +153,10 @@ def _one_line(e: BaseException) -> str:
 # --- name tables ------------------------------------------------------------------------------------
 
 
+@functools.cache
 def _torch_classes() -> dict[str, type]:
-    """Every ``torch.optim`` Optimizer subclass by lowercase class name."""
+    """Every ``torch.optim`` Optimizer subclass by lowercase class name (read once: a sweep resolves a
+    name per configuration, 20,000 of them in a large one)."""
     out: dict[str, type] = {}
     for attr in dir(torch.optim):
         obj = getattr(torch.optim, attr)
@@ -165,9 +170,14 @@ def _torch_classes() -> dict[str, type]:
 
 
 def _timm_names() -> list[str]:
+    return list(_timm_name_tuple())
+
+
+@functools.cache
+def _timm_name_tuple() -> tuple[str, ...]:
     from timm.optim import list_optimizers
 
-    return list(list_optimizers())
+    return tuple(list_optimizers())
 
 
 def _po_names() -> list[str]:
@@ -201,7 +211,14 @@ def _all_plain_names() -> list[str]:
 
 
 def _signature_defaults(cls: type) -> tuple[dict[str, Any], list[str], bool]:
-    """(defaults by name, required names, accepts **kwargs) of ``cls.__init__`` minus ``params``."""
+    """(defaults by name, required names, accepts **kwargs) of ``cls.__init__`` minus ``params`` (fresh
+    containers the caller may change; the signature is read once per class)."""
+    defaults, required, var_kw = _read_signature(cls)
+    return dict(defaults), list(required), var_kw
+
+
+@functools.lru_cache(maxsize=512)
+def _read_signature(cls: type) -> tuple[dict[str, Any], list[str], bool]:
     try:
         sig = inspect.signature(cls.__init__)
     except (TypeError, ValueError):
@@ -260,32 +277,50 @@ def _fill(
     drop: Iterable[str] = (),
 ) -> tuple[dict[str, Any], frozenset[str]]:
     """Every hyperparameter of ``cls`` (given values over defaults); unknown keys -> InputError."""
+    extra = tuple((extra_defaults or {}).items())
+    try:
+        table = _defaults_table(cls, extra, tuple(drop))
+    except TypeError:  # an unhashable extra default: no cache
+        table = _defaults_table.__wrapped__(cls, extra, tuple(drop))
+    defaults, required, var_kw, recorded, skip_all = table
+    unknown = [k for k in given if k not in defaults and k not in required]
+    if unknown or any(k not in given for k in required):
+        allowed = sorted(defaults) + sorted(set(required) - set(defaults))
+        if unknown and not var_kw:
+            k = unknown[0]
+            raise InputError(
+                f"unknown hyperparameter {k!r} for optimizer {name!r} ({cls.__module__}.{cls.__qualname__})",
+                allowed=allowed,
+                suggestion=suggest(k, allowed),
+            )
+        missing = [k for k in required if k not in given]
+        if missing:
+            msg = f"optimizer {name!r} needs hyperparameter(s) {', '.join(missing)}"
+            raise InputError(msg, allowed=allowed)
+    hparams = dict(recorded)
+    hparams.update(_coerce(given, defaults))
+    return hparams, skip_all - set(given)
+
+
+@functools.lru_cache(maxsize=512)
+def _defaults_table(
+    cls: type, extra: tuple[tuple[str, Any], ...], drop: tuple[str, ...]
+) -> tuple[dict[str, Any], list[str], bool, dict[str, Any], frozenset[str]]:
+    """(defaults, required, accepts **kwargs, defaults as recorded, keys recorded as repr) of ``cls``
+    with timm's extra defaults and dropped keys; computed once per class (a sweep resolves a name per
+    configuration: serialising every default each time was most of a 20,000-point validate)."""
     defaults, required, var_kw = _signature_defaults(cls)
     for k in drop:
         defaults.pop(k, None)
-    defaults.update(extra_defaults or {})
-    allowed = sorted(defaults) + sorted(set(required) - set(defaults))
-    unknown = [k for k in given if k not in defaults and k not in required]
-    if unknown and not var_kw:
-        k = unknown[0]
-        raise InputError(
-            f"unknown hyperparameter {k!r} for optimizer {name!r} ({cls.__module__}.{cls.__qualname__})",
-            allowed=allowed,
-            suggestion=suggest(k, allowed),
-        )
-    missing = [k for k in required if k not in given]
-    if missing:
-        raise InputError(f"optimizer {name!r} needs hyperparameter(s) {', '.join(missing)}", allowed=allowed)
-    hparams: dict[str, Any] = {}
+    defaults.update(dict(extra))
+    recorded: dict[str, Any] = {}
     skip = set()
     for k, v in defaults.items():
         rec = _record(v)
         if rec is not v and not isinstance(v, tuple):
             skip.add(k)  # recorded as repr, let the class use its own default
-        hparams[k] = rec
-    hparams.update(_coerce(given, defaults))
-    skip -= set(given)
-    return hparams, frozenset(skip)
+        recorded[k] = rec
+    return defaults, required, var_kw, recorded, frozenset(skip)
 
 
 # --- resolution -------------------------------------------------------------------------------------
@@ -303,15 +338,77 @@ def _import_from_cwd() -> None:
         sys.path.insert(0, cwd)
 
 
+def import_user_module(module_name: str, name: str) -> Any:
+    """Import a user's module for ``name`` (``my_pkg.optim:MyOpt``) so that nothing it does at import can
+    end or confuse adacli: any exception, ``SystemExit`` (``sys.exit()``, or an ``argparse`` that reads
+    adacli's command line) and a ``KeyboardInterrupt`` it raises itself become one InputError, "importing
+    my_pkg.optim raised SystemExit(0)" (exit 2), quoting what it printed; what a module that imports fine
+    prints goes to stderr, so it is neither lost nor mixed into adacli's output (``--json``). A real
+    Ctrl-C during the import stays an interrupt."""
+    import signal
+    import threading
+
+    _import_from_cwd()
+    out, got_sigint = io.StringIO(), []
+    previous = signal.getsignal(signal.SIGINT)
+    main = threading.current_thread() is threading.main_thread() and previous is not None
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        got_sigint.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        if main:
+            signal.signal(signal.SIGINT, on_sigint)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            module = importlib.import_module(module_name)
+    except BaseException as e:  # user code: everything it raises itself is reported
+        real_signal = got_sigint or hasattr(e, "signum")  # Ctrl-C, or adacli's SIGTERM interrupt
+        if real_signal or not isinstance(e, (Exception, SystemExit, KeyboardInterrupt)):
+            raise
+        printed = " ".join(out.getvalue().split())
+        said = f"; it printed: {printed[:200]!r}" if printed else ""
+        if isinstance(e, Exception):  # an ordinary import failure: its message says it all
+            msg = f"optimizer {name!r}: module {module_name!r} does not import: {_one_line(e)}{said}"
+            raise InputError(msg) from e
+        what = f"{type(e).__name__}({e.code!r})" if isinstance(e, SystemExit) else type(e).__name__
+        hint = ' (a module\'s script code belongs under `if __name__ == "__main__":`)' if printed else ""
+        raise InputError(f"optimizer {name!r}: importing {module_name} raised {what}{said}{hint}") from None
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    if out.getvalue():
+        sys.stderr.write(out.getvalue())
+    return module
+
+
+def step_problem(cls: type) -> str | None:
+    """Why a trial cannot drive ``cls`` with one plain ``step()`` per batch, or None.
+
+    A trial calls ``optimizer.step()`` once per batch after one backward pass: an optimizer whose
+    ``step`` requires a closure (LBFGS and its relatives re-evaluate the loss several times per step)
+    or that only takes sparse gradients (SparseAdam; timm models produce dense ones) would fail in the
+    first trial, so it is refused before anything trains, with the reason.
+    """
+    if issubclass(cls, torch.optim.SparseAdam):
+        return "it only accepts sparse gradients (SparseAdam) and timm models produce dense ones"
+    try:
+        closure = inspect.signature(cls.step).parameters.get("closure")
+    except (TypeError, ValueError):
+        return None
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        return (
+            "its step() requires a closure that re-evaluates the loss (as LBFGS does); adacli trials take "
+            "one plain step() per batch"
+        )
+    return None
+
+
 def _resolve_import(name: str, given: dict[str, Any]) -> ResolvedOptimizer:
     module_name, _, attr = name.partition(":")
     if not module_name or not attr:
         raise InputError(f"import path {name!r} must look like package.module:Class")
-    _import_from_cwd()
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:  # any import failure of user code is bad input, not a crash
-        raise InputError(f"optimizer {name!r}: module {module_name!r} does not import: {_one_line(e)}") from e
+    module = import_user_module(module_name, name)
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -330,6 +427,9 @@ def _resolve_import(name: str, given: dict[str, Any]) -> ResolvedOptimizer:
         obj = getattr(obj, part)
     if not (isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer)):
         raise InputError(f"optimizer {name!r}: {obj!r} is not a torch.optim.Optimizer subclass")
+    problem = step_problem(obj)
+    if problem is not None:
+        raise InputError(f"optimizer {name!r} cannot run in a trial: {problem}")
     hparams, skip = _fill(name, obj, given)
     return ResolvedOptimizer(name=name, source="import", cls=obj, hparams=hparams, _skip=skip)
 
@@ -401,6 +501,9 @@ def _resolve_po(name: str, po_name: str, given: dict[str, Any]) -> ResolvedOptim
         cls = load_optimizer(key)
     except Exception as e:  # some need extra packages (bitsandbytes, torchao) or a GPU
         raise InputError(f"optimizer {name!r} is not available here: {_one_line(e)}") from e
+    problem = step_problem(cls)
+    if problem is not None:
+        raise InputError(f"optimizer {name!r} cannot run in a trial: {problem}")
     defaults, required, _ = _signature_defaults(cls)
     allowed = sorted(defaults) + sorted(set(required) - set(defaults))
     unknown = [k for k in given if k not in allowed]

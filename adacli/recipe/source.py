@@ -92,46 +92,21 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, int]]:
     """Parse YAML (safe) and record the 1-based line of every mapping key and sequence item by path.
 
     Duplicate keys are errors: YAML would silently keep the last one, which is the same silent-typo
-    trap as an unknown key. Aliases, nesting and the expanded size are limited (see MAX_*).
+    trap as an unknown key. Merge keys (``<<: *base``, ``<<: [*a, *b]``) are YAML's way to share
+    settings and are accepted: the merged keys take the line where they are defined, and a key written
+    next to the merge overrides the merged one, as YAML says. Aliases, nesting and the expanded size are
+    limited (see MAX_*); only YAML's standard tags (no Python objects).
     """
     import yaml
 
     loader = _recipe_loader()(text)
     lines: dict[KeyPath, int] = {}
-    count = [0]
     try:
         _check_yaml_shape(text, file)
         node = loader.get_single_node()
         if node is None:
             return None, lines
-
-        def walk(n: Any, path: KeyPath) -> None:
-            count[0] += 1
-            if count[0] > MAX_VALUES:
-                msg = f"more than {MAX_VALUES} values once YAML aliases are expanded (an alias bomb?)"
-                raise InputError(msg, file=file, line=n.start_mark.line + 1)
-            if isinstance(n, yaml.MappingNode):
-                seen: dict[Any, int] = {}
-                for k, v in n.value:
-                    key = loader.construct_object(k, deep=True)
-                    line = k.start_mark.line + 1
-                    if isinstance(key, (str, int)) and key in seen:
-                        raise InputError(
-                            f"duplicate key {key!r} (first on line {seen[key]})",
-                            file=file,
-                            line=line,
-                            field=format_path((*path, key)),
-                        )
-                    if isinstance(key, (str, int)):
-                        seen[key] = line
-                        lines[(*path, key)] = line
-                        walk(v, (*path, key))
-            elif isinstance(n, yaml.SequenceNode):
-                for i, item in enumerate(n.value):
-                    lines[(*path, i)] = item.start_mark.line + 1
-                    walk(item, (*path, i))
-
-        walk(node, ())
+        _LineWalker(loader, file, lines).walk(node, ())
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -146,6 +121,56 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, int]]:
     finally:
         loader.dispose()
     return data, lines
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _LineWalker:
+    """Walks the node tree once: the line of every key and item, duplicate keys, the expanded size."""
+
+    def __init__(self, loader: Any, file: str, lines: dict[KeyPath, int]) -> None:
+        self.loader, self.file, self.lines, self.count = loader, file, lines, 0
+
+    def walk(self, n: Any, path: KeyPath) -> None:
+        import yaml
+
+        self.count += 1
+        if self.count > MAX_VALUES:
+            msg = f"more than {MAX_VALUES} values once YAML aliases are expanded (an alias bomb?)"
+            raise InputError(msg, file=self.file, line=n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            self._mapping(n, path)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                self.lines[(*path, i)] = item.start_mark.line + 1
+                self.walk(item, (*path, i))
+
+    def _mapping(self, n: Any, path: KeyPath) -> None:
+        """Duplicates among the keys written in this mapping are errors; then the merge keys are resolved
+        (YAML's rules, in place) and every resulting key is walked."""
+        seen: dict[Any, int] = {}
+        for k, _ in n.value:
+            if k.tag == _MERGE_TAG:
+                continue
+            key = self.loader.construct_object(k, deep=True)
+            line = k.start_mark.line + 1
+            if isinstance(key, (str, int)) and key in seen:
+                raise InputError(
+                    f"duplicate key {key!r} (first on line {seen[key]})",
+                    file=self.file,
+                    line=line,
+                    field=format_path((*path, key)),
+                )
+            if isinstance(key, (str, int)):
+                seen[key] = line
+        if any(k.tag == _MERGE_TAG for k, _ in n.value):
+            self.loader.flatten_mapping(n)  # merged keys first, the written ones after (they win)
+        for k, v in n.value:
+            key = self.loader.construct_object(k, deep=True)
+            if isinstance(key, (str, int)):
+                self.lines[(*path, key)] = k.start_mark.line + 1
+                self.walk(v, (*path, key))
 
 
 def _field_model(path: KeyPath, root: type[BaseModel]) -> type[BaseModel] | None:
@@ -191,18 +216,31 @@ def _data_path(data: Any, loc: tuple, root: type[BaseModel]) -> KeyPath:
     plus a missing field's name (so 'model.name' is named even though the key is absent)."""
     path: list[str | int] = []
     cur = data
-    for part in loc:
-        in_dict = isinstance(cur, dict) and part in cur
-        in_list = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
-        if in_dict or in_list:
+    for i, part in enumerate(loc):
+        if _holds(cur, part):
             path.append(part)
             cur = cur[part]
-        else:
-            model = _field_model(tuple(path), root)
-            if isinstance(part, str) and model is not None and part in model.model_fields:
-                path.append(part)
-            break
+            continue
+        if i + 1 < len(loc) and isinstance(cur, (dict, list)) and _holds(cur, loc[i + 1]):
+            continue  # a union member's tag ('SeedPlan', 'dict[str,...]') between a key and its sub-key
+        model = _field_model(tuple(path), root)
+        if isinstance(part, str) and model is not None and part in model.model_fields:
+            path.append(part)  # a missing field
+        elif model is not None and i + 1 < len(loc) and loc[i + 1] in model.model_fields:
+            path.append(loc[i + 1])  # a missing key of a union member: 'seeds', 'SeedPlan', 'until'
+        break
     return tuple(path)
+
+
+def _holds(cur: Any, part: Any) -> bool:
+    """Whether ``part`` is a key of the mapping (or an index of the list) ``cur``."""
+    if isinstance(cur, dict):
+        return part in cur
+    return isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+
+
+#: the errors of a value that matched none of a free-form value's types (see adacli.recipe.spec.FreeValue)
+_FREE_VALUE_TYPES = {"string_type", "list_type", "dict_type"}
 
 
 def line_at(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
@@ -234,7 +272,9 @@ def validation_error(
     errors = e.errors(include_url=False)
     # An unknown key first: a misspelt required key ('optimisers') is also reported missing, and the
     # unknown key with its did-you-mean is the one that says what to fix.
-    first = next((err for err in errors if err["type"] == "extra_forbidden"), errors[0])
+    first = next((err for err in errors if err["type"] == "extra_forbidden"), None)
+    # then a non-finite number: inside a free-form value it is one of many union members' errors
+    first = first or next((err for err in errors if err["type"] == "finite_number"), errors[0])
     path = _data_path(data, first["loc"], root)
     same = [err for err in errors if _data_path(data, err["loc"], root) == path]
     kind = first["type"]
@@ -277,6 +317,13 @@ def validation_error(
         )
     if kind == "missing":
         return InputError("missing required key", file=file, line=line, field=field)
+    kinds = {err["type"] for err in same}
+    if "finite_number" in kinds:  # .nan / .inf (also where a union tried other types first)
+        msg = f"must be a finite number (got {_short_repr(value)})"
+        return InputError(msg, file=file, line=line, field=field)
+    if kinds >= _FREE_VALUE_TYPES:  # a free-form value (hyperparameter, model kwarg) YAML made odd
+        msg = f"must be a number, a string, true/false, null, a list or a mapping (got {_short_repr(value)})"
+        return InputError(msg, file=file, line=line, field=field)
     shape = (messages or {}).get(path[:1])
     if shape is not None and kind != "value_error":  # the field's own validators say what they mean
         return InputError(f"{shape} (got {_short_repr(value)})", file=file, line=line, field=field)
@@ -285,5 +332,3 @@ def validation_error(
     if kind != "missing" and not isinstance(value, (dict, list)) and value is not None:
         msg += f" (got {_short_repr(value)})"
     return InputError(msg, file=file, line=line, field=field)
-
-

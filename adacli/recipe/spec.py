@@ -14,29 +14,76 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import TypeAliasType
 
-from adacli.errors import InputError
+from adacli.errors import InputError, closest
 from adacli.recipe.source import MAX_RECIPE_BYTES, KeyPath, line_at, parse_yaml, validation_error
 
 DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "imagefolder")
 DEVICES_HELP = "auto | cpu | cuda | cuda:N | mps"
 MAX_SEEDS = 1000  # far beyond any comparison; keeps ``seeds: 1e9`` from building a billion-item plan
+# torch's CPU generator (mt19937) is seeded with the low 32 bits of a seed: seeds 1 and 2**32 + 1 give the
+# same weights and batches, so a seed list must stay below 2**32 to mean different seeds.
+MAX_SEED = 2**32 - 1
+# Budgets that can finish (a trial keeps a loss and a time per step, so 10 million steps is already
+# hundreds of MB per trial) and sizes that are not typos: the data model refuses anything beyond.
+MAX_STEPS = 10_000_000
+MAX_EPOCHS = 100_000
+MAX_SECONDS = 1_000_000  # 11.6 days of training clock per trial
+MAX_BATCH = 1 << 20
+MAX_IMAGES = 100_000_000  # synthetic images per split (whether they fit in memory: the preflight)
 
 
 class StrictModel(BaseModel):
-    """A model that refuses unknown keys: a typo silently ignored makes a comparison quietly wrong."""
+    """A model that refuses unknown keys (a typo silently ignored makes a comparison quietly wrong) and
+    non-finite numbers (``.nan``/``.inf`` in any float field: a NaN learning rate "diverges", an infinite
+    budget never ends, a NaN target compares false with everything)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: a value of a free-form mapping (optimizer hyperparameters, model kwargs): what YAML can write, every
+#: number finite at any depth (``lr: {grid: [1e-3, .nan]}`` names ``optimizers[0].lr.grid[1]``)
+FreeValue = TypeAliasType(
+    "FreeValue",
+    Union[StrictBool, StrictInt, FiniteFloat, str, list["FreeValue"], dict[str, "FreeValue"], None],  # noqa: UP007
+)
+#: ``seeds:`` of a recipe or suite: a count, or a list of distinct seeds the generators tell apart
+Seeds = Union[  # noqa: UP007
+    Annotated[int, Field(ge=1, le=MAX_SEEDS)],
+    Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_length=1, max_length=MAX_SEEDS)],
+]
+SEEDS_HELP = (
+    f"a count (1..{MAX_SEEDS}) or a list of 1 to {MAX_SEEDS} distinct integers in 0..2**32-1 "
+    "(torch seeds its generator with 32 bits: larger seeds repeat smaller ones)"
+)
+
+
+def distinct_seeds(v: Any) -> Any:
+    """A repeated seed repeats the same trial: refused (for recipes and suites alike)."""
+    if isinstance(v, list) and len(set(v)) != len(v):
+        raise ValueError(f"seeds must be distinct (got {v}): a repeated seed repeats the same trial")
+    return v
 
 
 class ModelSpec(StrictModel):
     """A timm model by name; num_classes, in_chans and img_size come from the dataset."""
 
     name: str = Field(description="any timm model name, e.g. test_resnet, resnet18, vit_tiny_patch16_224")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to timm.create_model")
+    kwargs: dict[str, FreeValue] = Field(default_factory=dict, description="passed to timm.create_model")
     channels_last: bool = Field(False, description="use the channels_last memory format")
     compile: bool | Literal["graph"] = Field(
         False,
@@ -55,11 +102,21 @@ class DatasetSpec(StrictModel):
     root: str | None = Field(None, description="folder of a downloadable dataset or an imagefolder")
     download: bool = Field(False, description="download a torchvision dataset when files are missing")
     # synthetic only
-    num_classes: int | None = Field(None, ge=2, description="synthetic: number of classes")
-    channels: int | None = Field(None, ge=1, le=4, description="synthetic: image channels")
-    train_size: int | None = Field(None, ge=1, description="synthetic: training images (others: a cap)")
-    test_size: int | None = Field(None, ge=1, description="synthetic: test images (others: a cap)")
-    difficulty: float | None = Field(None, ge=0.0, description="synthetic: noise relative to signal")
+    num_classes: int | None = Field(
+        None, ge=2, le=100_000, description="synthetic: number of classes (others: must match the data)"
+    )
+    channels: int | None = Field(
+        None, ge=1, le=4, description="synthetic: image channels (others: must match the data)"
+    )
+    train_size: int | None = Field(
+        None, ge=1, le=MAX_IMAGES, description="synthetic: training images (others: a cap)"
+    )
+    test_size: int | None = Field(
+        None, ge=1, le=MAX_IMAGES, description="synthetic: test images (others: a cap)"
+    )
+    difficulty: float | None = Field(
+        None, ge=0.0, le=1000.0, description="synthetic: noise relative to signal (synthetic only)"
+    )
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="held out of train for sweep selection")
 
     @field_validator("name")
@@ -73,12 +130,14 @@ class DatasetSpec(StrictModel):
 class BudgetSpec(StrictModel):
     """Exactly one of steps | epochs | seconds: the same for every optimizer."""
 
-    steps: int | None = Field(None, ge=1, description="training steps per trial")
-    epochs: float | None = Field(None, gt=0, description="passes over train (rounded up)")
-    seconds: float | None = Field(None, gt=0, description="training-clock seconds (no evals)")
-    batch_size: int = Field(64, ge=1, description="training batch size")
-    eval_every: int | None = Field(None, ge=1, description="steps between evaluations (default: 10 per run)")
-    eval_batch_size: int = Field(512, ge=1, description="evaluation batch size")
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="training steps per trial")
+    epochs: float | None = Field(None, gt=0, le=MAX_EPOCHS, description="passes over train (rounded up)")
+    seconds: float | None = Field(None, gt=0, le=MAX_SECONDS, description="training-clock seconds (no evals)")
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="training batch size")
+    eval_every: int | None = Field(
+        None, ge=1, le=MAX_STEPS, description="steps between evaluations (default: 10 per run)"
+    )
+    eval_batch_size: int = Field(512, ge=1, le=MAX_BATCH, description="evaluation batch size")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> BudgetSpec:
@@ -103,16 +162,18 @@ class ScheduleSpec(StrictModel):
     """The learning-rate schedule, built alike for every optimizer (a time budget schedules on the clock)."""
 
     name: Literal["constant", "cosine", "step", "linear"] = Field("constant", description="lr curve")
-    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps, lr/N to lr")
-    step_size: int | None = Field(None, ge=1, description="step: steps between decays")
-    gamma: float = Field(0.1, gt=0, description="step: decay factor")
+    warmup_steps: int = Field(0, ge=0, le=MAX_STEPS, description="linear warm-up steps, lr/N to lr")
+    step_size: int | None = Field(None, ge=1, le=MAX_STEPS, description="step: steps between decays")
+    gamma: float = Field(0.1, gt=0, le=1e6, description="step: decay factor")
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine/linear: final lr / initial lr")
 
 
 class OptimizerSpec(BaseModel):
-    """An optimizer by name plus its hyperparameters; the hyperparameters are checked by the registry."""
+    """An optimizer by name plus its hyperparameters; the hyperparameters are checked by the registry
+    (their names and what the constructor accepts); here only that every number is finite."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    __pydantic_extra__: dict[str, FreeValue] = Field(init=False)
 
     name: str = Field(
         description="adabelief | any torch.optim name (lowercase) | a timm optimizer name | "
@@ -157,15 +218,78 @@ class GateSpec(StrictModel):
     step_time_growth: float | None = Field(None, ge=0, description="opt-in: allowed relative slowdown")
 
 
+#: the metrics a verdict compares (adacli.analysis.verdict), in table order; the first is the default primary
+VERDICT_METRICS = (
+    "final_test_accuracy",
+    "generalization_gap",
+    "steps_to_target",
+    "seconds_to_target",
+    "final_train_loss",
+    "best_test_accuracy",
+    "loss_gap",
+    "mean_train_loss",
+    "step_time_ms",
+    "optimizer_step_ms",
+)
+VerdictMetric = Literal[
+    "final_test_accuracy",
+    "generalization_gap",
+    "steps_to_target",
+    "seconds_to_target",
+    "final_train_loss",
+    "best_test_accuracy",
+    "loss_gap",
+    "mean_train_loss",
+    "step_time_ms",
+    "optimizer_step_ms",
+]
+SPENDING = ("pocock", "obrien-fleming")
+
+
+class VerdictSpec(StrictModel):
+    """What the verdict decides on (docs/statistics.md): the primary metric, whose comparisons give the
+    headline and "best", and each metric's practical margin (the difference that does not matter)."""
+
+    primary: VerdictMetric = Field("final_test_accuracy", description="the metric of the headline and 'best'")
+    margins: dict[VerdictMetric, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict,
+        description="metric -> margin: points for accuracies and gaps, nats for loss_gap, a fraction "
+        "for times, step costs and losses (0.05 = within 5 %); defaults in docs/statistics.md",
+    )
+
+
+class SeedPlan(StrictModel):
+    """Seeds until decided: ``min`` seeds, then rounds of ``step`` more until the primary comparisons
+    with the reference are decided (better, worse or equivalent) or ``max`` seeds have run; the error
+    rates stay valid under this optional stopping (group-sequential design, docs/statistics.md)."""
+
+    min: int = Field(3, ge=2, le=MAX_SEEDS, description="seeds of the first round")
+    max: int = Field(20, ge=2, le=MAX_SEEDS, description="the most seeds a run may use")
+    step: int | None = Field(None, ge=1, le=MAX_SEEDS, description="seeds added per round (default: min)")
+    until: Literal["decided"] = Field(description="decided: stop once the primary comparisons are decided")
+    spending: Literal["pocock", "obrien-fleming"] = Field(
+        "pocock", description="alpha-spending function of the group-sequential design"
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> SeedPlan:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+    @property
+    def round_size(self) -> int:
+        return self.step or self.min
+
+
 class Recipe(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="used for the run folder")
     model: ModelSpec
     dataset: DatasetSpec
     budget: BudgetSpec
-    seeds: (
-        Annotated[int, Field(ge=1, le=MAX_SEEDS)]
-        | Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(min_length=1, max_length=MAX_SEEDS)]
-    ) = Field(1, description=f"a count (1..{MAX_SEEDS}) or an explicit list of distinct seeds >= 0")
+    seeds: Seeds | SeedPlan = Field(
+        1, description=SEEDS_HELP + ", or {min, max, until: decided}: add seeds until the verdict is decided"
+    )
     device: str = Field("auto", description=DEVICES_HELP)
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16: autocast")
     target: TargetSpec = Field(default_factory=TargetSpec)
@@ -176,10 +300,13 @@ class Recipe(StrictModel):
     reference: str | None = Field(
         None, description="label of the reference optimizer: the table gains a 'Δ vs ref' column"
     )
+    verdict: VerdictSpec = Field(default_factory=VerdictSpec)
 
     # Where the recipe came from (set by load_recipe): for error messages of later checks.
     _file: str | None = PrivateAttr(None)
     _lines: dict[KeyPath, int] = PrivateAttr(default_factory=dict)
+    # Keys the command line replaced (``--device`` ...): their errors name the option, not the file.
+    _options: dict[KeyPath, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("optimizers", mode="before")
     @classmethod
@@ -200,9 +327,7 @@ class Recipe(StrictModel):
     @field_validator("seeds")
     @classmethod
     def _distinct(cls, v: int | list[int]) -> int | list[int]:
-        if isinstance(v, list) and len(set(v)) != len(v):
-            raise ValueError(f"seeds must be distinct (got {v}): a repeated seed repeats the same trial")
-        return v
+        return distinct_seeds(v)
 
     @field_validator("device")
     @classmethod
@@ -218,7 +343,21 @@ class Recipe(StrictModel):
 
     @property
     def seed_list(self) -> list[int]:
+        """The seeds to run; with seeds until decided, those of the first round (the run adds the rest)."""
+        if isinstance(self.seeds, SeedPlan):
+            return list(range(self.seeds.min))
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def seed_plan(self) -> SeedPlan | None:
+        """The seeds-until-decided plan, or None for a fixed number of seeds."""
+        return self.seeds if isinstance(self.seeds, SeedPlan) else None
+
+    def with_seeds(self, seeds: int | list[int]) -> Recipe:
+        """A copy running exactly ``seeds`` (a round of a seeds-until-decided run), file and lines kept."""
+        new = self.model_copy(update={"seeds": seeds})
+        new._file, new._lines = self._file, self._lines
+        return new
 
     @property
     def source_file(self) -> str | None:
@@ -226,21 +365,31 @@ class Recipe(StrictModel):
         return self._file
 
     def with_overrides(
-        self, *, device: str | None = None, seeds: int | None = None, steps: int | None = None
+        self,
+        *,
+        device: str | None = None,
+        seeds: int | None = None,
+        steps: int | None = None,
+        until_decided: bool = False,
     ) -> Recipe:
-        """This recipe with the command line's ``--device``, ``--seeds`` and ``--steps`` applied (``--steps``
-        replaces any steps/epochs/seconds budget); itself when there is nothing to override.
+        """This recipe with the command line's ``--device``, ``--seeds``, ``--steps`` and
+        ``--seeds-until-decided`` applied (``--steps`` replaces any steps/epochs/seconds budget;
+        ``--seeds-until-decided`` turns a fixed count into ``{min: count (at least 2), max: max(20, count),
+        until: decided}``, or ``--seeds N`` into ``min: N``); itself when there is nothing to override.
 
         Re-validated through the models, so a bad value is one InputError naming the option; the copy
         keeps the file and line numbers of the original for later messages.
         """
-        if device is None and seeds is None and steps is None:
+        if device is None and seeds is None and steps is None and not until_decided:
             return self
         data = self.model_dump()
         if device is not None:
             data["device"] = device
         if seeds is not None:
             data["seeds"] = seeds
+        if until_decided and not isinstance(data["seeds"], dict):
+            count = data["seeds"] if isinstance(data["seeds"], int) else len(data["seeds"])
+            data["seeds"] = {"min": max(2, count), "max": max(20, count), "until": "decided"}
         if steps is not None:
             data["budget"].update(steps=steps, epochs=None, seconds=None)
         from pydantic import ValidationError
@@ -253,7 +402,15 @@ class Recipe(StrictModel):
             msg = err["msg"].removeprefix("Value error, ")
             raise InputError(f"{msg} (got {_short(err.get('input'))})", field=option) from None
         new._file, new._lines = self._file, self._lines
+        given = {("device",): device, ("seeds",): seeds, ("budget", "steps"): steps}
+        names = {("device",): "--device", ("seeds",): "--seeds", ("budget", "steps"): "--steps"}
+        new._options = {**self._options, **{k: names[k] for k, v in given.items() if v is not None}}
         return new
+
+    def option_for(self, *path: str | int) -> str | None:
+        """The command-line option that set the key at ``path`` (``--device``), or None when the recipe
+        file did: an error about that value must blame the option, not a line of the file."""
+        return next((opt for key, opt in self._options.items() if tuple(path[: len(key)]) == key), None)
 
     def line_of(self, *path: str | int) -> int | None:
         """The line of a key in the recipe file (or of its nearest enclosing key), e.g.
@@ -328,18 +485,39 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class _Errors:
+    """A pydantic error whose list is narrowed to some of its errors (``validation_error`` reads
+    ``errors()``)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self._errors = errors
+
+    def errors(self, include_url: bool = False) -> list[dict[str, Any]]:
+        return self._errors
+
+
 def recipe_validation_error(e: Any, data: Any, lines: dict[KeyPath, int], file: str) -> InputError:
-    """A pydantic error of a recipe (or of a suite's inline workload) as one InputError."""
-    seeds = f"seeds is a count (1..{MAX_SEEDS}) or a list of 1 to {MAX_SEEDS} distinct integers >= 0"
-    return validation_error(
-        e,
-        data,
-        lines,
-        file,
-        root=Recipe,
-        choices={("dataset", "name"): DATASETS},
-        messages={("seeds",): seeds},
+    """A pydantic error of a recipe (or of a suite's inline workload) as one InputError.
+
+    ``seeds`` written as a mapping is a seeds-until-decided plan: its own errors are reported
+    (``seeds.until: 'forever' is not allowed; allowed: decided``), not the union's summary."""
+    seeds = "seeds is " + SEEDS_HELP + ", or {min, max, until: decided}"
+    messages = {("seeds",): seeds}
+    if isinstance(data, dict) and isinstance(data.get("seeds"), dict):
+        errors = e.errors(include_url=False)
+        plan = [err for err in errors if err["loc"][:1] == ("seeds",) and "SeedPlan" in str(err["loc"][1:2])]
+        e = _Errors(plan + [err for err in errors if err["loc"][:1] != ("seeds",)]) if plan else e
+        messages = {}
+    err = validation_error(
+        e, data, lines, file, root=Recipe, choices={("dataset", "name"): DATASETS}, messages=messages
     )
+    key = (err.field or "").removeprefix("verdict.margins.")
+    if (err.field or "").startswith("verdict.margins.") and key not in VERDICT_METRICS:
+        err = InputError(
+            f"unknown metric {key!r}", file=file, line=err.line, field=err.field,
+            allowed=list(VERDICT_METRICS), suggestion=closest(key, VERDICT_METRICS),
+        )  # fmt: skip
+    return err
 
 
 def load_recipe(path: str | os.PathLike[str]) -> Recipe:

@@ -17,7 +17,15 @@ from pydantic import Field, ValidationError, field_validator
 
 from adacli.errors import InputError, closest
 from adacli.recipe.source import KeyPath, format_path, line_at, parse_yaml, validation_error
-from adacli.recipe.spec import OptimizerSpec, Recipe, StrictModel, recipe_validation_error
+from adacli.recipe.spec import (
+    SEEDS_HELP,
+    OptimizerSpec,
+    Recipe,
+    Seeds,
+    StrictModel,
+    distinct_seeds,
+    recipe_validation_error,
+)
 
 MEASURES = ("steps", "seconds")
 
@@ -26,8 +34,8 @@ class SuiteSpec(StrictModel):
     """The suite file: workloads judged together with one optimizer list."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="used for the suite folder")
-    seeds: int | list[int] | None = Field(
-        None, description="default seeds of every workload (a count or a list); a workload may set its own"
+    seeds: Seeds | None = Field(
+        None, description="default seeds of every workload (as a recipe's); a workload may set its own"
     )
     optimizers: list[OptimizerSpec] = Field(min_length=1, description="the same list for every workload")
     reference: str | None = Field(None, description="label the speed-ups are measured against [first]")
@@ -46,9 +54,7 @@ class SuiteSpec(StrictModel):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: Any) -> Any:
-        if isinstance(v, int) and v < 1:
-            raise ValueError("seeds is a count (an integer >= 1) or a list of integers")
-        return v
+        return distinct_seeds(v)
 
 
 @dataclass
@@ -133,6 +139,10 @@ def _workload(
     if "recipe" in entry:
         path: Path | None = _recipe_path(entry["recipe"], suite_file, lines, here)
         data, rlines = _read_yaml(path, "recipe")
+        if "workloads" in data:  # the suite itself, or another suite: not a workload
+            what = "this suite file itself" if path.resolve() == suite_file.resolve() else "a suite file"
+            msg = f"{entry['recipe']!r} is {what}, not a recipe: a workload is one recipe"
+            raise _at(msg, suite_file, lines, (*here, "recipe"))
         data = {k: v for k, v in data.items() if k != "optimizers"}
         file = str(path)
     else:
@@ -182,7 +192,8 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as e:
-        raise validation_error(e, data, lines, file, root=SuiteSpec) from None
+        seeds = {("seeds",): "seeds is " + SEEDS_HELP}
+        raise validation_error(e, data, lines, file, root=SuiteSpec, messages=seeds) from None
     workloads = [
         _workload(w, i, spec, data["optimizers"], suite_file, lines) for i, w in enumerate(spec.workloads)
     ]
@@ -210,4 +221,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
             allowed=labels,
             suggestion=closest(spec.reference, labels),
         )
+    for w in workloads:  # every workload's table, and its default target, are about the suite's reference
+        if w.recipe.reference is None:
+            w.recipe.reference = spec.reference or labels[0]
     return Suite(spec, workloads, file, labels)

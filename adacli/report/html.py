@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from string import Template
 from typing import Any
 
+from adacli.analysis import numfmt
 from adacli.results import TrialResult, decode, decode_number
 
 REPORT_HTML = "report.html"  # the suite page links each workload's page
@@ -53,7 +54,9 @@ th,td{border:1px solid #d0d7de;padding:3px 7px;vertical-align:top}th{background:
 td.n{text-align:right;white-space:nowrap}tr:nth-child(even) td{background:#fbfbfc}
 th.sortable{cursor:pointer}th.sortable::after{content:" \\2195";color:#8c959f}
 .sub{display:block;color:#57606a;font-size:11px}.best{font-weight:600;color:#116329}
-.bad{color:#cf222e;font-weight:600}.ok{color:#116329;font-weight:600}.info{color:#0969da}
+.bad{color:#cf222e;font-weight:600}
+.headline{font-size:1.15em;font-weight:600;margin:.6em 0 1em;padding:8px 12px;border-left:4px solid #0969da;
+background:#f6f8fa}.ok{color:#116329;font-weight:600}.info{color:#0969da}
 .banner{padding:8px 12px;border-radius:6px;margin:.6em 0;font-weight:600}
 .banner.pass{background:#dafbe1;color:#116329}.banner.fail{background:#ffebe9;color:#a40e26}
 .plots{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0;border:1px solid #d0d7de;border-radius:6px;
@@ -158,11 +161,12 @@ def table(
 
 
 def _g(v: Any) -> str:
-    """A number for a cell: 4 significant digits, '–' for none."""
+    """A number for a cell: 3 significant digits (:mod:`adacli.analysis.numfmt`: integer parts whole, no
+    negative zero, no ``4.737e-15``), '–' for none."""
     if v is None:
         return "–"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return numfmt.sig(v, 3)
     return str(v)
 
 
@@ -252,12 +256,18 @@ def _thin(x: Any, band: tuple[Any, Any, Any]) -> tuple[Any, tuple[Any, Any, Any]
     return x[idx], (band[0][idx], band[1][idx], band[2][idx])
 
 
-def _draw(ax: Any, plot: str, i: int, x: Any, band: tuple[Any, Any, Any], name: str, **kw: Any) -> None:
+def _draw(
+    ax: Any, plot: str, i: int, x: Any, band: tuple[Any, Any, Any], name: str, n_series: int = 1
+) -> None:
+    """One optimizer's mean line and min..max band, in its own colour, line style and marker (coinciding
+    curves stay distinguishable: :func:`adacli.report.plots.series_style`)."""
+    from adacli.report.plots import series_style
+
     x, band = _thin(x, band)
     mean, lo, hi = band
-    colour = f"C{i % 10}"
-    ax.plot(x, mean, color=colour, label=name, gid=f"{plot}--s{i}--line", **kw)
-    ax.fill_between(x, lo, hi, color=colour, alpha=0.2, linewidth=0, gid=f"{plot}--s{i}--band")
+    style = series_style(i, len(mean), n_series)
+    ax.plot(x, mean, label=name, gid=f"{plot}--s{i}--line", **style)
+    ax.fill_between(x, lo, hi, color=style["color"], alpha=0.2, linewidth=0, gid=f"{plot}--s{i}--band")
 
 
 def curve_plots(trials: Sequence[TrialResult], target_value: float | None) -> list[Html]:
@@ -273,26 +283,27 @@ def curve_plots(trials: Sequence[TrialResult], target_value: float | None) -> li
         "gap-steps": ("generalization gap vs steps", "step", "train-eval − test accuracy (points)"),
     }
     figs = {k: new_figure() for k in specs}
-    for i, (label, good, n_div) in enumerate(_series(trials)):
+    series = _series(trials)
+    for i, (label, good, n_div) in enumerate(series):
         name = label + (f" ({n_div} diverged)" if n_div else "")
         if not good:
             figs["loss-steps"][1].plot([], [], color=f"C{i % 10}", label=name)
             continue
         sm = _band([smooth_losses(t.losses) for t in good])
-        n = len(sm[0])
-        _draw(figs["loss-steps"][1], "loss-steps", i, range(1, n + 1), sm, name)
+        n, k = len(sm[0]), len(series)
+        _draw(figs["loss-steps"][1], "loss-steps", i, range(1, n + 1), sm, name, k)
         if all(len(t.times) >= n for t in good):
-            _draw(figs["loss-seconds"][1], "loss-seconds", i, _band([t.times[:n] for t in good])[0], sm, name)
+            secs_n = _band([t.times[:n] for t in good])[0]
+            _draw(figs["loss-seconds"][1], "loss-seconds", i, secs_n, sm, name, k)
         evals = _common_evals(good) if all(t.evals for t in good) else [[]]
         if evals[0]:
             steps = [e.step for e in evals[0]]
             secs = _band([[e.seconds for e in ev] for ev in evals])[0]
             acc = _band([[e.test_accuracy for e in ev] for ev in evals])
             gap = _band([[e.train_eval_accuracy - e.test_accuracy for e in ev] for ev in evals])
-            dots = {"marker": "o", "markersize": 3}
-            _draw(figs["accuracy-steps"][1], "accuracy-steps", i, steps, acc, name, **dots)
-            _draw(figs["accuracy-seconds"][1], "accuracy-seconds", i, secs, acc, name, **dots)
-            _draw(figs["gap-steps"][1], "gap-steps", i, steps, gap, name, **dots)
+            _draw(figs["accuracy-steps"][1], "accuracy-steps", i, steps, acc, name, k)
+            _draw(figs["accuracy-seconds"][1], "accuracy-seconds", i, secs, acc, name, k)
+            _draw(figs["gap-steps"][1], "gap-steps", i, steps, gap, name, k)
     blocks = []
     for key, (title, xlabel, ylabel) in specs.items():
         fig, ax = figs[key]
@@ -311,28 +322,25 @@ def curve_plots(trials: Sequence[TrialResult], target_value: float | None) -> li
 
 # --- run page: verdict and statistics ---------------------------------------------------------------
 
-# Every summary column: header, summary key, number format, better direction ("max"/"min"/"").
-SUMMARY_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+# Every summary column: header, summary key, decimals (None: 3 significant digits), better direction.
+SUMMARY_COLUMNS: tuple[tuple[str, str, str | None, str], ...] = (
     ("test acc %", "final_test_accuracy", ".1f", "max"),
     ("best acc %", "best_test_accuracy", ".1f", "max"),
     ("train-eval acc %", "final_train_eval_accuracy", ".1f", "max"),
     ("gap pts", "generalization_gap", ".1f", "min"),
-    ("loss gap", "loss_gap", ".3f", "min"),
+    ("loss gap", "loss_gap", None, "min"),
     ("steps to target", "steps_to_target", ".0f", "min"),
-    ("secs to target", "seconds_to_target", ".2f", "min"),
-    ("mean loss", "mean_train_loss", ".3f", "min"),
-    ("final loss", "final_train_loss", ".3f", "min"),
-    ("step ms", "step_time_ms", ".2f", "min"),
-    ("opt.step ms", "optimizer_step_ms", ".2f", "min"),
+    ("secs to target", "seconds_to_target", None, "min"),
+    ("mean loss", "mean_train_loss", None, "min"),
+    ("final loss", "final_train_loss", None, "min"),
+    ("step ms", "step_time_ms", None, "min"),
+    ("opt.step ms", "optimizer_step_ms", None, "min"),
 )
+#: the verdict table's columns besides the primary metric's (it fits 1280 px: every other figure is in
+#: the "All figures" table)
+VERDICT_COLUMNS = ("steps_to_target", "seconds_to_target", "final_train_loss", "step_time_ms")
 _TO_TARGET = {"steps_to_target", "seconds_to_target"}
-STAT_METRICS = (
-    "final_test_accuracy",
-    "generalization_gap",
-    "steps_to_target",
-    "seconds_to_target",
-    "final_train_loss",
-)
+_NAMES = {key: header for header, key, _f, _b in SUMMARY_COLUMNS}
 
 
 def format_bytes(n: Any) -> str:
@@ -347,49 +355,75 @@ def format_bytes(n: Any) -> str:
     return f"{size:.1f} GiB"
 
 
-def format_stat(st: Any, fmt: str) -> str:
-    """``mean ± std`` of a stored Stat dict (just the mean for one seed), '–' when no seed has a value."""
+def _decimals(fmt: str | None, value: float) -> int:
+    if fmt is not None and fmt.startswith(".") and fmt.endswith("f"):
+        return int(fmt[1:-1])
+    return numfmt.decimals_for(value, 3)
+
+
+def format_stat(st: Any, fmt: str | None = None) -> str:
+    """``mean ± std`` of a stored Stat dict (just the mean for one seed), '–' when no seed has a value;
+    3 significant digits unless ``fmt`` (``.1f``) fixes the decimals."""
     if not isinstance(st, dict) or not isinstance(st.get("mean"), (int, float)):
         return "–"
     mean, std, n = st["mean"], st.get("std"), st.get("n", 0)
+    d = _decimals(fmt, mean)
     if n > 1 and isinstance(std, (int, float)):
-        return f"{mean:{fmt}} ± {std:{fmt}}"
-    return f"{mean:{fmt}}"
+        return f"{numfmt.fixed(mean, d)} ± {numfmt.fixed(std, d)}"
+    return numfmt.fixed(mean, d)
 
 
-def _ci_text(ci: Any, fmt: str) -> str:
+def _ci_text(st: dict[str, Any], fmt: str | None) -> str:
+    ci, cut = st.get("ci95"), st.get("ci95_clipped") or [False, False]
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci):
-        return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
+        d = _decimals(fmt, st.get("mean") or ci[1])
+        return numfmt.interval(ci[0], ci[1], d, clipped=(bool(cut[0]), bool(cut[1])))
     return ""
 
 
 def delta_vs_reference(data: dict[str, Any], label: str, metric: str) -> dict[str, Any] | None:
     """The paired comparison of ``label`` against the run's reference for ``metric``, oriented as
-    label − reference (``comparisons`` stores a − b for one order of each pair)."""
+    label against reference (``comparisons`` stores one order of each pair): its estimate and interval
+    (a difference, or a ratio for times and losses) as text, the outcome and the seeds that would
+    decide it."""
     ref = data.get("reference")
     if not ref or ref == label:
         return None
     for c in data.get("comparisons") or []:
         if c.get("metric") != metric or {c.get("a"), c.get("b")} != {label, ref}:
             continue
-        sign = 1 if c.get("a") == label else -1
-        ci = c.get("ci95")
-        flipped = None
-        if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
-            flipped = sorted([sign * ci[0], sign * ci[1]])
-        diff = c.get("mean_diff")
-        return {
-            "diff": None if diff is None else sign * diff,
-            "ci95": flipped,
-            "significant": bool(c.get("significant")),
-            "p_adjusted": c.get("p_adjusted"),
-        }
+        mine = c.get("a") == label
+        outcome = c.get("outcome")
+        if not mine:
+            outcome = {"better": "worse", "worse": "better"}.get(outcome or "", outcome)
+        return {"text": _estimate_text(c, mine), "outcome": outcome, "seeds": c.get("seeds_to_decide"),
+                "diff": c.get("mean_diff") if mine else _neg(c.get("mean_diff"))}  # fmt: skip
     return None
 
 
-def _stat_cell(data: dict[str, Any], s: dict[str, Any], key: str, fmt: str) -> tuple[Html, Any]:
-    """One verdict cell: mean ± std, then (when results.json has them) the 95% CI, the shared-best mark
-    and Δ vs the reference, each on its own small line."""
+def _neg(x: Any) -> Any:
+    return -x + 0.0 if isinstance(x, (int, float)) else x
+
+
+def _estimate_text(c: dict[str, Any], mine: bool) -> str:
+    """``+1.2 [+0.3, +2.1]`` (or ``×0.81 [0.70, 0.95]``) of ``a`` against ``b``, or of ``b`` against
+    ``a`` when not ``mine``."""
+    est, ci, cut = c.get("estimate"), c.get("ci95"), c.get("ci_clipped") or [False, False]
+    if est is None:
+        est = c.get("mean_diff")
+    if c.get("scale") == "ratio":
+        if not mine and est:
+            est, ci = 1.0 / est, None if not ci else [1.0 / ci[1], 1.0 / ci[0]]
+        lo, hi = (ci or [None, None])[:2]
+        return "×" + numfmt.ratio(est, lo, hi).replace("×", "", 1)
+    if not mine:
+        est, ci, cut = _neg(est), None if not ci else [_neg(ci[1]), _neg(ci[0])], [cut[1], cut[0]]
+    lo, hi = (ci or [None, None])[:2]
+    return numfmt.estimate(est, lo, hi, clipped=(bool(cut[0]), bool(cut[1])))
+
+
+def _stat_cell(data: dict[str, Any], s: dict[str, Any], key: str, fmt: str | None) -> tuple[Html, Any]:
+    """One cell: mean ± std (★ when the label is best here), then the 95% CI of the mean on a small line."""
     st = s.get(key) or {}
     text = format_stat(st, fmt)
     n_trials = s.get("n_trials", 0)
@@ -400,57 +434,98 @@ def _stat_cell(data: dict[str, Any], s: dict[str, Any], key: str, fmt: str) -> t
         elif st.get("n", 0) < n_trials:
             text += f" ({reached})"
     best = (data.get("best") or {}).get(key)
-    is_best = isinstance(best, list) and s.get("optimizer") in best
+    everyone = isinstance(best, list) and len(best) == len(data.get("summary") or [])
+    is_best = isinstance(best, list) and s.get("optimizer") in best and not everyone
     parts = [f'<span class="best">★ {esc(text)}</span>' if is_best else str(esc(text))]
-    ci = _ci_text(st.get("ci95"), fmt)
+    ci = _ci_text(st, fmt)
     if ci:
         parts.append(f'<span class="sub">CI {esc(ci)}</span>')
-    d = delta_vs_reference(data, s.get("optimizer", ""), key)
-    if d is not None and isinstance(d["diff"], (int, float)):
-        sig = " *" if d["significant"] else ""
-        delta = f"Δ {d['diff']:+{fmt}}{sig} {_ci_text(d['ci95'], fmt)}"
-        parts.append(f'<span class="sub">{esc(delta)}</span>')
     return Html("".join(parts)), st.get("mean")
 
 
+def _label_cell(data: dict[str, Any], s: dict[str, Any]) -> Html:
+    label = s.get("optimizer", "?")
+    notes = [f"{s[k]} {w}" for k, w in (("n_diverged", "diverged"), ("n_failed", "failed")) if s.get(k)]
+    name = str(esc(label)) + f' <span class="sub">{esc(s.get("n_trials"))} seeds</span>'
+    name += f' <span class="bad">({esc(", ".join(notes))})</span>' if notes else ""
+    if data.get("reference") == label:
+        name += ' <span class="sub">reference</span>'
+    return Html(name)
+
+
+def _delta_cells(data: dict[str, Any], label: str, primary: str) -> list[Any]:
+    """Δ vs the reference on the primary metric, and its outcome (with the seeds that would decide)."""
+    if label == data.get("reference"):
+        return ["ref", ""]
+    d = delta_vs_reference(data, label, primary)
+    if d is None:
+        return ["–", "–"]
+    outcome = str(d["outcome"] or "–")
+    if outcome == "undecided" and d["seeds"]:
+        outcome += f" ({d['seeds']} seeds)"
+    cls = {"better": "ok", "worse": "bad", "equivalent": "info"}.get(str(d["outcome"]), "")
+    return [(d["text"], d["diff"]), Html(f'<span class="{cls}">{esc(outcome)}</span>')]
+
+
 def verdict_table(data: dict[str, Any]) -> Html:
-    """One row per optimizer label with every summary column (see :data:`SUMMARY_COLUMNS`)."""
+    """The verdict: per label the primary metric (★ = best), Δ vs the reference and its outcome, and the
+    key figures (:data:`VERDICT_COLUMNS`); narrow enough for a 1280 px window."""
+    primary = str(data.get("primary") or "final_test_accuracy")
+    fmt = {key: f for _h, key, f, _b in SUMMARY_COLUMNS}
+    keys_shown = [primary, *(k for k in VERDICT_COLUMNS if k != primary)]
+    ref = data.get("reference")
     rows = []
     for s in data.get("summary") or []:
-        label = s.get("optimizer", "?")
-        notes = [f"{s[k]} {w}" for k, w in (("n_diverged", "diverged"), ("n_failed", "failed")) if s.get(k)]
-        name = str(esc(label)) + (f' <span class="bad">({esc(", ".join(notes))})</span>' if notes else "")
-        if data.get("reference") == label:
-            name += ' <span class="sub">reference</span>'
-        row: list[Any] = [Html(name), s.get("n_trials")]
-        for _h, key, fmt, _better in SUMMARY_COLUMNS:
-            row.append(_stat_cell(data, s, key, fmt))
+        row: list[Any] = [_label_cell(data, s), _stat_cell(data, s, primary, fmt.get(primary))]
+        if ref:
+            row += _delta_cells(data, s.get("optimizer", ""), primary)
+        row += [_stat_cell(data, s, key, fmt.get(key)) for key in keys_shown[1:]]
         row.append((format_bytes(s.get("state_bytes")), s.get("state_bytes")))
-        row.append((format_bytes(s.get("peak_memory_bytes")), s.get("peak_memory_bytes")))
         rows.append(row)
-    headers = ["optimizer", "seeds", *(h for h, *_ in SUMMARY_COLUMNS), "state", "peak memory"]
+    headers = ["optimizer", _NAMES.get(primary, primary)]
+    headers += [f"Δ vs {ref}", f"vs {ref}"] if ref else []
+    headers += [*(_NAMES[k] for k in keys_shown[1:]), "state"]
     keys = [s.get("optimizer", "?") for s in data.get("summary") or []]
     return table(headers, rows, tid="verdict", keys=keys, caption=_verdict_caption(data))
 
 
+def all_figures_table(data: dict[str, Any]) -> Html:
+    """Every summary column for every label (mean ± std and the 95% CI of the mean)."""
+    rows = []
+    for s in data.get("summary") or []:
+        row: list[Any] = [_label_cell(data, s)]
+        row += [_stat_cell(data, s, key, f) for _h, key, f, _b in SUMMARY_COLUMNS]
+        row.append((format_bytes(s.get("peak_memory_bytes")), s.get("peak_memory_bytes")))
+        rows.append(row)
+    headers = ["optimizer", *(h for h, *_ in SUMMARY_COLUMNS), "peak memory"]
+    keys = [s.get("optimizer", "?") for s in data.get("summary") or []]
+    return table(headers, rows, tid="figures", keys=keys)
+
+
 def _verdict_caption(data: dict[str, Any]) -> str:
     target = data.get("target") or {}
-    text = [str(target.get("description") or "target: none")]
+    text = [str(target.get("description") or "target: none") + "."]
     text.append(
-        "mean ± std over seeds (diverged trials excluded from the means); gap = train-eval − test "
-        "accuracy; to target: first step (training seconds) where the smoothed loss reaches the target, "
-        "(k/n) = seeds that reached it, >budget = none did."
+        "mean ± std over seeds (diverged trials excluded from the means); to target: first step (training "
+        "seconds) where the smoothed loss reaches the target, (k/n) = seeds that reached it, >budget = none "
+        f"did. CI = 95% interval of the mean over seeds ({numfmt.CLIP_MARK} = cut at the metric's range)."
     )
-    if data.get("best") is not None or data.get("comparisons") is not None:
+    if data.get("comparisons"):
+        ref = data.get("reference")
+        primary = _NAMES.get(str(data.get("primary") or "final_test_accuracy"), data.get("primary"))
         text.append(
-            "CI = 95% Student-t confidence interval of the mean over seeds; ★ = best or not significantly "
-            "worse than the best (paired by seed, Holm-adjusted, α = 0.05); Δ = difference to the "
-            f"reference ({data.get('reference') or 'none'}) paired by seed with its 95% CI, "
-            "* = significant after Holm's adjustment over every pair."
-        )
-    power = data.get("power")
-    if isinstance(power, dict) and power.get("text"):
-        text.append(str(power["text"]))
+            f"Paired by seed; each column's pairs are one family, adjusted together (Bonferroni: "
+            f"simultaneous 95% intervals, every outcome read off them); primary: {primary} (headline, ★, Δ), "
+            "other columns secondary. ★ = best: decided not worse than any other label (never with fewer "
+            f"than 2 seeds, mostly diverged, or worse in {primary}); none when every label is."
+            + (f" Δ vs {ref}: label − {ref} [simultaneous 95% interval]; better/worse = the interval "
+               "excludes 0, equivalent = it lies inside the margin, undecided (n seeds would decide it)."
+               if ref else "")
+        )  # fmt: skip
+    seeds = data.get("seeds") or {}
+    if seeds.get("mode") == "sequential":
+        looks = ", ".join(str(n) for n in seeds.get("looks") or [])
+        text.append(f"Seeds until decided: {seeds.get('n')} seeds (looks at {looks}); {seeds.get('why')}.")
     return " ".join(text)
 
 
@@ -458,27 +533,34 @@ def comparisons_table(data: dict[str, Any]) -> Html:
     """The pairwise comparisons of results.json (paired by seed), one row per metric and pair."""
     rows = []
     for c in data.get("comparisons") or []:
-        better = c.get("better")
         rows.append(
             [
                 c.get("metric"),
                 c.get("a"),
                 c.get("b"),
                 c.get("n"),
-                c.get("mean_diff"),
-                _ci_text(c.get("ci95"), ".4g") or "–",
-                c.get("p_value"),
-                c.get("p_adjusted"),
-                (Html('<span class="ok">yes</span>') if c.get("significant") else "no"),
-                c.get("test"),
-                c.get("wilcoxon_p"),
+                (_estimate_text(c, True), c.get("estimate")),
+                c.get("outcome") or "–",
+                (numfmt.pvalue(c.get("p_value")), c.get("p_value")),
+                (numfmt.pvalue(c.get("p_adjusted")), c.get("p_adjusted")),
+                (numfmt.pvalue(c.get("wilcoxon_p")), c.get("wilcoxon_p")),
+                c.get("seeds_to_decide"),
                 c.get("censored"),
-                {"a": c.get("a"), "b": c.get("b")}.get(better, "–") if better else "–",
             ]
         )
-    headers = ["metric", "a", "b", "n", "mean a − b", "95% CI", "p", "p (Holm)", "significant"]
-    headers += ["test", "Wilcoxon p", "censored", "better"]
-    return table(headers, rows, tid="comparisons")
+    headers = ["metric", "a", "b", "n", "a vs b [simultaneous 95%]", "outcome", "p", "p (Bonferroni)"]
+    headers += ["Wilcoxon p (exact)", "seeds to decide", "censored"]
+    caption = (
+        "Each metric's pairs are one family (Bonferroni); a vs b is the difference a − b, or the ratio a / b "
+        "(×) for times and losses; p = floored paired t-test, Wilcoxon p from 6 seeds (exact, ties included)."
+    )
+    return table(headers, rows, tid="comparisons", caption=caption)
+
+
+def headline_block(data: dict[str, Any]) -> Html:
+    """The verdict in one or two sentences, first on the page."""
+    text = data.get("headline")
+    return Html(f'<p class="headline" id="headline">{esc(text)}</p>') if text else Html("")
 
 
 # --- run page: trials, hyperparameters, recipe, environment -------------------------------------------
@@ -721,12 +803,13 @@ def render_run(
     data = decode(data)
     labels = [s.get("optimizer", "?") for s in data.get("summary") or []]
     target = (data.get("target") or {}).get("value")
-    sections: list[str] = []
+    sections: list[str] = [headline_block(data)]
     if gate is not None:
         sections.append(gate_section(decode(gate)))
     sweep = data.get("sweep")
     title = "Verdict" + (" (chosen configurations)" if isinstance(sweep, dict) else "")
     sections.append(section(title, verdict_table(data), sid="verdict-section"))
+    sections.append(section("All figures", all_figures_table(data), sid="figures-section"))
     if data.get("comparisons"):
         sections.append(
             section("Pairwise comparisons (paired by seed)", comparisons_table(data), sid="pairs")
@@ -758,16 +841,13 @@ def profiles_plot(profiles: dict[str, Any]) -> Html:
     """The performance profiles: per optimizer, the fraction of workloads within τ × the best."""
     fig, ax = new_figure(6.5, 4)
     taus = profiles.get("taus") or []
-    for i, (label, fractions) in enumerate((profiles.get("curves") or {}).items()):
+    from adacli.report.plots import series_style
+
+    curves = profiles.get("curves") or {}
+    for i, (label, fractions) in enumerate(curves.items()):
         n = min(len(taus), len(fractions))
-        ax.step(
-            taus[:n],
-            fractions[:n],
-            where="post",
-            color=f"C{i % 10}",
-            label=label,
-            gid=f"profiles--s{i}--line",
-        )
+        style = series_style(i, n, len(curves))
+        ax.step(taus[:n], fractions[:n], where="post", label=label, gid=f"profiles--s{i}--line", **style)
     ax.set(
         xlabel="τ (time-to-target within τ × the best)",
         ylabel="fraction of workloads",
@@ -786,28 +866,39 @@ def scores_table(suite: dict[str, Any]) -> Html:
     """Score (normalized area under the profile), mean rank and speed-up against the reference."""
     scores, ranks, speedups = (suite.get(k) or {} for k in ("scores", "ranks", "speedups"))
     labels = list(dict.fromkeys([*scores, *ranks, *speedups]))
-    rows = [
-        [label, *(decode_number(d.get(label)) for d in (scores, ranks, speedups))]
-        for label in labels
-    ]
+    reached = suite.get("speedup_workloads") or {}
+    n = suite.get("n_workloads") or 0
+    rows = []
+    for label in labels:
+        figures = [decode_number(d.get(label)) for d in (scores, ranks, speedups)]
+        rows.append([label, *figures, f"{reached.get(label, 0)}/{n}"])
     ref = suite.get("reference") or "the reference"
-    headers = ["optimizer", "score (0..1)", "mean rank", f"speed-up vs {ref}"]
-    return table(headers, rows, tid="scores", caption="score: area under the profile, higher is better")
+    headers = ["optimizer", "score (0..1)", "mean rank", f"speed-up vs {ref}", "workloads reached"]
+    caption = (
+        "score: area under the profile (AlgoPerf), higher is better; speed-up: geometric mean over every "
+        f"workload of t({ref}) / t, a miss counting as budget + 1"
+    )
+    return table(headers, rows, tid="scores", caption=caption)
 
 
-def _wtl(cell: Any) -> str:
-    if isinstance(cell, dict):
-        return f"{cell.get('win', 0)}/{cell.get('tie', 0)}/{cell.get('loss', 0)}"
-    return "–" if cell is None else str(cell)
+def wtl_text(cell: Any) -> str:
+    """``2/1/0/2``: wins / ties / losses / undecided, and ``(1 untested)`` for one-seed workloads."""
+    if not isinstance(cell, dict):
+        return "–" if cell is None else str(cell)
+    text = "/".join(str(cell.get(k, 0)) for k in ("win", "tie", "loss", "undecided"))
+    return text + (f" ({cell['untested']} untested)" if cell.get("untested") else "")
 
 
 def wins_table(suite: dict[str, Any]) -> Html:
-    """The win/tie/loss matrix: row a against column b, counted over workloads (ties: no significant
-    difference)."""
+    """The win/tie/loss matrix: row a against column b, counted over workloads (the four outcomes)."""
     wins = suite.get("wins") or {}
     labels = list(dict.fromkeys([*wins, *(b for row in wins.values() for b in row)]))
-    rows = [[a, *("" if a == b else _wtl((wins.get(a) or {}).get(b)) for b in labels)] for a in labels]
-    caption = "cell = wins/ties/losses of the row's optimizer against the column's, over workloads"
+    rows = [[a, *("" if a == b else wtl_text((wins.get(a) or {}).get(b)) for b in labels)] for a in labels]
+    caption = (
+        "cell = wins/ties/losses/undecided of the row's optimizer against the column's, over workloads: "
+        "better / equivalent (within 5 %) / worse / undecided time to target, paired by seed (one family per "
+        "workload); untested = one seed"
+    )
     return table(["row vs column", *labels], rows, cls="plain", tid="wins", caption=caption)
 
 

@@ -17,14 +17,14 @@ from typing import Any
 from adacli.report.html import delta_vs_reference, format_stat
 from adacli.results import decode
 
-# header, summary key, format: the columns that decide a comparison
-RUN_COLUMNS: tuple[tuple[str, str, str], ...] = (
+# header, summary key, decimals (None: 3 significant digits): the columns that decide a comparison
+RUN_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("test acc %", "final_test_accuracy", ".1f"),
     ("gap pts", "generalization_gap", ".1f"),
     ("steps to target", "steps_to_target", ".0f"),
-    ("secs to target", "seconds_to_target", ".2f"),
-    ("final loss", "final_train_loss", ".3f"),
-    ("step ms", "step_time_ms", ".2f"),
+    ("secs to target", "seconds_to_target", None),
+    ("final loss", "final_train_loss", None),
+    ("step ms", "step_time_ms", None),
 )
 
 
@@ -50,48 +50,63 @@ def md_table(
     return "\n".join(lines)
 
 
-def _run_cell(data: dict[str, Any], s: dict[str, Any], key: str, fmt: str) -> str:
-    """mean ± std; ``>budget (k/n)`` when no seed reached the target; **bold** = shared best; Δ vs the
-    reference (with * when significant) when results.json has the statistics."""
+def _run_cell(data: dict[str, Any], s: dict[str, Any], key: str, fmt: str | None) -> str:
+    """mean ± std; ``>budget (k/n)`` when no seed reached the target; **bold** = best (decided not worse
+    than any other label; nothing bold when every label is)."""
     st = s.get(key) or {}
     text = format_stat(st, fmt)
     if key in ("steps_to_target", "seconds_to_target"):
         reached, n = st.get("n", 0), s.get("n_trials", 0)
         text = f">budget (0/{n})" if text == "–" else text + (f" ({reached}/{n})" if reached < n else "")
     best = (data.get("best") or {}).get(key)
-    if isinstance(best, list) and s.get("optimizer") in best:
+    everyone = isinstance(best, list) and len(best) == len(data.get("summary") or [])
+    if isinstance(best, list) and s.get("optimizer") in best and not everyone:
         text = f"**{text}**"
-    d = delta_vs_reference(data, s.get("optimizer", ""), key)
-    if d is not None and isinstance(d["diff"], (int, float)):
-        text += f" (Δ {d['diff']:+{fmt}}{'*' if d['significant'] else ''})"
     return text
 
 
+def _delta(data: dict[str, Any], label: str, primary: str) -> str:
+    """Δ vs the reference on the primary metric with its simultaneous interval, and the outcome."""
+    if label == data.get("reference"):
+        return "ref"
+    d = delta_vs_reference(data, label, primary)
+    if d is None:
+        return "–"
+    outcome = str(d["outcome"] or "–")
+    if outcome == "undecided" and d["seeds"]:
+        outcome += f" ({d['seeds']} seeds)"
+    return f"{d['text']} {outcome}"
+
+
 def run_markdown(data: dict[str, Any], *, title: str | None = None) -> str:
-    """The verdict of a run (results.json's dict) as a heading, one GFM table and a line on the target."""
+    """The verdict of a run (results.json's dict): a heading, the headline, one GFM table, the notes."""
     data = decode(data)
     name = (data.get("recipe") or {}).get("name") or "run"
     heading = title or f"adacli: {name} ({data.get('status', '?')})"
+    ref, primary = data.get("reference"), str(data.get("primary") or "final_test_accuracy")
     rows = []
     for s in data.get("summary") or []:
         label = s.get("optimizer", "?")
         bad = [f"{s[k]} {w}" for k, w in (("n_diverged", "diverged"), ("n_failed", "failed")) if s.get(k)]
         label += f" ({', '.join(bad)})" if bad else ""
-        label += " (reference)" if data.get("reference") == s.get("optimizer") else ""
-        rows.append([label, s.get("n_trials"), *(_run_cell(data, s, k, f) for _h, k, f in RUN_COLUMNS)])
+        row = [label, s.get("n_trials"), *(_run_cell(data, s, k, f) for _h, k, f in RUN_COLUMNS)]
+        if ref:
+            row.insert(3, _delta(data, s.get("optimizer", ""), primary))
+        rows.append(row)
     headers = ["optimizer", "seeds", *(h for h, *_ in RUN_COLUMNS)]
-    notes = [str((data.get("target") or {}).get("description") or "target: none")]
-    notes.append("mean ± std over seeds")
-    if data.get("best") is not None:
-        notes.append("**bold** = best or not significantly worse (paired by seed, Holm, α = 0.05)")
-    if data.get("reference"):
-        ref = data["reference"]
-        notes.append(f"Δ = paired difference to {ref} [95% CI], * = significant (Holm-adjusted)")
-    power = data.get("power")
-    if isinstance(power, dict) and power.get("text"):
-        notes.append(str(power["text"]))
-    table = md_table(headers, rows, ["l", "r", *("r" for _ in RUN_COLUMNS)])
-    return f"### {cell(heading)}\n\n{table}\n\n" + cell("; ".join(notes)).replace("\\|", "|") + "\n"
+    if ref:
+        headers.insert(3, f"Δ vs {ref}")
+    notes = [str((data.get("target") or {}).get("description") or "target: none"), "mean ± std over seeds"]
+    if data.get("comparisons"):
+        notes.append(
+            "paired by seed; each metric's pairs adjusted together (Bonferroni, simultaneous 95% intervals); "
+            "**bold** = best: decided not worse than any other label"
+        )
+    if ref:
+        notes.append(f"Δ = difference to {ref} [simultaneous 95% interval] and the outcome")
+    table = md_table(headers, rows, ["l", "r", *("r" for _ in headers[2:])])
+    lead = f"**{cell(data['headline'])}**\n\n" if data.get("headline") else ""
+    return f"### {cell(heading)}\n\n{lead}{table}\n\n" + cell("; ".join(notes)).replace("\\|", "|") + "\n"
 
 
 def gate_markdown(gate: dict[str, Any], *, title: str = "regression gate") -> str:

@@ -17,6 +17,21 @@ LINE_STYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
+def series_style(i: int, n_points: int, n_series: int = 1) -> dict[str, Any]:
+    """Colour, line style and marker of series ``i``: optimizers whose curves coincide (adam and adamw
+    with a tiny weight decay) stay distinguishable. Markers sit every ``n_points / 8`` points, shifted per
+    series so that coinciding curves do not hide each other's markers."""
+    every = max(1, n_points // 8)
+    offset = (i * every // max(1, n_series)) % every
+    return {
+        "color": f"C{i % 10}",
+        "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
+        "marker": MARKERS[i % len(MARKERS)],
+        "markersize": 4,
+        "markevery": (offset, every),
+    }
+
+
 def figure_png(fig: Any) -> bytes:
     """A matplotlib Figure (on an Agg canvas) as PNG bytes."""
     buf = io.BytesIO()
@@ -46,12 +61,13 @@ def _common_evals(trials: Sequence[TrialResult]) -> list[list[EvalPoint]]:
 def curves_png(trials: Sequence[TrialResult], *, target: Target | None = None) -> bytes:
     """``curves.png``: smoothed training loss and test accuracy against steps and against seconds.
 
-    One colour per optimizer label. The line is the mean over its seeds and the shaded band spans their
-    min..max (with 2-5 seeds a std band says little); seeds are aligned by step, and on the time axes a
-    point sits at the seeds' mean training clock for that step. The seeds drawn are the finished,
-    non-diverged ones (diverged losses would swamp the scale; they are counted in the legend), or the
-    non-diverged ones of any status when none finished. The loss axes are logarithmic and show the target
-    as a dashed line. Uses the Agg canvas directly: no GUI backend or global pyplot state is touched.
+    One colour, line style and marker per optimizer label (:func:`series_style`). The line is the mean over
+    its seeds and the shaded band spans their min..max (with 2-5 seeds a std band says little); seeds are
+    aligned by step, and on the time axes a point sits at the seeds' mean training clock for that step. The
+    seeds drawn are the finished, non-diverged ones (diverged losses would swamp the scale; they are counted
+    in the legend), or the non-diverged ones of any status when none finished. The loss axes are logarithmic
+    and show the target as a dashed line. Uses the Agg canvas directly: no GUI backend or global pyplot state
+    is touched.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -66,36 +82,36 @@ def curves_png(trials: Sequence[TrialResult], *, target: Target | None = None) -
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 2)
     (ax_ls, ax_lt), (ax_as, ax_at) = axes
-    colours = [f"C{i % 10}" for i in range(len(groups))]
     any_loss = False
 
-    def draw(ax: Any, x: Any, band: tuple[Any, Any, Any], colour: str, name: str, **kw: Any) -> None:
+    def draw(ax: Any, x: Any, band: tuple[Any, Any, Any], i: int, name: str) -> None:
         mean, lo, hi = band
-        ax.plot(x, mean, color=colour, label=name, **kw)
-        ax.fill_between(x, lo, hi, color=colour, alpha=0.2, linewidth=0)
+        style = series_style(i, len(mean), len(groups))
+        ax.plot(x, mean, label=name, **style)
+        ax.fill_between(x, lo, hi, color=style["color"], alpha=0.2, linewidth=0)
 
-    for colour, (label, group) in zip(colours, groups.items(), strict=True):
+    for i, (label, group) in enumerate(groups.items()):
         good = [t for t in group if usable(t)] or [t for t in group if t.losses and not trial_diverged(t)]
         n_div = sum(trial_diverged(t) for t in group)
         name = label + (f" ({n_div} diverged)" if n_div else "")
         if not good:
-            ax_ls.plot([], [], color=colour, label=name)
+            ax_ls.plot([], [], label=name, **series_style(i, 1, len(groups)))
             continue
         sm = _aligned([smooth_losses(t.losses) for t in good])
         n = len(sm[0])
-        draw(ax_ls, range(1, n + 1), sm, colour, name)
+        draw(ax_ls, range(1, n + 1), sm, i, name)
         any_loss = True
         if all(len(t.times) >= n for t in good):
             t_mean = _aligned([t.times[:n] for t in good])[0]
-            draw(ax_lt, t_mean, sm, colour, name)
+            draw(ax_lt, t_mean, sm, i, name)
         if all(t.evals for t in good):
             evals = _common_evals(good)
             if evals[0]:
                 acc = _aligned([[e.test_accuracy for e in ev] for ev in evals])
                 steps = [e.step for e in evals[0]]
                 secs = _aligned([[e.seconds for e in ev] for ev in evals])[0]
-                draw(ax_as, steps, acc, colour, name, marker="o", markersize=3)
-                draw(ax_at, secs, acc, colour, name, marker="o", markersize=3)
+                draw(ax_as, steps, acc, i, name)
+                draw(ax_at, secs, acc, i, name)
 
     for ax in (ax_ls, ax_lt):
         if any_loss:

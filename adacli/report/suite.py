@@ -11,14 +11,20 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from adacli.report.plots import figure_png
+from adacli.analysis import numfmt
+from adacli.report.plots import figure_png, series_style
 
 
 def _wtl(results: dict[str, Any], label: str, ref: str) -> str:
     if label == ref:
         return "–"
-    c = results["wins"][label][ref]
-    return f"{c['win']}/{c['tie']}/{c['loss']}"
+    return wtl_text(results["wins"][label][ref])
+
+
+def wtl_text(c: dict[str, int]) -> str:
+    """``2/1/0/2``: wins / ties / losses / undecided, and ``(1 untested)`` when a workload had one seed."""
+    text = "/".join(str(c.get(k, 0)) for k in ("win", "tie", "loss", "undecided"))
+    return text + (f" ({c['untested']} untested)" if c.get("untested") else "")
 
 
 def suite_table(results: dict[str, Any], title: str | None = None) -> Table:
@@ -33,27 +39,28 @@ def suite_table(results: dict[str, Any], title: str | None = None) -> Table:
     table.add_column("score", justify="right")
     table.add_column(f"speed-up vs {ref}", justify="right")
     table.add_column("mean rank", justify="right")
-    table.add_column(f"W/T/L vs {ref}", justify="right")
+    table.add_column(f"W/T/L/U vs {ref}", justify="right")
     table.add_column("reached", justify="right")
     best_score = max(results["scores"].values(), default=None)
     for label in results["labels"]:
-        sp, k = results["speedups"].get(label), results["speedup_workloads"].get(label, 0)
+        sp = results["speedups"].get(label)
         reached = sum((w.get("times") or {}).get(label) is not None for w in results["workloads"])
         score = results["scores"][label]
         table.add_row(
             Text(label + (" (ref)" if label == ref else "")),
-            Text(f"{score:.3f}", style="bold green" if score == best_score else ""),
-            f"{sp:.2f}x ({k}/{n})" if sp is not None else f"– (0/{n})",
-            f"{results['ranks'][label]:.2f}",
+            Text(numfmt.fixed(score, 3), style="bold green" if score == best_score else ""),
+            f"{numfmt.fixed(sp, 2)}×" if sp is not None else "–",
+            numfmt.fixed(results["ranks"][label], 2),
             _wtl(results, label, ref),
             f"{reached}/{n}",
         )
     table.caption = (
-        f"time = mean {unit} to each workload's target over seeds (a seed that missed it: never); "
-        "score = area under the performance profile over tau in [1, 4] / 3 (1 = fastest everywhere); "
-        f"speed-up = geometric mean of t({ref}) / t over the (k/n) workloads both reached; rank 1 = fastest; "
-        f"W/T/L = workloads significantly faster / no significant difference / slower than {ref} "
-        "(paired t-test over seeds, Holm-adjusted within the workload)"
+        f"AlgoPerf's scoring: time = median {unit} to each workload's target over seeds (a miss counts as "
+        "never); score = area under the performance profile over tau in [1, 4] / 3 (1 = fastest "
+        f"everywhere); speed-up = geometric mean over every workload of t({ref}) / t, a miss counting as "
+        "budget + 1; reached = workloads with a median time; rank 1 = fastest; "
+        f"W/T/L/U = workloads faster / equivalent within 5 % / slower than {ref} / undecided, paired by seed "
+        "(one family per workload, simultaneous 95% intervals; untested: one seed)"
     )
     return table
 
@@ -62,12 +69,12 @@ def times_table(results: dict[str, Any]) -> Table:
     """Workloads x optimizers: time to target and its ratio to the workload's best (the profile's input)."""
     unit = results["measure"]
     table = Table(
-        title=f"time to target ({unit}, mean over seeds) and ratio to the best", title_justify="left"
+        title=f"time to target ({unit}, median over seeds) and ratio to the best", title_justify="left"
     )
     table.add_column("workload", no_wrap=True)
     for label in results["labels"]:
         table.add_column(label, justify="right")
-    fmt = ".0f" if unit == "steps" else ".2f"
+    fmt = ".0f" if unit == "steps" else ".3g"
     for w in results["workloads"]:
         times = w.get("times")
         if times is None:
@@ -90,12 +97,12 @@ def times_table(results: dict[str, Any]) -> Table:
 def wins_matrix(results: dict[str, Any]) -> Table:
     """Every pair: wins/ties/losses of the row against the column, over the workloads."""
     labels = results["labels"]
-    table = Table(title="win/tie/loss (row vs column, over workloads)", title_justify="left")
+    table = Table(title="win/tie/loss/undecided (row vs column, over workloads)", title_justify="left")
     table.add_column("")
     for label in labels:
         table.add_column(label, justify="right")
     for a in labels:
-        row = ["–" if a == b else "{win}/{tie}/{loss}".format(**results["wins"][a][b]) for b in labels]
+        row = ["–" if a == b else wtl_text(results["wins"][a][b]) for b in labels]
         table.add_row(a, *row)
     return table
 
@@ -109,17 +116,11 @@ def profiles_png(results: dict[str, Any]) -> bytes:
     fig = Figure(figsize=(7, 4.5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    styles = ("-", "--", "-.", ":")  # equal profiles (two labels of one optimizer) stay visible
-    for i, (label, curve) in enumerate(prof["curves"].items()):
-        ax.step(
-            prof["taus"],
-            curve,
-            where="post",
-            color=f"C{i % 10}",
-            linestyle=styles[i % len(styles)],
-            linewidth=1.8,
-            label=f"{label} (score {results['scores'][label]:.3f})",
-        )
+    curves = prof["curves"]
+    for i, (label, curve) in enumerate(curves.items()):  # equal profiles stay visible (series_style)
+        score = numfmt.fixed(results["scores"][label], 3)
+        style = series_style(i, len(curve), len(curves))
+        ax.step(prof["taus"], curve, where="post", linewidth=1.8, label=f"{label} (score {score})", **style)
     ax.set_xlim(1.0, prof["taus"][-1])
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(f"tau (time to target within tau x the best, {prof['measure']})")

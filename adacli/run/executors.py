@@ -42,6 +42,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from adacli.errors import AdacliError, InputError
@@ -753,6 +754,28 @@ def _import_ray() -> Any:
     return ray
 
 
+class _LocalInstance:
+    """The files of a local Ray instance this run starts (a folder of its own, not Ray's shared temp
+    folder) and the watchdog that removes them, with Ray's processes, if the run is killed."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        from adacli.run import reaper
+
+        # short: Ray's socket paths (under the folder) must fit in 107 bytes
+        self.folder = Path(tempfile.mkdtemp(prefix="adacli-ray-"))
+        self.watchdog = reaper.start(self.folder)
+
+    def remove(self) -> None:
+        import shutil
+
+        from adacli.run import reaper
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+        reaper.stop(self.watchdog)
+
+
 def _init_local_ray(ray: Any, options: dict[str, Any]) -> None:
     """A fresh single-machine Ray instance that listens on 127.0.0.1 only.
 
@@ -822,6 +845,7 @@ class RayExecutor:
         self.threads = threads or max(1, math.floor(cpus_per_trial))
         self.slots = max_concurrent or 1
         self._owns = False
+        self._local: Any = None  # a local instance: its folder and watchdog (adacli.run.reaper)
         self._refs: dict[Any, TrialTask] = {}
         self._attempted: dict[int, int] = {}
         self._on_progress: ProgressFn = lambda e: None
@@ -878,7 +902,8 @@ class RayExecutor:
         options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         try:
             if self.address is None:
-                _init_local_ray(ray, options)
+                self._local = _LocalInstance()
+                _init_local_ray(ray, {**options, "_temp_dir": str(self._local.folder)})
             else:
                 _check_reachable(self.address)
                 ray.init(address=self.address, **options)
@@ -887,6 +912,8 @@ class RayExecutor:
             why = " ".join(str(e).split())[:300]
             if e.__cause__ is not None:  # e.g. the cluster's token authentication (Ray >= 2.52)
                 why += f" ({' '.join(str(e.__cause__).split())[:300]})"
+            if self._local is not None:
+                self._local.remove()
             raise InputError(f"cannot start or reach Ray ({where}): {why}", field="--ray-address") from None
 
     @property
@@ -940,11 +967,14 @@ class RayExecutor:
                 self._queue.shutdown()
         if self._owns:
             ray.shutdown()
+        if self._local is not None:  # its session folder goes too (it stayed in the temp folder)
+            self._local.remove()
 
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "ray",
             "address": self.address or ("local instance" if self._owns else "already initialized"),
+            "session_folder": str(self._local.folder) if self._local is not None else None,
             "cpus_per_trial": self.cpus,
             "gpus_per_trial": self.gpus,
             "threads_per_trial": self.threads,

@@ -19,6 +19,7 @@ Rules (what ``adacli compare`` promises about ``--out`` and ``--resume``):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -112,8 +113,14 @@ def acquire_lock(run_dir: Path, option: str) -> RunLock:
         except OSError as e:
             why = e.strerror or str(e)
             raise InputError(f"cannot write here: {why}", file=str(run_dir), field=option) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()}\n")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError as e:  # a full disk takes the empty file but not its pid: no lock left behind
+            with contextlib.suppress(OSError):
+                path.unlink()
+            why = e.strerror or str(e)
+            raise InputError(f"cannot write here: {why}", file=str(run_dir), field=option) from None
         return RunLock(path, recovered)
     raise InputError("could not take the run folder's lock", file=str(run_dir), field=option)
 
@@ -159,6 +166,7 @@ class RunFolder:
     resumed: bool  # a previous run's trials are reused
     created: bool  # this run created the folder (removed again if the run stops before writing)
     scan: store.FolderScan = field(default_factory=store.FolderScan)
+    setup: dict[str, Any] = field(default_factory=dict)  # stamped into every trial file (see below)
     written: set[str] = field(default_factory=set)
 
     def warnings(self) -> list[str]:
@@ -171,12 +179,18 @@ class RunFolder:
         if self.scan.damaged:
             damaged = self.scan.damaged
             shown = ", ".join(damaged[:3]) + (", ..." if len(damaged) > 3 else "")
-            out.append(f"warning: {len(damaged)} damaged file(s) ignored, their trials run again: {shown}")
+            out.append(
+                f"warning: {len(damaged)} damaged file(s) ignored: {shown}; a trial they held runs again "
+                "unless another file of the folder holds it"
+            )
         return out
 
     def write_trial(self, result: TrialResult, index: int) -> Path:
         """Save one trial as ``trials/NNN-<label>-seed<S>.json`` (atomic), unless that name holds another
-        finished trial of a previous run: then ``NNN-<label>-seed<S>~2.json`` (and so on)."""
+        finished trial of a previous run: then ``NNN-<label>-seed<S>~2.json`` (and so on).
+
+        The file carries the run's setup (``extra.setup``), so a folder can be told apart from another
+        setup's by its trial files alone, even when its results.json is lost or damaged."""
         tdir = self.path / store.TRIALS_DIR
         stem = f"{index:03d}-{safe_component(result.label, 'trial')[:60]}-seed{result.seed}"
         key = result.extra.get("trial_key")
@@ -188,7 +202,8 @@ class RunFolder:
                 break
             n += 1
         self.written.add(name)
-        return store.write_trial(tdir / name, result)
+        stamped = dataclasses.replace(result, extra={**result.extra, "setup": self.setup})
+        return store.write_trial(tdir / name, stamped)
 
     def close(self, wrote: bool) -> None:
         """Release the lock; a folder this run created and never wrote into is removed again."""
@@ -205,22 +220,33 @@ def _stored_setup(scan: store.FolderScan) -> dict[str, Any] | None:
 
 
 def _check_same_setup(path: Path, scan: store.FolderScan, setup: dict[str, Any], option: str) -> None:
+    """The folder's setup, from its results.json and from every trial file that says which setup made
+    it, must be ``setup``; a folder that says nothing (no readable results.json, trial files without a
+    setup) cannot be checked and is refused too: mixing its trials with new ones could go unnoticed."""
     stored = _stored_setup(scan)
-    if stored is None:
-        raise InputError(
-            f"not empty and not an adacli run folder (no readable {store.RESULTS_FILE}): choose an empty "
-            "or new folder",
-            file=str(path),
-            field=option,
-        )
-    diff = setup_difference(stored, setup)
-    if diff:
-        raise InputError(
-            f"made by another recipe setup ({'; '.join(diff)}): its trials cannot be reused and would be "
-            "mixed with new ones; choose another folder",
-            file=str(path),
-            field=option,
-        )
+    if stored is None and not scan.setups:
+        if option == "--out" or scan.unchecked:
+            why = f"no readable {store.RESULTS_FILE}" + (
+                f", and {scan.unchecked} trial file(s) that do not say which setup made them"
+                if scan.unchecked
+                else ""
+            )
+            what = "an adacli run folder" if option == "--out" else "a run folder whose setup can be checked"
+            raise InputError(
+                f"not empty and not {what} ({why}): choose an empty or new folder",
+                file=str(path),
+                field=option,
+            )
+        return
+    for where, other in ([(store.RESULTS_FILE, stored)] if stored is not None else []) + scan.setups:
+        diff = setup_difference(other, setup)
+        if diff:
+            raise InputError(
+                f"made by another recipe setup ({'; '.join(diff)}; {where}): its trials cannot be reused and "
+                "would be mixed with new ones; choose another folder",
+                file=str(path),
+                field=option,
+            )
 
 
 def _resume_dir(resume: str | Path, out_dir: str | Path | None) -> Path:
@@ -255,16 +281,22 @@ def open_run_folder(
     else:
         path, option = default_run_dir(recipe), "--out"
     created = not path.exists()
-    lock = acquire_lock(path, option)
+    try:
+        lock = acquire_lock(path, option)
+    except InputError:
+        if created:  # nothing of this run may stay behind (a full disk took the folder, not the lock)
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
     try:
         resumed = resume is not None or _occupied(path)
         scan = store.scan_folder(path) if resumed else store.FolderScan()
-        if (resume is not None and _stored_setup(scan) is not None) or (option == "--out" and resumed):
+        if resumed:
             _check_same_setup(path, scan, setup, option)
     except BaseException:
         lock.release()
         raise
-    return RunFolder(path, lock, resumed, created, scan)
+    return RunFolder(path, lock, resumed, created, scan, setup)
 
 
 __all__ = [

@@ -14,6 +14,7 @@ writes its file), so an interrupt loses nothing that finished.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -56,6 +57,7 @@ class Scheduler:
         self.note: Callable[[str], None] = notes or (lambda text: None)
         self.results: dict[int, tuple[TrialTask, TrialResult]] = {}
         self.done: dict[str, TrialResult] = dict(cache)
+        self.earlier = set(cache)  # keys finished by an earlier run in the folder (a resume)
         self.inflight: dict[str, list[TrialTask]] = {}
         self.pending: deque[TrialTask] = deque()
         self.choices: dict[int, sweep.Choice] = {}
@@ -65,8 +67,16 @@ class Scheduler:
             self.choices = {sw.index: sweep.Choice(sw, 0, []) for sw in plan.sweeps}
 
     def start(self) -> None:
+        """Schedule the plan's first tasks that are not recorded yet (all of them, the first time)."""
         for task in self.plan.first_tasks():
-            self.schedule(task)
+            if task.index not in self.results:
+                self.schedule(task)
+
+    def extend(self, plan: Plan) -> None:
+        """Continue with a larger plan of the same run (seeds until decided: the next round of seeds).
+        Its tasks keep the indices of the smaller plan (seed-major order), so the next :func:`drive`
+        schedules only the new seeds; what is recorded stays."""
+        self.plan = plan
 
     def ordered(self) -> list[tuple[TrialTask, TrialResult]]:
         """Every recorded (task, result), in plan order."""
@@ -86,6 +96,12 @@ class Scheduler:
 
     def arrived(self, task: TrialTask, result: TrialResult) -> None:
         """A result from the executor: record it, and hand it to the tasks that waited for its key."""
+        # which code trained it, and when (a later run reuses it only for the same code; the run folder
+        # adds the setup): on the result itself, so the tasks that share it carry it too
+        result.extra.setdefault("code", self.plan.code)
+        result.extra.setdefault(
+            "finished_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        )
         finished = result.status in FINISHED
         if finished:
             self.done[task.key] = result
@@ -127,6 +143,7 @@ class Scheduler:
             )
         if reused:
             extra["reused"] = result.label if result.label != task.label else True
+            extra["earlier_run"] = task.key in self.earlier  # or shared within this run (sweep/final)
         return extra
 
     def _maybe_choose(self, sw: sweep.OptimizerSweep) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from adacli.errors import InputError
+from adacli.files import WriteError
 from adacli.recipe import Recipe
 from adacli.results import TrialResult
 from adacli.run import store
@@ -35,6 +36,7 @@ from adacli.run.folder import RunFolder, open_run_folder, setup_of
 from adacli.run.interrupts import Interrupted, InterruptGuard, signum_of
 from adacli.run.loop import Progress, Scheduler, drive
 from adacli.run.plan import Plan, TrialTask, build_plan
+from adacli.run.rounds import Rounds
 from adacli.run.save import Judge, RunOutcome, save_run_folder
 
 
@@ -74,17 +76,17 @@ def executor_options(
     """The command line's --jobs/--executor/--ray-address/--threads/... as :func:`run_recipe`'s executor
     keyword arguments (bad combinations: InputError, exit 2, before any training)."""
     from adacli.errors import closest
+    from adacli.recipe.options import RunOptions
     from adacli.run.executors import EXECUTORS, check_jobs
 
-    if jobs is not None and jobs < 1:
-        raise InputError(f"must be >= 1 (got {jobs})", field="--jobs")
+    numbers = RunOptions.parse(
+        jobs=jobs, threads=threads, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial
+    )
     if executor is not None and executor not in EXECUTORS:
         msg = f"unknown executor {executor!r}"
         raise InputError(msg, field="--executor", allowed=EXECUTORS, suggestion=closest(executor, EXECUTORS))
-    if threads is not None and threads < 1:
-        raise InputError(f"must be >= 1 (got {threads})", field="--threads")
-    if cpus_per_trial <= 0 or (gpus_per_trial is not None and gpus_per_trial < 0):
-        raise InputError("must be > 0 (GPUs: >= 0)", field="--cpus-per-trial/--gpus-per-trial")
+    jobs, threads = numbers.jobs, numbers.threads
+    cpus_per_trial, gpus_per_trial = numbers.cpus_per_trial, numbers.gpus_per_trial
     if ray_address and executor is None:
         executor = "ray"
     if executor is None:
@@ -206,6 +208,7 @@ class _Run:
     environment: dict[str, Any]
     progress: Progress | None
     judge: Judge | None = None
+    rounds: Rounds | None = None  # seeds until decided
     scheduler: Scheduler | None = None
     closed: bool = False
     borrowed: bool = False  # a suite's executor: its owner closes it, unless this run is cancelled
@@ -301,13 +304,32 @@ def _begin(run: _Run) -> None:
             progress.note(line)
     # a resumed folder keeps its results.json until the save: a crash before then loses nothing
     if not (folder.resumed and folder.scan.recipe):
-        store.start_run(folder.path, recipe=run.recipe_json, environment=run.environment)
+        try:
+            store.start_run(folder.path, recipe=run.recipe_json, environment=run.environment)
+        except WriteError as e:  # before any training: the run folder cannot be written (exit 2)
+            raise InputError(f"cannot write the run folder: {e}", file=str(folder.path)) from None
     notes = progress.note if progress is not None else None
     run.scheduler = Scheduler(run.plan, folder.scan.finished, _on_record(run), notes)
 
 
 def _save(run: _Run, status: str) -> RunOutcome:
-    """The save step: executor and counts into the environment, then :func:`save.save_run_folder`."""
+    """The save step: executor and counts into the environment, then :func:`save.save_run_folder`. A
+    file the disk refuses is a WriteError (exit 1) that says where the finished trials are."""
+    try:
+        return _save_folder(run, status)
+    except WriteError as e:
+        raise _where_to_go_on(run, e) from None
+
+
+def _where_to_go_on(run: _Run, e: WriteError) -> WriteError:
+    where = run.folder.path
+    return e.with_hint(
+        f"the trials that finished are in {where / store.TRIALS_DIR}; once the disk has room, "
+        f"continue with --resume {where}"
+    )
+
+
+def _save_folder(run: _Run, status: str) -> RunOutcome:
     sched = run.scheduler
     assert sched is not None
     run.environment["executor"] = {
@@ -328,7 +350,39 @@ def _save(run: _Run, status: str) -> RunOutcome:
         ran=sched.ran,
         reused=sched.reused,
         judge=run.judge,
+        seeds=run.rounds.record() if run.rounds is not None else None,
     )
+
+
+def _drive_rounds(run: _Run) -> None:
+    """The run loop; with seeds until decided, once per round until the design stops the run."""
+    assert run.scheduler is not None
+    drive(run.scheduler, run.executor)
+    while run.rounds is not None:
+        plan = run.rounds.next_plan(run.scheduler.ordered(), run.recipe_json, run.environment)
+        if plan is None:
+            return
+        before = run.rounds.looks[-2]
+        run.plan = plan
+        run.scheduler.extend(plan)
+        if run.progress is not None:
+            run.progress.plan(plan.planned)
+            run.progress.note(
+                f"seeds until decided: {run.rounds.undecided} comparison(s) undecided at {before} seeds; "
+                f"running seeds {before}..{len(plan.seeds) - 1}"
+            )
+        drive(run.scheduler, run.executor)
+
+
+def _save_what_finished(run: _Run, error: BaseException) -> None:
+    """After an error in the run loop: save what finished. When the error was the disk refusing a trial
+    file, the save will likely be refused too: then the first error is the one to tell (it is re-raised
+    with where the finished trials are by the caller)."""
+    try:
+        _save(run, "interrupted")
+    except WriteError:
+        if not isinstance(error, WriteError):
+            raise
 
 
 def _execute(run: _Run, guard: InterruptGuard) -> RunOutcome:
@@ -337,15 +391,19 @@ def _execute(run: _Run, guard: InterruptGuard) -> RunOutcome:
     assert run.scheduler is not None
     stopped: int | None = None
     try:
-        drive(run.scheduler, run.executor)
+        _drive_rounds(run)
     except KeyboardInterrupt as e:
         guard.hold()
         stopped = signum_of(e)
-    except BaseException:
+        if run.rounds is not None:
+            run.rounds.stopped = "interrupted"
+    except BaseException as e:
         guard.hold()
         with contextlib.suppress(Exception):
             run.close_executor(cancel=True)
-        _save(run, "interrupted")
+        _save_what_finished(run, e)
+        if isinstance(e, WriteError) and not e.hint:
+            raise _where_to_go_on(run, e) from None
         raise
     guard.hold()  # from here on a signal cannot cut the stop or the save short
     run.close_executor(cancel=stopped is not None)
@@ -400,7 +458,8 @@ def run_recipe(
     recipe_json = _recipe_json(recipe, recipe_path)
     with InterruptGuard() as guard:
         dev = resolve_device(recipe.device)
-        plan = build_plan(recipe, dev)
+        rounds = Rounds.of(recipe, dev)
+        plan = rounds.first_plan() if rounds is not None else build_plan(recipe, dev)
         folder = open_run_folder(recipe, setup_of(recipe_json, dev), out_dir=out_dir, resume=resume)
         run = None
         try:
@@ -410,9 +469,8 @@ def run_recipe(
             else:
                 ex, data = _start_executor(plan, recipe_json, opts, dev, on_progress, data)
             guard.arm()  # Ray installs a SIGTERM handler of its own
-            run = _Run(
-                plan, recipe_json, folder, ex, _environment(dev, data, folder, recipe, ex), progress, judge
-            )
+            env = _environment(dev, data, folder, recipe, ex)
+            run = _Run(plan, recipe_json, folder, ex, env, progress, judge, rounds)
             run.borrowed, run.chosen_by_default = pool is not None, executor == "auto"
             del data  # the workers hold their own copy
             _begin(run)
@@ -421,7 +479,7 @@ def run_recipe(
             if run is not None:
                 with contextlib.suppress(Exception):
                     run.close_executor(cancel=True)
-            folder.close(wrote=run is not None or folder.resumed)
+            folder.close(wrote=(run is not None and run.scheduler is not None) or folder.resumed)
 
 
 __all__ = [

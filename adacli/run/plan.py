@@ -22,7 +22,14 @@ from typing import Any
 from adacli.errors import AdacliError, InputError
 from adacli.recipe import Recipe
 from adacli.run import sweep
-from adacli.run.keys import device_type, recipe_slice, trial_key, versions
+from adacli.run.keys import (
+    code_fingerprint,
+    device_type,
+    optimizer_fingerprint,
+    recipe_slice,
+    trial_key,
+    versions,
+)
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Plan:
     sweeps: list[sweep.OptimizerSweep]
     keys: dict[tuple[int, int, int], str]  # (optimizer index, config index, seed) -> trial key
     sweep_tasks: dict[int, list[TrialTask]] = field(default_factory=dict)  # optimizer index -> tasks
+    code: str = ""  # adacli.run.keys.code_fingerprint when the plan was made
 
     @property
     def swept(self) -> bool:
@@ -128,6 +136,7 @@ def build_plan(recipe: Recipe, device: Any) -> Plan:
     resolved = resolve_configs(sweeps)
     slice_, versions_ = recipe_slice(recipe), versions()
     dtype = device_type(device)
+    adacli_code = code_fingerprint()
     keys = {
         (i, j, seed): trial_key(
             slice_,
@@ -137,11 +146,13 @@ def build_plan(recipe: Recipe, device: Any) -> Plan:
             seed=seed,
             device_type=dtype,
             versions_=versions_,
+            code={"adacli": adacli_code, "optimizer": optimizer_fingerprint(r.cls)},
         )
         for (i, j), r in resolved.items()
         for seed in recipe.seed_list
     }
     plan = Plan(recipe=recipe, sweeps=sweeps, keys=keys)
+    plan.code = adacli_code
     if plan.swept:
         index = 0
         for sw in sweeps:

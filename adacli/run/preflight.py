@@ -21,6 +21,7 @@ stays the data model only.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
 import os
@@ -36,6 +37,7 @@ import torch
 from adacli.errors import InputError
 from adacli.recipe import Recipe
 from adacli.recipe.source import format_path, line_at, parse_yaml
+from adacli.recipe.spec import MAX_STEPS
 from adacli.recipe.suite import Suite
 
 # Preflight's batch: the recipe's batch_size, capped on the CPU (where a big batch costs seconds and
@@ -83,6 +85,7 @@ class _Where:
     """Locates errors in the recipe file: ``where(err, "optimizers", 0, "lr")``."""
 
     def __init__(self, recipe: Recipe, path: str | os.PathLike[str] | None) -> None:
+        self.recipe = recipe
         self.file = str(path) if path is not None else recipe.source_file
         self.lines = recipe._lines
         if not self.lines and path is not None and Path(path).is_file():
@@ -92,10 +95,22 @@ class _Where:
                 self.lines = {}
 
     def __call__(self, err: InputError, *p: str | int) -> InputError:
+        option = self.recipe.option_for(*p)
+        if option is not None:  # the command line set this value: name the option, not the file
+            return InputError(err.message, field=option, allowed=err.allowed, suggestion=err.suggestion)
         return err.located(file=self.file, line=line_at(self.lines, tuple(p)), field=format_path(tuple(p)))
 
     def error(self, message: str, *p: str | int) -> InputError:
         return self(InputError(message), *p)
+
+
+@functools.lru_cache(maxsize=256)
+def _init_parameters(cls: type) -> Any:
+    """``cls.__init__``'s parameters, read once per class (checked for every point of a sweep)."""
+    try:
+        return inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return None
 
 
 def tuple_length_problem(cls: type, hparams: dict[str, Any]) -> tuple[str, str] | None:
@@ -103,9 +118,8 @@ def tuple_length_problem(cls: type, hparams: dict[str, Any]) -> tuple[str, str] 
 
     Constructors index such values (``betas[1]``) and would fail with an IndexError that names nothing.
     """
-    try:
-        params = inspect.signature(cls.__init__).parameters
-    except (TypeError, ValueError):
+    params = _init_parameters(cls)
+    if params is None:
         return None
     for key, value in hparams.items():
         default = params[key].default if key in params else None
@@ -153,56 +167,164 @@ def check_environment(recipe: Recipe, path: str | os.PathLike[str] | None = None
             "dataset",
             "val_fraction" if ("dataset", "val_fraction") in at.lines else "name",
         )
+    if is_sweep(recipe) and recipe.seed_plan is not None:
+        raise at.error(
+            "seeds: {until: decided} does not combine with a sweep (the choice of configuration would "
+            "change with the rounds of seeds): give seeds a count",
+            "seeds",
+        )
 
 
 def _check_meta_model(recipe: Recipe, at: _Where) -> None:
-    """Build the model on the meta device with the dataset's shape (catches bad kwargs in no time)."""
+    """The dataset's shape agrees with what the recipe says about it, the data fits in memory, and the
+    model builds on the meta device with that shape (catches bad kwargs in no time)."""
     from adacli.train.data import dataset_shape
     from adacli.train.models import create_model
 
     try:
-        num_classes, in_chans, image_size = dataset_shape(recipe.dataset)
+        shape = dataset_shape(recipe.dataset)
     except InputError as e:
         raise at(e, "dataset") from None
+    except Exception as e:  # an unreadable image folder, a library error: bad input, one line
+        raise at.error(f"dataset {recipe.dataset.name} cannot be read: {_one_line(e)}", "dataset") from None
+    _check_data_and_model_agree(recipe, at, shape)
+    _check_memory(recipe, at)
+    num_classes, in_chans, image_size = shape
     try:
         with torch.device("meta"):
             create_model(recipe.model, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
     except InputError as e:
-        if isinstance(e.__cause__, (TypeError, ValueError, AssertionError)):
+        if isinstance(e.__cause__, (TypeError, ValueError, AssertionError, LookupError, OSError)):
             raise at(e, "model", "kwargs" if recipe.model.kwargs else "name") from None
         # other failures are artefacts of the meta device (e.g. init code copying data): preflight's
 
 
-def _check_optimizers(recipe: Recipe, at: _Where) -> None:
-    """Names resolve, hyperparameters are known and fit, every sweep point constructs; equal budgets."""
-    from adacli.optim.registry import resolve_optimizer
-    from adacli.run.sweep import check_budgets, optimizer_configs
+#: model kwargs that adacli sets from the dataset (model.kwargs -> what the data says)
+_SIZED_BY_DATA = {"num_classes": ("classes", 0), "in_chans": ("channels", 1), "img_size": ("px images", 2)}
 
-    for i, spec in enumerate(recipe.optimizers):
-        try:
-            resolved = resolve_optimizer(spec.name, spec.hparams)
-        except InputError as e:
-            hparam_error = e.message.startswith("unknown hyperparameter")
-            bad = next((k for k in spec.hparams if hparam_error and k not in (e.allowed or [])), None)
-            if bad is not None:
-                raise at(e, "optimizers", i, bad) from None
-            raise at(e, "optimizers", i, "name") from None
-        configs = optimizer_configs(recipe, i, file=at.file)  # one per sweep point (located InputErrors)
-        for config in configs:
+
+def _check_data_and_model_agree(recipe: Recipe, at: _Where, shape: tuple[int, int, int]) -> None:
+    """A dataset key the data contradicts (digits with ``num_classes: 5``), or a model kwarg that
+    contradicts the dataset (``num_classes: 3`` for 10 classes): exit 2 naming both."""
+    from adacli.train.data import shape_contradiction
+
+    wrong = shape_contradiction(recipe.dataset)
+    if wrong is not None:
+        key, why = wrong
+        raise at.error(f"{why}: set it to match or remove it", "dataset", key)
+    ds = recipe.dataset.name
+    for key, (what, i) in _SIZED_BY_DATA.items():
+        value = recipe.model.kwargs.get(key)
+        if value is not None and value != shape[i]:
+            raise at.error(
+                f"{value!r} contradicts dataset {ds} ({shape[i]} {what}): adacli sizes the model from the "
+                "dataset; remove it from model.kwargs",
+                "model",
+                "kwargs",
+                key,
+            )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux MemAvailable), None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(recipe: Recipe, at: _Where) -> None:
+    """A synthetic dataset (and one training batch of it) that cannot fit in memory is exit 2 before
+    anything is allocated (allocating it failed with a traceback, or got the process killed)."""
+    from adacli.train.data import synthetic_bytes
+
+    need = synthetic_bytes(recipe.dataset, recipe.budget.batch_size)
+    free = _available_memory()
+    if need and free is not None and need > 0.8 * free:
+        d = recipe.dataset
+        raise at.error(
+            f"the synthetic dataset ({d.train_size or 2048} + {d.test_size or 512} images of "
+            f"{d.image_size or 32} px) needs about {need / 2**30:.1f} GiB, and {free / 2**30:.1f} GiB of "
+            "memory are free here: lower train_size, test_size or image_size",
+            "dataset",
+            "train_size" if ("dataset", "train_size") in at.lines else "name",
+        )
+
+
+#: a recipe with at most this many optimizer configurations in all takes a real step of each in the
+#: preflight; a larger sweep (up to 20 x 1,000 points) takes one per optimizer there, and each swept value
+#: one step on a 2x2 stand-in parameter in check_environment (validate stays within seconds)
+REAL_STEP_LIMIT = 64
+
+
+def _check_optimizers(recipe: Recipe, at: _Where) -> None:
+    """Names resolve, hyperparameters are known and fit, every sweep point constructs (on a 2x2 dummy
+    parameter: fast enough for 20,000 points); for a large sweep, every swept value also takes one step on
+    that parameter (see :data:`REAL_STEP_LIMIT`); equal budgets."""
+    from adacli.run.sweep import check_budgets, covering_configs, optimizer_configs
+
+    configs = [optimizer_configs(recipe, i, file=at.file) for i in range(len(recipe.optimizers))]
+    large = sum(map(len, configs)) > REAL_STEP_LIMIT
+    for i, points in enumerate(configs):
+        resolved = _resolve(recipe, i, at)
+        for config in points:
             wrong = tuple_length_problem(resolved.cls, config)
             if wrong is not None:
                 raise at.error(wrong[1], "optimizers", i, wrong[0])
-            try:
-                (resolve_optimizer(spec.name, config) if config != spec.hparams else resolved).build(
-                    [torch.nn.Parameter(torch.zeros(2, 2))]
-                )
-            except InputError as e:
-                raise at(e, "optimizers", i) from None
-            except Exception as e:  # a constructor failing any other way still names the optimizer
-                raise at.error(
-                    f"{spec.name!r} cannot be constructed: {_one_line(e)}", "optimizers", i
-                ) from None
+            _build_config(recipe, i, config, at, step=False)
+        if large and resolved.source != "import":  # a user's step() may act on the world: built only
+            for config in covering_configs(recipe, i, file=at.file):
+                _build_config(recipe, i, config, at, step=True)
     check_budgets(recipe, file=at.file)
+
+
+def _resolve(recipe: Recipe, i: int, at: _Where) -> Any:
+    """Optimizer ``i`` resolved (its name and hyperparameter names), errors located at the key."""
+    from adacli.optim.registry import resolve_optimizer
+
+    spec = recipe.optimizers[i]
+    try:
+        return resolve_optimizer(spec.name, spec.hparams)
+    except InputError as e:
+        hparam_error = e.message.startswith("unknown hyperparameter")
+        bad = next((k for k in spec.hparams if hparam_error and k not in (e.allowed or [])), None)
+        if bad is not None:
+            raise at(e, "optimizers", i, bad) from None
+        raise at(e, "optimizers", i, "name") from None
+
+
+def _build_config(recipe: Recipe, i: int, config: dict[str, Any], at: _Where, *, step: bool) -> None:
+    """Construct one configuration on a 2x2 parameter (and take one step with a gradient of ones)."""
+    from adacli.optim.registry import resolve_optimizer
+
+    spec = recipe.optimizers[i]
+    param = torch.nn.Parameter(torch.zeros(2, 2))
+    try:
+        opt = resolve_optimizer(spec.name, config).build([param])
+        if step:
+            param.grad = torch.ones(2, 2)
+            opt.step()
+    except InputError as e:
+        raise at(e, "optimizers", i) from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # a constructor (or a step) failing any other way still names the optimizer
+        if not step:
+            raise at.error(f"{spec.name!r} cannot be constructed: {_one_line(e)}", "optimizers", i) from None
+        given = ", ".join(f"{k}={v}" for k, v in config.items())
+        raise at.error(
+            f"{spec.name!r} ({given}) fails its first step() on a 2x2 stand-in parameter: {_one_line(e)}; "
+            "check its hyperparameters",
+            "optimizers",
+            i,
+        ) from None
 
 
 def _one_line(e: BaseException) -> str:
@@ -235,6 +357,10 @@ def preflight(
         data = load_data(recipe.dataset)  # what the run loads: it is handed on
     except InputError as e:
         raise at(e, "dataset") from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # a corrupt file, an allocation that fails: bad input, never a traceback
+        raise at.error(f"dataset {recipe.dataset.name} cannot be loaded: {_one_line(e)}", "dataset") from None
     total = config.total_steps(data)
     warnings = check_budget_settings(recipe, train_size=data.split_size("train"), total=total, path=path)
     from adacli.run.sweep import is_sweep
@@ -304,6 +430,13 @@ def check_budget_settings(
         )
     if total is None:
         return []
+    if b.epochs is not None and total > MAX_STEPS:  # the data model bounds steps; epochs: known here
+        raise at.error(
+            f"{b.epochs:g} epochs of {train_size // b.batch_size} steps are {total:,} steps per trial, more "
+            f"than the {MAX_STEPS:,} a trial can record: lower budget.epochs",
+            "budget",
+            "epochs",
+        )
     if s is not None and s.warmup_steps and s.warmup_steps >= total:
         raise at.error(
             f"warmup_steps {s.warmup_steps} >= the budget's {total} steps: the learning rate would never "
@@ -358,7 +491,8 @@ def _forward_backward_step(
 def _step_every_optimizer(
     recipe: Recipe, net: torch.nn.Module, config: Any, total: int | None, at: _Where
 ) -> tuple[int, int]:
-    """One ``step()`` (and one schedule step) of every sweep configuration, each on fresh copies.
+    """One ``step()`` (and one schedule step) of every sweep configuration, each on fresh copies (of
+    each optimizer's first one only, beyond :data:`REAL_STEP_LIMIT` configurations in all).
 
     A user's own optimizer (``package.module:Class``) is built but not stepped, as in the trial's
     warm-up: its ``step()`` may act on the world (count its steps, write files), and preflight must not
@@ -370,8 +504,11 @@ def _step_every_optimizer(
     from adacli.train.step import parameter_copies
 
     stepped = not_stepped = 0
+    configs = [optimizer_configs(recipe, i, file=at.file) for i in range(len(recipe.optimizers))]
+    if sum(map(len, configs)) > REAL_STEP_LIMIT:  # a large sweep: its values were stepped on a stand-in
+        configs = [points[:1] for points in configs]
     for i, spec in enumerate(recipe.optimizers):
-        for hparams in optimizer_configs(recipe, i, file=at.file):
+        for hparams in configs[i]:
             resolved = resolve_optimizer(spec.name, hparams)
             if resolved.source == "import":
                 not_stepped += 1

@@ -137,15 +137,18 @@ def save_run_folder(
     ran: int,
     reused: int,
     judge: Judge | None = None,
+    seeds: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """Summarize the recorded trials (plan order), judge a complete run when asked, and write the run
-    folder, every file once; return the outcome."""
+    folder, every file once; return the outcome. ``seeds``: a seeds-until-decided run's design, looks and
+    why it stopped (:func:`adacli.analysis.verdict.Settings.of_run`), None for fixed seeds."""
     finals = [r for t, r in records if t.role == "final"]
     failed = [r for t, r in records if r.status == "failed" and not r.extra.get("reused")]
-    target = metrics.resolve_target(finals, plan.recipe.target)
+    target = metrics.resolve_target(finals, plan.recipe.target, reference=plan.recipe.reference)
     summaries = metrics.summarize(finals, target)
     run = RunData(run_dir, recipe_json, environment, finals, summaries, target, status)
-    run.verdict = verdict.analyze(finals, summaries, target, reference=plan.recipe.reference)
+    settings = verdict.Settings.of_run(recipe_json, environment, seeds)
+    run.verdict = verdict.analyze(finals, summaries, target, settings=settings)
     if plan.swept:
         sweep_trials = [r for t, r in records if t.role == "sweep"]
         run.extra["sweep"] = sweep_info(plan, choices, sweep_trials, environment)

@@ -79,6 +79,8 @@ class RunData:
     extra: dict[str, Any] = field(default_factory=dict)
     verdict: Any = None
     gate: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)  # what reading the folder found (not saved)
+    rebuilt: bool = False  # results.json was missing or damaged: this run was rebuilt from trial files
 
     def results(self) -> dict[str, Any]:
         """The content of ``results.json`` (numbers not yet encoded): the one definition of that file."""
@@ -227,39 +229,64 @@ def _read_results_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _trial_files(run_dir: Path) -> list[TrialResult]:
+def _trial_files(run_dir: Path, notes: list[str]) -> list[TrialResult]:
+    """The readable trial files of a folder; a damaged one is left out, with a note."""
     trials = []
     for p in sorted((run_dir / TRIALS_DIR).glob("*.json")):
         try:
-            trials.append(trial_from_json(json.loads(p.read_text())))
-        except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as e:
-            raise InputError(f"not a valid trial file ({e})", file=str(p)) from None
+            trials.append(_checked(trial_from_json(json.loads(p.read_text()))))
+        except Exception as e:  # cut short, not JSON, fields of the wrong type: the others still count
+            notes.append(f"{TRIALS_DIR}/{p.name} is damaged ({_why(e)}): left out")
     return trials
 
 
-def _stored_data(run_dir: Path) -> dict[str, Any]:
+def _stored_data(run_dir: Path, notes: list[str]) -> dict[str, Any]:
+    """results.json's content; when it is missing or damaged but trial files survive, what is rebuilt
+    from them (their setup as the recipe, status ``running``: the trials are merged in and summarized)."""
     path = run_dir / RESULTS_FILE
+    trial_files = sorted((run_dir / TRIALS_DIR).glob("*.json"))
     if path.is_file():
-        return _read_results_file(path)
-    if not (run_dir / TRIALS_DIR).is_dir():
+        try:
+            return _read_results_file(path)
+        except InputError as e:
+            if not trial_files:
+                raise
+            notes.append(
+                f"{RESULTS_FILE} is damaged ({e.message}): rebuilt from {len(trial_files)} trial files"
+            )
+    elif not (run_dir / TRIALS_DIR).is_dir():
         raise InputError(
             f"no {RESULTS_FILE} (nor {TRIALS_DIR}/) here: not an adacli run folder", file=str(run_dir)
         )
-    return {"status": "running", "recipe": {}, "environment": {}, "trials": []}
+    return {"status": "running", "recipe": _setup_as_recipe(trial_files), "environment": {}, "trials": []}
+
+
+def _setup_as_recipe(trial_files: list[Path]) -> dict[str, Any]:
+    """The recipe setup the trial files name (model, dataset, budget, precision, schedule), or {}."""
+    for p in trial_files:
+        try:
+            setup = json.loads(p.read_text()).get("extra", {}).get("setup")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(setup, dict):
+            return {k: v for k, v in setup.items() if k != "device"}
+    return {}
 
 
 def load_run(run_dir: str | Path) -> RunData:
     """Read a run folder written by :func:`save_run` (or the trials a killed run left behind).
 
-    When ``results.json`` is not ``complete`` (or absent but ``trials/`` holds files), trial files it lacks
-    are merged in and the target, summary and statistics are recomputed from them (the stored recipe's
-    target, or the default). Raises :class:`InputError` (exit 2) when the folder, or both ``results.json``
-    and ``trials/``, are missing, or a file is not valid.
+    When ``results.json`` is not ``complete`` (or absent, or damaged, but ``trials/`` holds files), trial
+    files it lacks are merged in and the target, summary and statistics are recomputed from them (the
+    stored recipe's target, or the default); ``RunData.notes`` says when results.json was rebuilt. Raises
+    :class:`InputError` (exit 2) when the folder, or both ``results.json`` and ``trials/``, are missing, or
+    a file is not valid and no trial file can stand in for it.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError("run folder not found", file=str(run_dir))
-    data = _stored_data(run_dir)
+    notes: list[str] = []
+    data = _stored_data(run_dir, notes)
     try:
         trials = [trial_from_json(t) for t in data["trials"]]
     except (TypeError, KeyError, AttributeError) as e:
@@ -268,12 +295,14 @@ def load_run(run_dir: str | Path) -> RunData:
     status = str(data.get("status", "complete"))
     run = RunData(run_dir, data.get("recipe") or {}, data.get("environment") or {}, trials, [], None, status)
     run.schema_version = int(data.get("schema_version", SCHEMA_VERSION))
+    run.notes = notes
+    run.rebuilt = "schema_version" not in data
     run.extra = {k: v for k, v in data.items() if k not in _known_keys()}
     run.gate = _read_gate(run_dir)
     if status == "complete":
         _stored_statistics(run, data)
     else:
-        _recomputed_statistics(run)
+        _recomputed_statistics(run, data.get("seeds"))
     return run
 
 
@@ -296,23 +325,21 @@ def _stored_statistics(run: RunData, data: dict[str, Any]) -> None:
     except TypeError as e:
         where = str(run.run_dir / RESULTS_FILE)
         raise InputError(f"invalid summary ({e})", file=where, field="summary") from None
-    if "comparisons" in data:
+    if "comparisons" in data and "headline" in data:
         run.verdict = verdict.Verdict.from_dict(data)
-    else:
-        reference = run.recipe.get("reference")
-        run.verdict = verdict.analyze(
-            run.trials, run.summaries, run.target, reference if isinstance(reference, str) else None
-        )
+    else:  # written before adacli kept a verdict, or the four outcomes: judged now, from the trials
+        settings = verdict.Settings.of_run(run.recipe, run.environment, data.get("seeds"))
+        run.verdict = verdict.analyze(run.trials, run.summaries, run.target, settings=settings)
 
 
-def _recomputed_statistics(run: RunData) -> None:
+def _recomputed_statistics(run: RunData, seeds: Any = None) -> None:
     """A run that did not finish: its trial files merged in, target, summary and verdict recomputed."""
     from adacli.analysis import metrics, verdict
     from adacli.recipe import TargetSpec
 
     seen = {(t.label, t.seed) for t in run.trials}
     if (run.run_dir / TRIALS_DIR).is_dir():
-        for t in _trial_files(run.run_dir):
+        for t in _trial_files(run.run_dir, run.notes):
             if (t.label, t.seed) not in seen:
                 run.trials.append(t)
                 seen.add((t.label, t.seed))
@@ -321,12 +348,10 @@ def _recomputed_statistics(run: RunData) -> None:
         spec = TargetSpec(**tspec) if isinstance(tspec, dict) else TargetSpec()
     except ValueError:
         spec = TargetSpec()
-    run.target = metrics.resolve_target(run.trials, spec)
+    settings = verdict.Settings.of_run(run.recipe, run.environment, seeds)
+    run.target = metrics.resolve_target(run.trials, spec, reference=settings.reference)
     run.summaries = metrics.summarize(run.trials, run.target)
-    reference = run.recipe.get("reference")
-    run.verdict = verdict.analyze(
-        run.trials, run.summaries, run.target, reference if isinstance(reference, str) else None
-    )
+    run.verdict = verdict.analyze(run.trials, run.summaries, run.target, settings=settings)
     if run.status == "running":
         run.status = "interrupted"  # nobody is writing it any more when we read it back
 
@@ -355,6 +380,8 @@ class FolderScan:
     damaged: list[str] = field(default_factory=list)  # e.g. "trials/003-adam-seed1.json (not JSON)"
     recipe: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
+    setups: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (trial file, the setup it names)
+    unchecked: int = 0  # readable trial files that do not name their setup (written by an older adacli)
 
 
 def _why(e: BaseException) -> str:
@@ -410,8 +437,13 @@ def scan_folder(run_dir: str | Path) -> FolderScan:
         except Exception as e:  # any damage: reported, the trial runs again
             scan.damaged.append(f"{TRIALS_DIR}/{p.name} ({_why(e)})")
     for name, t in stored:
+        if name is not None and isinstance(t.extra.get("setup"), dict):
+            scan.setups.append((f"{TRIALS_DIR}/{name}", t.extra["setup"]))
+        elif name is not None:
+            scan.unchecked += 1
+    for name, t in stored:
         try:
-            key = stored_key(t, scan.recipe, scan.environment) if t.status in FINISHED else None
+            key = stored_key(t) if t.status in FINISHED else None
         except Exception:  # hyperparameters that cannot be hashed: not reusable
             key = None
         if key is None:

@@ -212,6 +212,22 @@ def optimizer_configs(recipe: Recipe, i: int, *, file: str | None = None) -> lis
     return out
 
 
+def covering_configs(recipe: Recipe, i: int, *, file: str | None = None) -> list[dict[str, Any]]:
+    """Configurations of optimizer ``i`` in which every value of every swept hyperparameter appears at
+    least once (as many as its longest axis; the first is the first configuration): what a check that
+    cannot afford every point of a large sweep runs (a 100 x 10 grid: 100 configurations, not 1,000)."""
+    fixed, axes = _expand(recipe, i, file)
+    if not axes:
+        return [dict(recipe.optimizers[i].hparams)]
+    out = []
+    for k in range(max(len(v) for v in axes.values())):
+        config = dict(recipe.optimizers[i].hparams)
+        config.update(fixed)
+        config.update({key: values[k % len(values)] for key, values in axes.items()})
+        out.append(config)
+    return out
+
+
 def expand(recipe: Recipe, *, file: str | None = None) -> list[OptimizerSweep]:
     """Every optimizer of the recipe with its configurations (checks the budget rule too)."""
     from adacli.recipe import assign_labels
@@ -366,6 +382,7 @@ __all__ = [
     "ConfigScore",
     "OptimizerSweep",
     "check_budgets",
+    "covering_configs",
     "expand",
     "format_values",
     "is_sweep",

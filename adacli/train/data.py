@@ -192,6 +192,40 @@ _SHAPES = {  # name -> (num_classes, in_chans, native image size)
 }
 
 
+#: dataset keys that set a synthetic dataset's shape; for a real one they must agree with the data
+SYNTHETIC_ONLY = ("num_classes", "channels", "difficulty")
+
+
+def shape_contradiction(spec: DatasetSpec) -> tuple[str, str] | None:
+    """``(key, message)`` when a dataset key contradicts the data it names, else None.
+
+    ``num_classes``, ``channels`` and ``difficulty`` make a synthetic dataset; for digits, CIFAR and the
+    others the data decides, so a different value would be silently ignored while the recipe (and every
+    result) claims it: refused, naming both. A value equal to the data's is accepted.
+    """
+    if spec.name in ("synthetic", "imagefolder") or spec.name not in _SHAPES:
+        return None
+    classes, chans, _ = _SHAPES[spec.name]
+    if spec.num_classes is not None and spec.num_classes != classes:
+        return "num_classes", f"{spec.num_classes}, but dataset {spec.name} has {classes} classes"
+    if spec.channels is not None and spec.channels != chans:
+        return "channels", f"{spec.channels}, but dataset {spec.name} has {chans} channel(s)"
+    if spec.difficulty is not None:
+        return "difficulty", f"only a synthetic dataset has a difficulty; {spec.name} is real data"
+    return None
+
+
+def synthetic_bytes(spec: DatasetSpec, batch_size: int) -> int:
+    """Memory a synthetic dataset needs: its uint8 images, the float sample its normalisation takes, and
+    one float training batch (0 for other datasets, whose size is what is on disk)."""
+    if spec.name != "synthetic":
+        return 0
+    _, chans, size = dataset_shape(spec)
+    n_train, n_test = spec.train_size or 2048, spec.test_size or 512
+    pixels = chans * size * size
+    return pixels * (n_train + n_test) + 4 * pixels * (min(n_train, 10_000) + min(batch_size, n_train))
+
+
 def dataset_shape(spec: DatasetSpec) -> tuple[int, int, int]:
     """(num_classes, in_chans, image_size) without loading the data: what sizes the model.
 

@@ -68,6 +68,23 @@ def make_capturable(opt: torch.optim.Optimizer, device: torch.device, scheduled:
                 group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
 
 
+#: Whether whole-step capture has passed ``benchmarks/gpu_check.sh`` on a real GPU. It was written after the
+#: last GPU was available and has only been checked without one (the decisions, the eager fallback): until
+#: a device confirms it, ``model.compile: graph`` stays opt-in and each process that captures says so once.
+#: Set to True in the commit that records a passing run (docs/gpu.md).
+GRAPH_CAPTURE_VERIFIED = False
+
+
+def unverified_note(device: torch.device) -> str | None:
+    """The one-line note a trial prints (once per process) before it captures on an unverified GPU."""
+    if device.type != "cuda" or GRAPH_CAPTURE_VERIFIED:
+        return None
+    return (
+        "model.compile: graph: whole-step CUDA graph capture has not yet passed benchmarks/gpu_check.sh "
+        "on a GPU (unverified); model.compile: false runs the eager steps"
+    )
+
+
 def note_once(text: str) -> None:
     """A one-line note on stderr, once per process per text (a run has many trials)."""
     if text not in _notes_shown:

@@ -68,16 +68,17 @@ def create_model(spec: ModelSpec, *, num_classes: int, in_chans: int, image_size
         except TypeError as e:
             if "img_size" not in str(e):
                 raise _bad_kwargs(spec, e) from e
-        except (ValueError, AssertionError, RuntimeError) as e:
+        except Exception as e:  # whatever timm or torch raises (KeyError, OSError, ...): bad input
             raise _bad_kwargs(spec, e, image_size=image_size) from e
     try:
         return timm.create_model(spec.name, **kwargs)
-    except (TypeError, ValueError, AssertionError, RuntimeError) as e:
+    except Exception as e:
         raise _bad_kwargs(spec, e, image_size=image_size) from e
 
 
 def _bad_kwargs(spec: ModelSpec, e: BaseException, image_size: int | None = None) -> InputError:
-    msg = " ".join(str(e).split())[:300] or type(e).__name__
+    text = " ".join(str(e).split())[:300]
+    msg = f"{type(e).__name__}: {text}" if text else type(e).__name__
     size = f" at image_size {image_size}" if image_size else ""
     return InputError(
         f"timm model {spec.name!r} cannot be built{size} with kwargs {spec.kwargs}: {msg}",

@@ -42,7 +42,7 @@ from torch import nn
 from adacli.recipe import BudgetSpec, ModelSpec, ScheduleSpec
 from adacli.results import EvalPoint, TrialResult
 from adacli.train.clock import MemoryMeter, Recorder, recorder
-from adacli.train.graph import GraphedStep, graph_problem, make_capturable, note_once
+from adacli.train.graph import GraphedStep, graph_problem, make_capturable, note_once, unverified_note
 from adacli.train.schedule import build_scheduler
 from adacli.train.step import (
     autocast_for,
@@ -411,6 +411,9 @@ def _graph_or_note(
     if problem is not None:
         note_once(f"model.compile: graph: {problem}; running eagerly")
         return None
+    unverified = unverified_note(config.device)
+    if unverified is not None:
+        note_once(unverified)
     make_capturable(opt, config.device, scheduled)
     # a batch of the training shape from another stream of draws: the trial's own batches stay untouched
     x, y = next(data.train_batches(config.budget.batch_size, seed + 7919, config.device))

@@ -129,20 +129,28 @@ def test_steps_and_seconds_to_target_with_censoring():
     assert metrics.seconds_to_target(untimed, target(0.6)) is None
 
 
-def test_default_target_is_highest_final_smoothed_loss_of_non_diverged():
-    a = trial("a", losses=[2.0, 0.0, 0.0, 0.0, 0.0])  # final smoothed 0.3204
-    b = trial("b", losses=[1.0] * 5)  # final smoothed 1.0: the worst non-diverged
+def test_default_target_is_a_level_a_working_optimizer_reaches_on_every_seed():
+    a = trial("a", losses=[2.0, 0.0, 0.0, 0.0, 0.0])  # final smoothed 0.2 * 0.9^4 / (1 - 0.9^5) = 0.3204
+    b = trial("b", losses=[1.0] * 5)  # final smoothed 1.0: never learned (a broken optimizer)
     c = trial("c", losses=[1.0, 5.0, math.nan], status="diverged")  # excluded
     d = trial("d", losses=[9.0, 9.0], status="interrupted")  # shorter budget: excluded
+    # two labels: the lower median of the levels, a's: the broken b does not set it
     tg = metrics.resolve_target([a, b, c, d], TargetSpec())
-    assert tg.source == "default"
-    assert tg.value == pytest.approx(1.0)
-    assert "b seed 0" in tg.description and "1" in tg.description
-    # b never improved: it starts at the target, so the to-target columns cannot rank speed; say so
-    assert "WARNING: 1/2 trials start at or below it" in tg.description
-    # every non-diverged trial reaches the default target
-    assert metrics.steps_to_target(a, tg) == 2
-    assert metrics.steps_to_target(b, tg) == 1
+    assert tg.source == "default" and tg.value == pytest.approx(0.2 * 0.9**4 / (1 - 0.9**5))
+    assert "lower median" in tg.description and "a's" in tg.description
+    assert metrics.steps_to_target(a, tg) == 5 and metrics.steps_to_target(b, tg) is None
+    # with a reference: the level the reference reached on every seed (its worst seed)
+    a2 = trial("a", losses=[2.0, 1.0, 0.5, 0.5, 0.5], seed=1)  # final smoothed 0.8087: a's worst seed
+    ref = metrics.resolve_target([a, a2, b], TargetSpec(), reference="a")
+    assert ref.value == pytest.approx(metrics.final_train_loss(a2)) and "(the reference)" in ref.description
+    assert metrics.steps_to_target(a, ref) is not None and metrics.steps_to_target(a2, ref) == 5
+    # three labels, one broken: the middle level, never the broken one's
+    e = trial("e", losses=[2.0, 0.5, 0.5, 0.5, 0.5])
+    mid = metrics.resolve_target([a, b, e], TargetSpec())
+    assert mid.value == pytest.approx(metrics.final_train_loss(e)) and mid.value < 1.0
+    # a target at the initial loss still warns that the to-target columns cannot rank speed
+    only_b = metrics.resolve_target([b], TargetSpec())
+    assert "WARNING: 1/1 trials start at or below it" in only_b.description
     # recipe value wins
     tr = metrics.resolve_target([a, b], TargetSpec(value=0.5))
     assert (tr.value, tr.source) == (0.5, "recipe")
@@ -151,6 +159,14 @@ def test_default_target_is_highest_final_smoothed_loss_of_non_diverged():
     none = metrics.resolve_target([c], None)
     assert none.value is None and "none" in none.description
     assert metrics.steps_to_target(a, none) is None
+
+
+def test_censor_values_are_budget_plus_one_step_and_longest_time_plus_one_step():
+    a = trial("a", losses=[1.0] * 4)  # 4 steps
+    b = trial("b", losses=[1.0] * 6)  # 6 steps
+    b.times = [0.5 * (i + 1) for i in range(6)]  # 3.0 s: the longest; one step of it = 0.5 s
+    assert metrics.censor_values([a, b]) == (7.0, pytest.approx(3.5))
+    assert metrics.censor_values([]) == (1.0, 0.0)
 
 
 # --- run-level figures -----------------------------------------------------------------------------

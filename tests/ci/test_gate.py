@@ -377,7 +377,7 @@ def _run(trials, recipe=RECIPE):
     from adacli.analysis import metrics
     from adacli.run.store import RunData
 
-    target = metrics.resolve_target(trials)
+    target = metrics.resolve_target(trials, reference=recipe.get("reference"))
     return RunData(
         run_dir=Path("runs/x"),
         recipe=recipe,
@@ -395,17 +395,19 @@ def test_gate_run_measures_steps_at_the_baseline_target():
 
     fast = [_trial("adam", s, decay=0.05 + 0.001 * s, acc=90.0 + s) for s in range(3)]
     slow = [_trial("sgd", s, decay=0.02 + 0.0005 * s, acc=80.0 + s) for s in range(3)]
-    base = baseline_from_run(_run(fast + slow), "runs/base")
-    # The default target: sgd seed 0's final smoothed loss, the level every trial reached.
+    ref = {**RECIPE, "reference": "sgd"}
+    base = baseline_from_run(_run(fast + slow, ref), "runs/base")
+    # The default target with sgd as the reference: the level sgd reached on every seed (its seed 0's
+    # final smoothed loss), which adam reaches early.
     assert base.target["value"] == pytest.approx(metrics.final_train_loss(slow[0]))
 
-    same = gate_run(_run(fast + slow), base, TOL)
+    same = gate_run(_run(fast + slow, ref), base, TOL)
     assert same.passed, failed_checks(same.checks)
 
     # adam gets 2x slower. Its own run's default target would then be adam's (higher) final loss and
     # adam would look *fast* against it; measured at the baseline's level it is a regression.
     slower = [_trial("adam", s, decay=0.025 + 0.0005 * s, acc=90.0 + s) for s in range(3)]
-    result = gate_run(_run(slower + slow), base, TOL, baseline_path="b.json")
+    result = gate_run(_run(slower + slow, ref), base, TOL, baseline_path="b.json")
     assert ("adam", "steps to target") in failed_checks(result.checks)
     assert any("baseline's target" in n for n in result.notes)
     # same torch and device in both runs: no environment note; another torch version: exactly one

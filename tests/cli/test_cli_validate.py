@@ -122,3 +122,39 @@ def test_a_malformed_recipe_is_rejected_before_torch_is_imported(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout, proc.stdout
     assert "budget.stepz: unknown key 'stepz' (did you mean 'steps'?)" in proc.stderr
+
+
+def test_labels_references_and_suite_structure_are_checked_before_torch_is_imported(tmp_path):
+    """Duplicate labels, an unknown reference (in the recipe or --reference) and a suite's structure are
+    static: rejected without importing torch (they took ~3.5 s, torch's import, before)."""
+    import subprocess
+    import sys
+
+    body = "name: x\nmodel: {name: test_resnet}\ndataset: {name: digits}\nbudget: {steps: 5}\n"
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(body + "optimizers: [{name: adam, label: a}, {name: sgd, label: a}]\n")
+    ref = tmp_path / "ref.yaml"
+    ref.write_text(body + "optimizers: [adam, sgd]\nreference: adma\n")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\noptimizers: [adam]\nworkloads: [{recipe: suite.yaml}]\n")
+    argvs = [
+        ["validate", str(dup)],
+        ["compare", str(dup)],
+        ["compare", str(ref)],
+        ["compare", str(tmp_path / "ref.yaml"), "--reference", "sgdd"],
+        ["suite", str(suite)],
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", MALFORMED_NO_TORCH.format(argvs=argvs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout, proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 5, proc.stderr
+    assert "dup.yaml:5: optimizers: two optimizers have the label 'a'" in errors[0]
+    assert "ref.yaml:6: reference: unknown optimizer label 'adma'" in errors[2]
+    assert "--reference: unknown optimizer label 'sgdd'" in errors[3]
+    assert "'suite.yaml' is this suite file itself, not a recipe" in errors[4]

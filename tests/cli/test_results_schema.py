@@ -19,14 +19,16 @@ from typer.testing import CliRunner
 
 from adacli.cli import app
 
-VERDICT_KEYS = {"comparisons", "best", "reference", "power"}
+VERDICT_KEYS = {"comparisons", "best", "reference", "primary", "headline", "families", "seeds"}
 RESULTS_KEYS = {
     "schema_version", "status", "recipe", "environment", "trials", "summary", "target",
 } | VERDICT_KEYS  # fmt: skip
 COMPARISON_KEYS = {
     "metric", "a", "b", "n", "mean_diff", "ci95", "p_value", "p_adjusted", "significant", "test",
-    "wilcoxon_p", "censored", "better",
+    "wilcoxon_p", "censored", "better", "outcome", "scale", "estimate", "margin", "ci_level", "family",
+    "family_size", "seeds_to_decide", "identical", "ci_clipped",
 }  # fmt: skip
+FAMILY_KEYS = {"name", "role", "metrics", "pairs", "tested", "alpha", "method", "how"}
 SWEEP_RESULTS_KEYS = RESULTS_KEYS | {"sweep"}
 TRIAL_KEYS = {
     "label", "optimizer", "optimizer_class", "hparams", "seed", "status", "error", "losses", "times",
@@ -35,11 +37,14 @@ TRIAL_KEYS = {
 TRIAL_EXTRA_KEYS = {
     "device", "precision", "budget", "total_steps", "steps_per_epoch", "schedule", "stop_reason",
     "epochs", "init_fingerprint", "trial_key", "role", "optimizer_label", "config_index", "worker", "val",
+    "code", "finished_at",
 }  # fmt: skip
-SWEEP_TRIAL_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {"sweep", "reused"}
-SWEEP_TRIAL_EXTRA_OPTIONAL = frozenset({"reused"})  # only on a final trial reused from the selection
+TRIAL_FILE_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {"setup"}  # a trial file also says which setup it belongs to
+SWEEP_TRIAL_EXTRA_KEYS = TRIAL_EXTRA_KEYS | {"sweep", "reused", "earlier_run"}
+# only on a final trial reused from the selection (earlier_run: whether from an earlier run of the folder)
+SWEEP_TRIAL_EXTRA_OPTIONAL = frozenset({"reused", "earlier_run"})
 EVAL_KEYS = {"step", "seconds", "train_eval_loss", "train_eval_accuracy", "test_loss", "test_accuracy"}
-STAT_KEYS = {"mean", "std", "n", "ci95"}
+STAT_KEYS = {"mean", "std", "n", "ci95", "ci95_clipped"}
 STAT_METRICS = {
     "final_test_accuracy", "best_test_accuracy", "final_train_eval_accuracy", "generalization_gap",
     "loss_gap", "steps_to_target", "seconds_to_target", "mean_train_loss", "final_train_loss",
@@ -52,7 +57,7 @@ SUMMARY_KEYS = STAT_METRICS | {
 TARGET_KEYS = {"metric", "value", "source", "description"}
 RECIPE_KEYS = {
     "path", "name", "model", "dataset", "budget", "seeds", "device", "precision", "target", "schedule",
-    "optimizers", "gate", "sweep", "reference",
+    "optimizers", "gate", "sweep", "reference", "verdict",
 }  # fmt: skip
 COMPARE_JSON_KEYS = {"run_dir", "status", "target", "summary"} | VERDICT_KEYS
 SWEEP_KEYS = {
@@ -158,6 +163,9 @@ def test_results_json_of_a_plain_run(plain):
     assert data["comparisons"], "a run of two optimizers has paired comparisons"
     for record in data["comparisons"]:
         _same(record, COMPARISON_KEYS, "results.json comparisons[]")
+    for family in data["families"]:
+        _same(family, FAMILY_KEYS, "results.json families[]")
+    assert data["seeds"] == {"mode": "fixed", "n": 2} and isinstance(data["headline"], str)
     assert data["schema_version"] == 1 and data["status"] == "complete"
     _same(data["recipe"], RECIPE_KEYS, "results.json recipe")
     _same(data["target"], TARGET_KEYS, "results.json target")
@@ -170,7 +178,7 @@ def test_results_json_of_a_plain_run(plain):
         "000-adabelief-seed0.json", "001-sgd-seed0.json", "002-adabelief-seed1.json", "003-sgd-seed1.json"
     ]  # fmt: skip
     for f in files:
-        _check_trial(json.loads(f.read_text()), TRIAL_EXTRA_KEYS, f"trials/{f.name}")
+        _check_trial(json.loads(f.read_text()), TRIAL_FILE_EXTRA_KEYS, f"trials/{f.name}")
     # compare --json prints the run's summary (its own, smaller schema)
     _same(printed, COMPARE_JSON_KEYS, "compare --json")
     _check_summary(printed["summary"], "compare --json summary")

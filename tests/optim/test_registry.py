@@ -224,3 +224,39 @@ def test_list_optimizers_shows_the_po_names():
     for name in ("po:adabound", "po:yogi", "po:msvag", "po:fromage", "po:radam"):
         assert name in r.output
     assert "pytorch_optimizer.optimizer.adabound.AdaBound" in r.output
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("import_exits:Opt", "import_exits raised SystemExit(0); it printed: 'loading my optimizer'"),
+        ("import_parses_argv:Opt", "importing import_parses_argv raised SystemExit(2); it printed: 'usage:"),
+        ("import_interrupts:Opt", "importing import_interrupts raised KeyboardInterrupt"),
+    ],
+)
+def test_user_module_that_exits_or_interrupts_at_import_is_one_input_error(name, words, capsys):
+    """sys.exit(0) at import ended adacli with exit 0, no output and no folder; argparse at import printed
+    its usage as if it were adacli's. Now: one InputError quoting what the module printed."""
+    with pytest.raises(InputError) as e:
+        resolve_optimizer(name, {"lr": 0.1})
+    assert words in str(e.value) and e.value.exit_code == 2, str(e.value)
+    assert capsys.readouterr().out == ""  # nothing the module printed reached stdout
+
+
+def test_user_module_output_at_import_goes_to_stderr(capsys):
+    sys.modules.pop("import_chatty", None)
+    r = resolve_optimizer("import_chatty:Opt", {"lr": 0.1})
+    assert r.source == "import"
+    captured = capsys.readouterr()
+    assert captured.out == "" and "chatty module loaded" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("torch.optim:LBFGS", "requires a closure"), ("torch.optim:SparseAdam", "sparse gradients")],
+)
+def test_closure_and_sparse_optimizers_by_import_path_are_refused_with_the_reason(name, words):
+    """Named by import path they passed the preflight and failed in the first trial (exit 1)."""
+    with pytest.raises(InputError) as e:
+        resolve_optimizer(name)
+    assert "cannot run in a trial" in str(e.value) and words in str(e.value)

@@ -4,6 +4,7 @@ in one line, and never hangs (hypothesis; about 10 s on two cores)."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 import signal
 import tempfile
@@ -265,3 +266,76 @@ def test_compare_rejects_an_alias_bomb_and_a_dotted_name_before_anything_runs(tm
         _assert_clean(result, text)
         assert result.exit_code == 2 and words in result.output, result.output
         assert not (tmp_path / "run").exists()
+
+
+# --- numbers: a non-finite value anywhere is refused where it is written ---------------------------------
+
+
+def _get(doc: Any, path: tuple) -> Any:
+    for p in path:
+        doc = doc[p]
+    return doc
+
+
+NUMBER_PATHS = [
+    p for p in PATHS if isinstance(_get(VALID, p), (int, float)) and not isinstance(_get(VALID, p), bool)
+]
+# places a free-form value goes: hyperparameters (new or swept ones) and model kwargs, at any depth
+FREE_PATHS = [("optimizers", 0, "eps"), ("optimizers", 1, "dampening"), ("model", "kwargs", "drop_rate")]
+nested = st.recursive(
+    st.sampled_from([float("nan"), float("inf"), float("-inf")]),
+    lambda inner: (
+        st.lists(inner, min_size=1, max_size=3).map(lambda xs: [0.5, *xs])
+        | st.dictionaries(st.sampled_from(["grid", "a", "b"]), inner, min_size=1, max_size=2)
+    ),
+    max_leaves=4,
+)
+
+
+@FUZZ
+@given(
+    st.sampled_from(NUMBER_PATHS) | st.sampled_from(FREE_PATHS),
+    st.sampled_from([float("nan"), float("inf"), float("-inf")]) | nested,
+)
+def test_a_non_finite_number_anywhere_is_one_input_error_naming_its_field(path, value):
+    """Wherever a NaN or an infinity is written (a recipe number, a hyperparameter or a model kwarg, at any
+    depth of a list or mapping), loading fails with one InputError whose field is that key (or the key
+    that holds it): never a run that 'diverges' or compares against nan, never a traceback."""
+    from adacli.recipe.source import format_path
+
+    doc = copy.deepcopy(VALID)
+    _set(doc, path, value)
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / "recipe.yaml"
+        file.write_text(_dump(doc))
+        with pytest.raises(InputError) as e:
+            load_recipe(file)
+    err = e.value
+    assert err.exit_code == 2 and "\n" not in str(err), str(err)
+    where = format_path(path)  # the key itself, a key inside its value, or the key that holds it
+    assert err.field is not None and (err.field.startswith(where) or where.startswith(err.field)), str(err)
+    assert err.line is not None
+
+
+@FUZZ
+@given(
+    base=st.dictionaries(st.sampled_from(["lr", "weight_decay", "eps"]), st.sampled_from([1e-3, 0.0, 1e-8])),
+    override=st.dictionaries(
+        st.sampled_from(["lr", "weight_decay", "amsgrad"]), st.sampled_from([0.1, True])
+    ),
+)
+def test_merge_keys_give_what_writing_the_keys_out_gives(base, override):
+    """``{<<: *base, ...}``: the merged optimizer has exactly the base's keys overridden by those written
+    beside the merge (YAML's rule), as if written out."""
+    flow = lambda d: ", ".join(f"{k}: {json.dumps(v)}" for k, v in d.items())  # noqa: E731
+    text = _dump({k: v for k, v in VALID.items() if k != "optimizers"}) + (
+        f"optimizers:\n  - &base {{name: adam, label: a{', ' + flow(base) if base else ''}}}\n"
+        f"  - {{<<: *base, label: b{', ' + flow(override) if override else ''}}}\n"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / "recipe.yaml"
+        file.write_text(text)
+        recipe = load_recipe(file)
+    assert recipe.optimizers[0].hparams == base
+    assert recipe.optimizers[1].hparams == {**base, **override}
+    assert recipe.optimizers[1].name == "adam" and recipe.optimizers[1].label == "b"

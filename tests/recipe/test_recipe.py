@@ -89,6 +89,42 @@ def test_bad_enum_value(tmp_path):
     assert e.field == "device" and e.line == 13
 
 
+def test_verdict_and_seeds_until_decided_keys(tmp_path):
+    text = GOOD.replace("seeds: 2", "seeds: {min: 3, max: 12, until: decided}")
+    text += "verdict: {primary: steps_to_target, margins: {final_test_accuracy: 1.0}}\n"
+    r = load_recipe(_write(tmp_path, text))
+    plan = r.seed_plan
+    assert plan is not None and (plan.min, plan.max, plan.round_size) == (3, 12, 3)
+    assert r.seed_list == [0, 1, 2] and r.verdict.primary == "steps_to_target"
+    assert r.verdict.margins == {"final_test_accuracy": 1.0}
+    fixed = load_recipe(_write(tmp_path, GOOD)).with_overrides(until_decided=True)
+    assert fixed.seed_plan is not None and (fixed.seed_plan.min, fixed.seed_plan.max) == (2, 20)
+    cases = {
+        "seeds: {min: 3, max: 20}": ("seeds.until", "missing required key"),
+        "seeds: {min: 3, max: 20, until: forever}": (
+            "seeds.until",
+            "'forever' is not allowed; allowed: decided",
+        ),
+        "seeds: {min: 5, max: 3, until: decided}": ("seeds", "min (5) must not exceed max (3)"),
+        "seeds: {min: 1, max: 3, until: decided}": ("seeds.min", "greater than or equal to 2"),
+        "seeds: {min: 3, mx: 9, until: decided}": ("seeds.mx", "unknown key 'mx' (did you mean 'max'?)"),
+        "seeds: {min: 3, until: decided, spending: linear}": (
+            "seeds.spending",
+            "allowed: pocock, obrien-fleming",
+        ),
+    }
+    for text, (field, message) in cases.items():
+        e = _error(tmp_path, GOOD.replace("seeds: 2", text))
+        assert e.field == field and e.line == 7 and message in str(e), str(e)
+    e = _error(tmp_path, GOOD + "verdict: {primary: test_accuracy}\n")
+    assert e.field == "verdict.primary" and e.suggestion == "best_test_accuracy" and e.line == 13
+    e = _error(tmp_path, GOOD + "verdict: {margins: {accuracy: 1}}\n")
+    assert e.field == "verdict.margins.accuracy" and "unknown metric 'accuracy'" in str(e)
+    assert e.allowed is not None and "final_test_accuracy" in e.allowed
+    e = _error(tmp_path, GOOD + "verdict: {margins: {loss_gap: -1}}\n")
+    assert e.field == "verdict.margins.loss_gap" and "greater than or equal to 0" in str(e)
+
+
 def test_misspelt_names_suggest(tmp_path):
     e = _error(tmp_path, GOOD.replace("name: digits", "name: digts"))
     assert (e.line, e.field, e.suggestion) == (4, "dataset.name", "digits")
@@ -200,3 +236,93 @@ def test_shipped_recipes_validate(path):
     train = size - round(size * r.dataset.val_fraction)
     steps = math.ceil(r.budget.epochs * (train // r.budget.batch_size))
     assert check_budget_settings(r, train_size=train, total=steps, path=path) == []
+
+
+MERGED = """\
+name: merged
+model: {name: test_resnet}
+dataset: {name: digits, image_size: 16}
+budget: {steps: 20, batch_size: 32}
+optimizers:
+  - &adam {name: adam, lr: 1.0e-3, weight_decay: 0.0}
+  - {<<: *adam, name: adamw, label: adamw-a}
+  - <<: [*adam]
+    name: adamw
+    lr: 3.0e-3
+"""
+
+
+def test_yaml_merge_keys_share_optimizer_settings(tmp_path):
+    """``<<: *base`` (and a list of bases) merges a mapping; a key written beside the merge overrides
+    the merged one; merged keys take the line where they are defined."""
+    path = _write(tmp_path, MERGED)
+    r = load_recipe(path)
+    assert [o.hparams for o in r.optimizers] == [
+        {"lr": 1e-3, "weight_decay": 0.0},
+        {"lr": 1e-3, "weight_decay": 0.0},
+        {"lr": 3e-3, "weight_decay": 0.0},
+    ]
+    assert [o.name for o in r.optimizers] == ["adam", "adamw", "adamw"]
+    assert r.line_of("optimizers", 2, "lr") == 10 and r.line_of("optimizers", 1, "weight_decay") == 6
+    check_environment(r, path)
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "line"),
+    [
+        # a key written twice beside the merge is still a duplicate
+        (MERGED.replace("    lr: 3.0e-3\n", "    lr: 3.0e-3\n    lr: 1.0e-2\n"), "duplicate key 'lr'", 11),
+        # a merged key that is not a hyperparameter: its line is where it is written
+        (MERGED.replace("weight_decay: 0.0}", "weight_decy: 0.0}"), "hyperparameter 'weight_decy'", 6),
+        # only a mapping can be merged
+        (MERGED.replace("<<: *adam,", "<<: 3,"), "expected a mapping", 7),
+        # still no Python tags
+        (MERGED.replace("- &adam {", "- !!python/object/apply:os.system ['true']\n  - &adam {"), "python", 6),
+    ],
+    ids=["duplicate-beside-merge", "merged-typo", "merge-scalar", "python-tag"],
+)
+def test_yaml_merge_keys_keep_the_errors(tmp_path, text, words, line):
+    err = _error(tmp_path, text, env=True)
+    assert words in str(err) and err.line == line, str(err)
+
+
+@pytest.mark.parametrize(
+    ("replace", "field", "words"),
+    [
+        (("adabelief, lr: 1.0e-3}", "adabelief, lr: .nan}"), "optimizers[0].lr", "finite number"),
+        (("lr: 1.0e-3\n  - {name: sgd", "lr: -.inf\n  - {name: sgd"), "optimizers[1].lr", "finite number"),
+        (("momentum: 0.9", "momentum: {grid: [0.9, .nan]}"), "optimizers[2].momentum.grid[1]", "finite"),
+        (("kwargs: {}", "kwargs: {drop_rate: .inf}"), "model.kwargs.drop_rate", "finite number"),
+        (("steps: 20", "seconds: .inf"), "budget.seconds", "finite number"),
+        (("steps: 20", "epochs: .inf"), "budget.epochs", "finite number"),
+        (("steps: 20", "steps: 1.0e12"), "budget.steps", "less than or equal to 10000000"),
+        (("seeds: 2", "seeds: [1, 4294967297]"), "seeds", "0..2**32-1"),
+        (("seeds: 2", "seeds: 2\ntarget: {value: .nan}"), "target.value", "finite number"),
+        (("image_size: 16", "image_size: 16\n  val_fraction: .nan"), "dataset.val_fraction", "finite"),
+        (("seeds: 2", "seeds: 2\ngate: {accuracy_drop: .inf}"), "gate.accuracy_drop", "finite number"),
+        (("seeds: 2", "seeds: 2\nschedule: {name: step, gamma: .nan}"), "schedule.gamma", "finite"),
+        (("adabelief, lr: 1.0e-3}", "adabelief, lr: 2024-01-01}"), "optimizers[0].lr", "a number, a"),
+    ],
+)
+def test_every_number_is_finite_and_in_range(tmp_path, replace, field, words):
+    """Non-finite numbers anywhere (hyperparameters at any depth, model kwargs, budget, target, gate,
+    schedule) and seeds the generator cannot tell apart are refused where they are written."""
+    err = _error(tmp_path, GOOD.replace(*replace))
+    assert err.field == field and words in err.message, str(err)
+    assert err.line is not None
+
+
+def test_command_line_overrides_are_blamed_on_the_option(tmp_path):
+    """``--device cuda`` without CUDA names the option, not the recipe's ``device`` line."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    r = load_recipe(_write(tmp_path, GOOD)).with_overrides(device="cuda", steps=5)
+    with pytest.raises(InputError) as e:
+        check_environment(r, r.source_file)
+    assert e.value.field == "--device" and e.value.file is None and "CUDA is not available" in str(e.value)
+    assert r.option_for("budget", "steps") == "--steps" and r.option_for("budget", "batch_size") is None
+    with pytest.raises(InputError) as e:
+        r.with_overrides(seeds=5000)
+    assert e.value.field == "--seeds"

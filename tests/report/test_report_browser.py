@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adacli.analysis import metrics
-from adacli.analysis.verdict import Verdict
+from adacli.analysis import metrics, verdict
 from adacli.recipe import TargetSpec
 from adacli.report.html import render_suite
 from adacli.results import EvalPoint, TrialResult
@@ -89,34 +88,15 @@ def run_page(tmp_path_factory) -> Path:
     ts = [trial(label, seed, i + seed) for seed in (0, 1) for i, label in enumerate(LABELS)]
     target = metrics.resolve_target(ts, TargetSpec())
     run_dir = tmp_path_factory.mktemp("browser") / "run"
-    stats = {
-        "best": {"final_test_accuracy": ["sgd <m>"]},
-        "reference": "adam",
-        "comparisons": [
-            {
-                "metric": "final_test_accuracy",
-                "a": "adam",
-                "b": "sgd <m>",
-                "n": 2,
-                "mean_diff": -1.0,
-                "ci95": [-2.0, 0.0],
-                "p_value": 0.04,
-                "p_adjusted": 0.08,
-                "significant": False,
-                "test": "paired-t",
-                "wilcoxon_p": None,
-                "censored": 0,
-                "better": None,
-            }
-        ],
-    }
+    summaries = metrics.summarize(ts, target)
+    stats = verdict.analyze(ts, summaries, target, settings=verdict.Settings(reference="adam", test_size=359))
     recipe = {
         "name": "browser",
         "optimizers": [{"name": "adabelief"}, {"name": "adam"}, {"name": "sgd", "label": "sgd <m>"}],
     }
-    run = RunData(run_dir, recipe, {"device": "cpu"}, ts, metrics.summarize(ts, target), target)
+    run = RunData(run_dir, recipe, {"device": "cpu"}, ts, summaries, target)
     run.extra["sweep"] = SWEEP
-    run.verdict = Verdict.from_dict(stats)
+    run.verdict = stats
     run.gate = {
         "passed": False,
         "n_failed": 1,
@@ -187,7 +167,7 @@ def test_run_page_renders_rows_plots_and_sections(browser, run_page):
     page, _, errors = open_page(browser, run_page)
     assert page.locator("#gate .banner.fail").is_visible()
     assert page.locator('#sweep tbody tr[data-row="adam"]').count() == 1
-    assert page.locator("#comparisons tbody tr").count() == 1
+    assert page.locator("#comparisons tbody tr").count() == 3 * len(verdict.METRICS)
     assert page.locator("#trials tbody tr").count() == 6
     # the series toggle hides adam's line in every plot; the sort reorders the verdict rows
     line = page.locator('g[id="loss-steps--s1--line"]')
@@ -200,6 +180,35 @@ def test_run_page_renders_rows_plots_and_sections(browser, run_page):
     assert first == "sgd <m>"
     assert errors == []
     page.close()
+
+
+def horizontal_overflow(browser, path: Path, width: int = 1280) -> dict[str, int]:
+    """At a ``width`` px window: how far the page and the verdict table reach past what is visible
+    (0, 0 = no horizontal scroll anywhere the verdict is)."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    try:
+        page.goto(path.resolve().as_uri(), wait_until="load")
+        return page.evaluate(
+            """() => {
+              const box = document.querySelector('#verdict').parentElement;
+              return {page: document.documentElement.scrollWidth - window.innerWidth,
+                      verdict: box.scrollWidth - box.clientWidth,
+                      headline_above: document.querySelector('#headline').getBoundingClientRect().bottom
+                        <= document.querySelector('#verdict').getBoundingClientRect().top ? 1 : 0};
+            }"""
+        )
+    finally:
+        page.close()
+
+
+def test_verdict_table_fits_1280_px_without_horizontal_scroll(browser, run_page, tmp_path):
+    """The headline comes first and the verdict table, with its Δ and outcome columns, fits a 1280 px
+    window; the same check fails for a table one wide column too many."""
+    assert horizontal_overflow(browser, run_page) == {"page": 0, "verdict": 0, "headline_above": 1}
+    text = run_page.read_text()
+    wide = text.replace("<th>state</th>", "<th>state</th><th>" + "x" * 400 + "</th>", 1)
+    (tmp_path / "wide.html").write_text(wide)
+    assert horizontal_overflow(browser, tmp_path / "wide.html")["verdict"] > 0
 
 
 def test_suite_page_renders(browser, tmp_path):

@@ -95,39 +95,41 @@ def test_save_run_writes_a_self_contained_escaped_page(run_dir):
     assert "name: unit" in page  # the recipe as YAML
 
 
-def test_statistics_keys_show_ci_best_delta_and_pairs(run_dir):
+def test_statistics_keys_show_ci_best_delta_outcome_and_pairs(run_dir):
     data = json.loads((run_dir / "results.json").read_text())
-    data["summary"][0]["final_test_accuracy"]["ci95"] = [80.1, 84.9]
+    data["summary"][0]["final_test_accuracy"]["ci95"] = [80.1, 100.0]
+    data["summary"][0]["final_test_accuracy"]["ci95_clipped"] = [False, True]
     data["best"] = {"final_test_accuracy": ["adam"]}
     data["reference"] = "adam"
-    data["power"] = {"text": "3 seeds detect a 2.0-point difference"}
+    data["primary"] = "final_test_accuracy"
+    data["headline"] = f"Test accuracy vs adam (2 seeds): {EVIL} worse: -5.5 [-10.0, -1.0] pts."
     data["comparisons"] = [
         {
-            "metric": "final_test_accuracy",
-            "a": "adam",
-            "b": EVIL,
-            "n": 2,
-            "mean_diff": 5.5,
-            "ci95": [1.0, 10.0],
-            "p_value": 0.01,
-            "p_adjusted": 0.02,
-            "significant": True,
-            "test": "paired-t",
-            "wilcoxon_p": None,
-            "censored": 0,
-            "better": "a",
-        }
-    ]
+            "metric": "final_test_accuracy", "a": "adam", "b": EVIL, "n": 2, "mean_diff": 5.5,
+            "estimate": 5.5, "scale": "difference", "ci95": [1.0, 10.0], "p_value": 0.01,
+            "p_adjusted": 0.02, "significant": True, "test": "paired-t", "wilcoxon_p": None,
+            "censored": 0, "better": "a", "outcome": "better", "seeds_to_decide": None,
+        },
+        {
+            "metric": "steps_to_target", "a": "adam", "b": EVIL, "n": 2, "mean_diff": -4.0,
+            "estimate": 0.8, "scale": "ratio", "ci95": [0.7, 0.9], "p_value": 4.737e-15,
+            "p_adjusted": 9.5e-15, "significant": True, "test": "paired-t", "wilcoxon_p": None,
+            "censored": 1, "better": "a", "outcome": "better", "seeds_to_decide": None,
+        },
+    ]  # fmt: skip
     page = render_run(data, trials())
-    assert "CI [80.1, 84.9]" in page and "★ 82.5" in page
-    assert "Δ -5.5 * [-10.0, -1.0]" in page  # EVIL − adam, oriented against the reference
-    assert 'id="comparisons"' in page and "paired-t" in page
-    assert "3 seeds detect a 2.0-point difference" in page
+    assert "CI [80.1, 100.0†]" in page and "★ 82.5" in page  # the clipped end is marked
+    assert "-5.5 [-10.0, -1.0]" in page and ">worse<" in page  # EVIL − adam, oriented against the reference
+    assert page.index('id="headline"') < page.index('id="verdict"')  # the headline first
+    assert f"{EVIL} worse" not in page and "&lt;script&gt;" in page  # escaped
+    assert 'id="comparisons"' in page and "×0.80 [0.70, 0.90]" in page
+    assert not re.search(r">[^<]*e-15", page) and "&lt;0.001" in page  # no raw floats shown (sort keys aside)
     md = run_markdown(data)
-    assert "**82.5 ± 0.7**" in md and "(Δ -5.5*)" in md and "3 seeds detect" in md
+    assert "**82.5 ± 0.7**" in md and "-5.5 [-10.0, -1.0] worse" in md
+    assert md.index("Test accuracy vs adam") < md.index("| optimizer")
     check_gfm(md)
     plain = render_run(json.loads((run_dir / "results.json").read_text()), trials())
-    assert "CI [" not in plain and 'id="comparisons"' not in plain and "★" not in plain
+    assert "★" not in plain and 'id="comparisons"' not in plain and 'id="headline"' not in plain
 
 
 def test_gate_json_is_shown_and_gate_markdown(run_dir, tmp_path):

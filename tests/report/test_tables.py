@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import ENV, RECIPE, make_trial, make_trials, render
+from helpers import ENV, RECIPE, make_trial, make_trials, one_line, render
 
 from adacli.analysis import metrics
 from adacli.recipe import TargetSpec
@@ -33,7 +33,7 @@ def test_summary_table_rows_censoring_and_best(run_dir):
     assert "81.0 ± 1.4" in text  # adabelief final test accuracy, mean ± sample std
     assert ">budget (0/1)" in text  # sgd diverged: censored
     assert "(1 diverged)" in text
-    assert run.target.description in text  # target stated under the table
+    assert run.target.description in one_line(text)  # target stated under the table
     best = best_rows(run.summaries)
     assert best["test acc %"] == {0}  # adabelief 81 vs adam 76
     assert "step ms" not in best and "state" not in best  # every row ties: nothing stands out

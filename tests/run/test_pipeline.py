@@ -158,7 +158,8 @@ def test_resume_reruns_truncated_failed_and_interrupted_trials_and_reports_damag
     res = invoke("compare", str(path), "--resume", str(out))
     assert res.exit_code == 0, res.output
     text = one_line(res.output)
-    assert "warning: 2 damaged file(s) ignored, their trials run again:" in text
+    assert "warning: 2 damaged file(s) ignored:" in text
+    assert "a trial they held runs again unless another file of the folder holds it" in text
     assert "results.json (cut short or not JSON)" in text
     assert "trials/000-adam-seed0.json (cut short or not JSON)" in text
     assert "trials run: 3, reused: 1" in text

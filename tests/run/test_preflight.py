@@ -231,3 +231,90 @@ def test_a_sweep_too_large_to_run_is_exit_2_at_once(tmp_path, optimizer, words):
     body = MODEL_DATA.format(model="test_resnet", size=8).replace("[adabelief]", f"[{optimizer}]")
     line = one_line_error(cli("validate", write(tmp_path, body)))
     assert words in line
+
+
+DIGITS = """\
+model: {name: test_resnet}
+dataset: {name: digits, image_size: 16}
+budget: {steps: 3, batch_size: 16}
+optimizers: [adam]
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        # a dataset key the data contradicts was silently ignored
+        (
+            ("image_size: 16}", "image_size: 16, num_classes: 5}"),
+            "dataset.num_classes",
+            "digits has 10 classes",
+        ),
+        (("image_size: 16}", "image_size: 16, channels: 3}"), "dataset.channels", "has 1 channel"),
+        (("image_size: 16}", "image_size: 16, difficulty: 2.0}"), "dataset.difficulty", "synthetic"),
+        # a model kwarg that contradicts the dataset
+        (
+            ("test_resnet}", "test_resnet, kwargs: {num_classes: 3}}"),
+            "model.kwargs.num_classes",
+            "(10 classes)",
+        ),
+        (("test_resnet}", "test_resnet, kwargs: {in_chans: 3}}"), "model.kwargs.in_chans", "(1 channels)"),
+        # timm raising what it likes (KeyError, FileNotFoundError): one line naming model.kwargs
+        (("test_resnet}", "test_resnet, kwargs: {act_layer: no_such_act}}"), "model.kwargs", "KeyError"),
+        (
+            (
+                "test_resnet}",
+                "test_resnet, kwargs: {pretrained: true, pretrained_cfg_overlay: {file: /no.pth}}}",
+            ),
+            "model.kwargs",
+            "FileNotFoundError",
+        ),
+        # a synthetic dataset that cannot be allocated
+        (
+            ("name: digits, image_size: 16}", "name: synthetic, image_size: 1024, train_size: 90000000}"),
+            "dataset.train_size",
+            "GiB",
+        ),
+    ],
+)
+def test_data_and_model_that_contradict_or_cannot_be_built_are_exit_2(tmp_path, change, field, words):
+    path = write(tmp_path, DIGITS.replace(*change))
+    with pytest.raises(InputError) as e:
+        check_environment(load_recipe(path), path)
+    assert e.value.field == field and words in str(e.value), str(e.value)
+    assert e.value.file == path and e.value.line is not None
+
+
+def test_settings_that_agree_with_the_data_are_accepted(tmp_path):
+    """Unusual but valid: the dataset's own class and channel counts, written out."""
+    body = DIGITS.replace("image_size: 16}", "image_size: 16, num_classes: 10, channels: 1}")
+    path = write(tmp_path, body.replace("test_resnet}", "test_resnet, kwargs: {num_classes: 10}}"))
+    check_environment(load_recipe(path), path)
+
+
+def test_a_large_sweep_steps_every_swept_value_on_a_stand_in(tmp_path, monkeypatch):
+    """Beyond REAL_STEP_LIMIT configurations the real model takes one step per optimizer, and every swept
+    value one step on a 2x2 stand-in parameter: a value that fails its step is still exit 2, named."""
+    import adacli.run.preflight as pf
+
+    monkeypatch.setattr(pf, "REAL_STEP_LIMIT", 4)
+    grid = "{name: adam, lr: {grid: [1.0e-3, 1.0e-2, 0.1]}, capturable: [false, true]}"  # 6 points
+    path = write(tmp_path, DIGITS.replace("[adam]", f"[{grid}]"))
+    with pytest.raises(InputError) as e:
+        check_environment(load_recipe(path), path)
+    assert "capturable=True) fails its first step() on a 2x2 stand-in parameter" in str(e.value), str(e.value)
+    assert e.value.field == "optimizers[0]"
+    lrs = "lr: {grid: [1.0e-3, 1.0e-2, 0.1]}"
+    ok = write(tmp_path, DIGITS.replace("[adam]", f"[{{name: adam, {lrs}}}, {{name: sgd, {lrs}}}]"))
+    recipe = load_recipe(ok)
+    check_environment(recipe, ok)
+    assert preflight(recipe, ok).optimizer_steps == 2  # 6 configurations > 4: one real step each
+
+
+def test_an_epoch_budget_beyond_what_a_trial_records_is_exit_2(tmp_path):
+    """A finite epoch count can still mean more steps than a trial can keep (the data decides how many
+    steps an epoch has): exit 2 before training, naming budget.epochs."""
+    path = write(tmp_path, DIGITS.replace("{steps: 3, batch_size: 16}", "{epochs: 90000, batch_size: 1}"))
+    with pytest.raises(InputError) as e:
+        check_recipe(load_recipe(path), path)
+    assert e.value.field == "budget.epochs" and "more than the 10,000,000 a trial can record" in str(e.value)

@@ -44,7 +44,7 @@ def test_save_run_writes_strict_json_with_the_documented_layout(run_dir):
     s = {e["optimizer"]: e for e in data["summary"]}
     assert list(s) == ["adabelief", "adam", "sgd"]
     for key in ("final_test_accuracy", "generalization_gap", "steps_to_target", "seconds_to_target"):
-        assert set(s["adam"][key]) == {"mean", "std", "n", "ci95"}
+        assert set(s["adam"][key]) == {"mean", "std", "n", "ci95", "ci95_clipped"}
     assert s["adabelief"]["final_test_accuracy"]["mean"] == pytest.approx(81.0)  # percent
     assert s["adabelief"]["generalization_gap"]["mean"] == pytest.approx(3.0)
     assert s["adabelief"]["step_time_ms"]["mean"] == pytest.approx(10.5)
@@ -63,7 +63,8 @@ def test_load_run_round_trip(run_dir):
     target = metrics.resolve_target(trials, TargetSpec())
     assert run.target == target
     expected = metrics.summarize(trials, target)
-    verdict.add_ci95(expected)  # a folder saved without intervals gains them when loaded
+    rules = verdict.rules_for(verdict.Settings.of_run(RECIPE, ENV), trials)
+    verdict.add_ci95(expected, rules)  # a folder saved without intervals gains them when loaded
     assert run.summaries == expected
 
 

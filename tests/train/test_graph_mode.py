@@ -166,3 +166,14 @@ def test_capturing_a_non_capturable_adabelief_step_is_refused():
     graph = torch.cuda.CUDAGraph()
     with pytest.raises(RuntimeError, match="capturable=True"), torch.cuda.graph(graph):
         opt.step()
+
+
+def test_graph_capture_on_cuda_is_announced_as_unverified_until_a_gpu_check_passes(monkeypatch):
+    """Checked without a GPU: the note a CUDA trial prints once before capturing, none on the CPU (whose
+    note says it runs eagerly) and none once the capture is marked verified."""
+    note = graph_mod.unverified_note(CUDA)
+    assert note is not None and "unverified" in note and "benchmarks/gpu_check.sh" in note
+    assert "\n" not in note and note.startswith("model.compile: graph:")
+    assert graph_mod.unverified_note(torch.device("cpu")) is None
+    monkeypatch.setattr(graph_mod, "GRAPH_CAPTURE_VERIFIED", True)
+    assert graph_mod.unverified_note(CUDA) is None
