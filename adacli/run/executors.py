@@ -751,7 +751,18 @@ def _import_ray() -> Any:
             'the Ray executor needs Ray, which is not installed: pip install "adacli[ray]"',
             field="--executor",
         ) from None
+    _no_auto_init()
     return ray
+
+
+def _no_auto_init() -> None:
+    """Ray's API starts a default instance (in Ray's shared temp folder, on the machine's address, never
+    cleaned up) when called before ``ray.init``; adacli joins or starts one itself, so such a call is a
+    bug that must raise, not silently train somewhere else."""
+    with contextlib.suppress(ImportError, AttributeError):
+        import importlib
+
+        importlib.import_module("ray._private.auto_init_hook").enable_auto_connect = False
 
 
 class _LocalInstance:
@@ -892,6 +903,8 @@ class RayExecutor:
         """Tasks submitted from now on run with ``setup`` (another recipe: a suite's next workload); Ray
         workers load its data themselves."""
         self.setup = setup
+        if self._queue is None:
+            return  # not connected yet: start() puts it
         # a Ray task sees only the GPUs it was given (CUDA_VISIBLE_DEVICES), numbered from 0
         device = "cuda" if setup.device.startswith("cuda") else setup.device
         self._setup_ref = self.ray.put(WorkerSetup(setup.recipe, device=device, threads=self.threads))

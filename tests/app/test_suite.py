@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -324,6 +325,8 @@ def test_ray_gives_the_same_suite_results(serial, request, tmp_path):
     """One real Ray cluster (bound to 127.0.0.1, stopped by the fixture) runs every workload of the suite."""
     cluster = request.getfixturevalue("ray_cluster")
     out = tmp_path / "ray"
+    default_temp = Path(tempfile.gettempdir()) / "ray"  # where an instance Ray starts on its own lives
+    sessions = set(default_temp.glob("session_2*"))
     r = invoke("suite", str(serial["suite"]), "--out", str(out), "--executor", "ray",
                "--ray-address", cluster, "--cpus-per-trial", "1")  # fmt: skip
     assert r.exit_code == 0, r.output
@@ -334,6 +337,9 @@ def test_ray_gives_the_same_suite_results(serial, request, tmp_path):
     ]
     assert all(e["kind"] == "ray" and e["shared"] for e in executors)
     assert executors[0]["job_id"] == executors[1]["job_id"]  # one connection for the whole suite
+    # the trials ran on the cluster: no instance was started behind its back (a Ray call before
+    # ray.init once made Ray start one of its own)
+    assert set(default_temp.glob("session_2*")) == sessions
 
 
 def test_ctrl_c_saves_the_suite_and_resume_completes_it(serial, tmp_path):

@@ -375,10 +375,11 @@ def test_a_worker_that_dies_twice_fails_its_trial_and_the_run_goes_on(env, tmp_p
     assert len(data["environment"]["executor"]["worker_restarts"]) == 2
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_to_the_parent_alone_saves_finished_trials_and_stops_the_workers(env, tmp_path, sig, code):
-    """`timeout -s INT` or a scheduler's SIGTERM reach the `--jobs 2` parent only: it stops its workers,
-    saves the finished trials with status interrupted and exits 130 / 143; no process is left behind."""
+def test_a_signal_to_the_parent_alone_saves_finished_trials_and_stops_the_workers(env, tmp_path):
+    """`timeout -s INT` reaches the `--jobs 2` parent only: it stops its workers, saves the finished
+    trials with status interrupted and exits 130; no process is left behind. (SIGTERM, 143, to a serial
+    run: tests/app/test_compare.py; one guard handles both signals.)"""
+    sig, code = signal.SIGINT, 130
     path = write_recipe(
         tmp_path, ["{name: adam}", "{name: sgd}"], budget="{seconds: 0.5, batch_size: 32, eval_every: 1000}"
     )
@@ -430,3 +431,20 @@ def test_a_signal_to_the_parent_alone_saves_finished_trials_and_stops_the_worker
         time.sleep(0.1)
     else:
         pytest.fail("worker processes outlived the interrupted run")
+
+
+def test_the_ray_executor_never_lets_ray_start_an_instance_of_its_own():
+    """Pointing a Ray executor at a recipe before it connects (a suite's first workload) once called
+    ``ray.put``, and Ray started a default instance of its own (in its shared temp folder, never removed)
+    on which the trials then ran instead of the ``--ray-address`` cluster. Now nothing touches Ray before
+    ``start``, and any Ray call before ``ray.init`` raises instead of starting an instance."""
+    ray = pytest.importorskip("ray")
+    from adacli.run.executors import RayExecutor, WorkerSetup
+
+    assert not ray.is_initialized()
+    ex = RayExecutor(WorkerSetup(recipe={}, device="cpu"), address="127.0.0.1:1")
+    ex.use(WorkerSetup(recipe={"name": "next"}, device="cpu"))
+    assert not ray.is_initialized() and ex.setup.recipe == {"name": "next"}
+    with pytest.raises(Exception, match=r"(?i)init"):
+        ray.put(1)
+    assert not ray.is_initialized()
